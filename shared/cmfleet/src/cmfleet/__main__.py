@@ -1,0 +1,3 @@
+from cmfleet.cli import main
+
+main()

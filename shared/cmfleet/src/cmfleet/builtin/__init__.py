@@ -1,0 +1,1 @@
+"""Built-in plugins: the features of cmfleet itself, registered through its own hooks."""

@@ -1,0 +1,216 @@
+"""Built-in plugin: the core commands (``list``, ``invoke``, ``schema``, ``plugins``).
+
+Commands stay thin: they parse arguments, call the library and print. Heavy imports happen inside them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from cmfleet.hookspecs import hookimpl
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print ``Error: message`` to stderr and exit with ``code``."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def emit_json(data: Any) -> None:
+    """Print JSON for scripts (stable key order, UTF-8)."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def load_repository():
+    """The repository around the current directory, or exit 2 with the reason."""
+    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.discovery import DiscoveryError, Repository
+
+    try:
+        return Repository.load()
+    except DiscoveryError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def load_module_registry(module: str):
+    """The endpoint registry of ``module``, or exit 2 (unknown) / 3 (import failed) with the reason."""
+    from cmfleet.cli import EXIT_IMPORT, EXIT_USAGE
+    from cmfleet.discovery import UnknownUnitError
+    from cmfleet.loader import ModuleLoadError
+    from cmfleet.registry import RegistryError, load_registry
+
+    repo = load_repository()
+    try:
+        unit = repo.module(module)
+    except UnknownUnitError as exc:
+        fail(str(exc), EXIT_USAGE)
+    try:
+        return load_registry(unit)
+    except ModuleLoadError as exc:
+        fail(f"module {module!r}: {exc}", EXIT_IMPORT)
+    except RegistryError as exc:
+        fail(f"module {module!r}: {exc}", EXIT_IMPORT)
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--kind", type=click.Choice(["all", "module", "shared"]), default="all", show_default=True)
+def list_command(as_json: bool, kind: str) -> None:
+    """List modules and shared libraries, their functions and shared dependencies (read statically).
+
+    Example: cmfleet list --json
+    """
+    from cmfleet.discovery import DiscoveryError
+
+    repo = load_repository()
+    rows = []
+    try:
+        for unit in repo.units.values():
+            if kind != "all" and unit.kind != kind:
+                continue
+            rows.append(
+                {
+                    "name": unit.name,
+                    "kind": unit.kind,
+                    "path": unit.rel,
+                    "functions": [{"name": f.name, "line": f.line, "streaming": f.streaming} for f in unit.functions],
+                    "shared_deps": [d.name for d in repo.shared_deps(unit)],
+                    "shared_closure": [d.name for d in repo.closure(unit)],
+                    "tox_env": unit.tox_env,
+                }
+            )
+    except DiscoveryError as exc:
+        fail(str(exc), 1)
+    if as_json:
+        emit_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} units in {repo.root}")
+    for col in ("name", "kind", "functions", "shared deps", "tox env"):
+        table.add_column(col)
+    for row in rows:
+        fns = ", ".join(f["name"] + (" (stream)" if f["streaming"] else "") for f in row["functions"])
+        table.add_row(row["name"], row["kind"], fns or "-", ", ".join(row["shared_closure"]) or "-", row["tox_env"])
+    Console().print(table)
+
+
+@click.command("invoke")
+@click.argument("module")
+@click.argument("function")
+@click.argument("event", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print {ok, result, error, job_id, duration_ms}.")
+@click.option("--remote", metavar="URL", help="Call a running `cmfleet dev` gateway instead of in process.")
+def invoke_command(module: str, function: str, event: str | None, as_json: bool, remote: str | None) -> None:
+    """Run FUNCTION of MODULE with a JSON EVENT, exactly as the runtime does, and print the result.
+
+    EVENT is JSON text, @file.json, or - for standard input (the default when input is piped).
+
+    Example: cmfleet invoke hello add '{"x": 10, "y": 20}'
+    """
+    import time
+    import uuid
+
+    from cmfleet.cli import EXIT_FAILED, EXIT_USAGE
+    from cmfleet.events import EventError, read_event
+
+    try:
+        payload = read_event(event)
+    except EventError as exc:
+        fail(str(exc), EXIT_USAGE)
+    if remote:
+        from cmfleet.remote import invoke_remote
+
+        invoke_remote(remote, module, function, payload, as_json)
+        return
+    registry = load_module_registry(module)
+    if function not in registry.endpoints:
+        fail(
+            f"module {module!r} has no function {function!r}; known functions: {', '.join(registry.names())}",
+            EXIT_USAGE,
+        )
+    job_id = str(uuid.uuid4())
+    started = time.perf_counter()
+    outcome = registry.invoke(function, payload, job_id=job_id)
+    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    if as_json:
+        emit_json(
+            {
+                "ok": outcome.ok,
+                "result": outcome.value if outcome.ok else None,
+                "error": outcome.error_message,
+                "job_id": job_id,
+                "duration_ms": duration_ms,
+            }
+        )
+    elif outcome.ok:
+        if outcome.streamed is not None:
+            for item in outcome.streamed:
+                click.echo(json.dumps(item, ensure_ascii=False))
+        else:
+            click.echo(outcome.body.decode("utf-8"))
+    else:
+        click.echo(f"Error: {module}.{function} failed:\n{outcome.user_traceback()}", err=True)
+    if not outcome.ok:
+        sys.exit(EXIT_FAILED)
+
+
+@click.command("schema")
+@click.argument("module")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["sdk", "jsonschema", "both"]),
+    default="sdk",
+    show_default=True,
+    help="sdk: exactly what the SDK posts to the runtime; jsonschema: JSON Schema of each event and result.",
+)
+def schema_command(module: str, fmt: str) -> None:
+    """Print the function schemas of MODULE as the SDK posts them, or as JSON Schema.
+
+    Example: cmfleet schema typed --format jsonschema
+    """
+    from cmfleet.schemas import to_json_schema
+
+    registry = load_module_registry(module)
+    sdk = registry.schemas()
+    if fmt == "sdk":
+        emit_json(sdk)
+    elif fmt == "jsonschema":
+        emit_json([to_json_schema(s) for s in sdk])
+    else:
+        emit_json({"sdk": sdk, "jsonschema": [to_json_schema(s) for s in sdk]})
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--all", "show_all", is_flag=True, help="Include cmfleet's built-in plugins.")
+def plugins_command(as_json: bool, show_all: bool) -> None:
+    """List loaded plugins, their hooks and versions (CMFLEET_LOAD_PLUGINS limits which entry points load).
+
+    Example: cmfleet plugins --all --json
+    """
+    from cmfleet.plugins import list_plugins
+
+    infos = [p for p in list_plugins() if show_all or not p.builtin]
+    if as_json:
+        emit_json([p.as_json() for p in infos])
+        return
+    if not infos:
+        click.echo("no plugins installed (add --all to see the built-ins)")
+        return
+    for p in infos:
+        origin = "built-in" if p.builtin else f"{p.distribution} {p.version}"
+        click.echo(f"{p.name} ({origin}): {', '.join(p.hooks)}")
+
+
+@hookimpl
+def cmfleet_register_commands(cli):
+    """Register the core commands."""
+    for command in (list_command, invoke_command, schema_command, plugins_command):
+        cli.add_command(command)

@@ -1,0 +1,55 @@
+"""The ``cmfleet`` command line: a thin click group whose commands come from the ``cmfleet_register_commands``
+hook (built-in commands included), loaded only when click asks for them."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from cmfleet import __version__
+
+#: Exit codes, the same for every command (documented in the README).
+EXIT_OK = 0
+EXIT_FAILED = 1  # the function failed, a check found problems, tests failed
+EXIT_USAGE = 2  # bad input: unknown module or function, malformed JSON or name (click uses 2 as well)
+EXIT_IMPORT = 3  # a module's app.py failed to import
+
+
+class CmfleetGroup(click.Group):
+    """A click group that asks the plugins for its commands the first time it needs them."""
+
+    _plugins_loaded = False
+
+    def _load(self) -> None:
+        if not self._plugins_loaded:
+            self._plugins_loaded = True
+            from cmfleet.plugins import get_plugin_manager
+
+            get_plugin_manager().hook.cmfleet_register_commands(cli=self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._load()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=CmfleetGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cmfleet")
+def cli() -> None:
+    """cmfleet: one repository, many Foundry compute modules.
+
+    Exit codes: 0 success, 1 a function or check failed, 2 bad input (unknown name, malformed JSON),
+    3 a module failed to import.
+    """
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli(prog_name="cmfleet")
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        sys.exit(130)

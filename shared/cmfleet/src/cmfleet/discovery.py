@@ -1,0 +1,425 @@
+"""Static discovery: the units of the repository and their dependency graph, from files alone.
+
+Nothing here imports module code. A *unit* is a compute module (``modules/<name>/``) or a shared library
+(``shared/<name>/``, the toolkit ``shared/cmfleet`` included). Dependencies come from each unit's
+``pyproject.toml`` (the single source of truth); imports are read from the AST to check them.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+MODULES_DIR = "modules"
+SHARED_DIR = "shared"
+RECIPES_DIR = "conda_recipes"
+TOOLKIT = "cmfleet"
+DEFAULT_TAG_FORMAT = "{unit}/v{version}"
+
+#: Module names: what a Foundry container name and a tox env name both accept.
+MODULE_NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
+#: Shared-library names are also their top-level import name.
+SHARED_NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
+_REQ_NAME_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+SDK_DISTRIBUTION = "foundry-compute-modules"
+SDK_IMPORT = "compute_modules"
+
+
+class DiscoveryError(Exception):
+    """A repository or unit that cannot be read; the message names the file and the fix."""
+
+
+def normalize(name: str) -> str:
+    """PEP 503 normalised distribution name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_name(requirement: str) -> str:
+    """The normalised distribution name of a PEP 508 requirement string."""
+    match = _REQ_NAME_RE.match(requirement)
+    if not match:
+        raise DiscoveryError(f"not a requirement: {requirement!r}")
+    return normalize(match.group(1))
+
+
+def validate_name(name: str, kind: str = "module") -> str | None:
+    """Why ``name`` is not a valid unit name, or ``None`` when it is."""
+    pattern = MODULE_NAME_RE if kind == "module" else SHARED_NAME_RE
+    if not name:
+        return "the name is empty"
+    if "/" in name or "\\" in name or ".." in name:
+        return f"{name!r} contains a path separator or '..'; give a plain folder name"
+    if name != name.strip() or " " in name:
+        return f"{name!r} contains spaces"
+    if name.lower() != name:
+        return f"{name!r} has upper-case letters; use lower case (Foundry container names are lower case)"
+    if not pattern.match(name):
+        allowed = "a-z, 0-9, '-' and '_'" if kind == "module" else "a-z, 0-9 and '_' (it is an import name)"
+        return f"{name!r} is not a valid {kind} name: start with a letter, then use only {allowed}"
+    return None
+
+
+@dataclass(frozen=True)
+class StaticFunction:
+    """An endpoint found in ``app.py`` by reading its AST."""
+
+    name: str
+    line: int
+    streaming: bool = False
+    how: str = "@function"
+
+
+@dataclass(frozen=True)
+class ImportRef:
+    """One import statement in a unit's code."""
+
+    module: str  # the top-level name, or the dotted name as written for relative imports
+    file: Path
+    line: int
+    level: int = 0  # > 0 for a relative import
+
+    @property
+    def top(self) -> str:
+        """The top-level package imported."""
+        return self.module.split(".")[0]
+
+
+@dataclass
+class Unit:
+    """A module or a shared library, as read from its files."""
+
+    name: str
+    kind: str  # "module" or "shared"
+    path: Path
+    root: Path
+    project: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def rel(self) -> str:
+        """The unit's folder relative to the repository root, with forward slashes."""
+        return self.path.relative_to(self.root).as_posix()
+
+    @property
+    def is_module(self) -> bool:
+        return self.kind == "module"
+
+    @property
+    def pyproject(self) -> Path:
+        return self.path / "pyproject.toml"
+
+    @property
+    def distribution(self) -> str:
+        """The distribution name declared in ``pyproject.toml`` (normalised)."""
+        return normalize(self.project.get("name", self.name))
+
+    @property
+    def dependencies(self) -> list[str]:
+        """The requirement strings declared in ``[project].dependencies``."""
+        return list(self.project.get("dependencies", []))
+
+    @property
+    def recipe(self) -> Path:
+        """Where this unit's conda recipe lives."""
+        if self.is_module:
+            return self.path / "conda_recipe" / "meta.yaml"
+        return self.root / RECIPES_DIR / self.name / "meta.yaml"
+
+    @property
+    def app(self) -> Path:
+        return self.path / "app.py"
+
+    @property
+    def tox_env(self) -> str:
+        """The tox environment that tests this unit."""
+        if self.name == TOOLKIT and self.kind == "shared":
+            return TOOLKIT
+        return f"{'module' if self.is_module else 'shared'}-{self.name}"
+
+    @cached_property
+    def import_names(self) -> tuple[str, ...]:
+        """Top-level import names a shared library provides (``src/<pkg>`` or top-level packages)."""
+        if self.is_module:
+            return ()
+        base = self.path / "src" if (self.path / "src").is_dir() else self.path
+        names = [
+            p.name
+            for p in sorted(base.iterdir())
+            if p.is_dir() and (p / "__init__.py").exists() and p.name not in ("tests", "docs")
+        ]
+        names += [p.stem for p in sorted(base.glob("*.py")) if p.stem not in ("setup", "conftest")]
+        return tuple(names) or (self.name,)
+
+    def source_files(self) -> Iterator[Path]:
+        """The unit's Python source files, tests and build folders excluded."""
+        skip = {"tests", "test", ".tox", ".venv", "build", "dist", "__pycache__", "conda_recipe"}
+        for dirpath, dirnames, filenames in os.walk(self.path):
+            dirnames[:] = sorted(d for d in dirnames if d not in skip and not d.startswith("."))
+            for filename in sorted(filenames):
+                if filename.endswith(".py"):
+                    yield Path(dirpath, filename)
+
+    @cached_property
+    def local_names(self) -> frozenset[str]:
+        """Top-level names importable from the unit's own folder (helper files beside app.py)."""
+        if not self.is_module:
+            return frozenset(self.import_names)
+        names = {p.stem for p in self.path.glob("*.py")}
+        names |= {p.name for p in self.path.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+        return frozenset(names)
+
+    @cached_property
+    def imports(self) -> tuple[ImportRef, ...]:
+        """Every import in the unit's source (AST, not executed)."""
+        refs: list[ImportRef] = []
+        for file in self.source_files():
+            tree = parse_python(file)
+            refs.extend(imports_of(tree, file))
+        return tuple(refs)
+
+    @cached_property
+    def functions(self) -> tuple[StaticFunction, ...]:
+        """Endpoints of ``app.py`` found statically (modules only)."""
+        if not self.is_module or not self.app.exists():
+            return ()
+        return tuple(static_functions(parse_python(self.app)))
+
+
+def parse_python(file: Path) -> ast.Module:
+    """Parse a Python file; a syntax error becomes a DiscoveryError naming file:line."""
+    try:
+        return ast.parse(file.read_bytes(), filename=str(file))
+    except SyntaxError as exc:
+        raise DiscoveryError(f"{file}:{exc.lineno}: syntax error: {exc.msg}") from None
+
+
+def imports_of(tree: ast.Module, file: Path) -> Iterator[ImportRef]:
+    """The imports of a parsed file."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield ImportRef(alias.name, file, node.lineno)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                written = "." * node.level + (node.module or "")
+                yield ImportRef(written, file, node.lineno, node.level)
+            elif node.module:
+                yield ImportRef(node.module, file, node.lineno)
+
+
+def _decorator_function_call(dec: ast.expr) -> tuple[bool, bool]:
+    """(is the SDK's ``function`` decorator, streaming=True) for one decorator expression."""
+    call = dec if isinstance(dec, ast.Call) else None
+    target = call.func if call else dec
+    name = target.id if isinstance(target, ast.Name) else target.attr if isinstance(target, ast.Attribute) else ""
+    if name != "function":
+        return False, False
+    streaming = False
+    if call:
+        for kw in call.keywords:
+            if kw.arg == "streaming" and isinstance(kw.value, ast.Constant):
+                streaming = bool(kw.value.value)
+    return True, streaming
+
+
+def static_functions(tree: ast.Module) -> Iterator[StaticFunction]:
+    """Functions registered with ``@function`` or ``add_function(s)(name)`` in a parsed ``app.py``."""
+    seen: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for dec in node.decorator_list:
+                is_fn, streaming = _decorator_function_call(dec)
+                if is_fn:
+                    seen.add(node.name)
+                    yield StaticFunction(node.name, node.lineno, streaming)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            fname = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if fname in ("add_function", "add_functions"):
+                streaming = any(
+                    kw.arg == "streaming" and isinstance(kw.value, ast.Constant) and kw.value.value
+                    for kw in node.keywords
+                )
+                for arg in node.args:
+                    if isinstance(arg, ast.Name) and arg.id not in seen:
+                        seen.add(arg.id)
+                        yield StaticFunction(arg.id, node.lineno, bool(streaming), how=fname)
+
+
+def read_toml(path: Path) -> dict:
+    """Read a TOML file; errors name the file and line."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise DiscoveryError(f"{path}: invalid TOML: {exc}") from None
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The repository root: ``$CMFLEET_ROOT``, or the nearest folder up from ``start`` with ``modules/``
+    and a ``pyproject.toml``."""
+    env = os.environ.get("CMFLEET_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / MODULES_DIR).is_dir() and (candidate / "pyproject.toml").is_file():
+            return candidate
+    raise DiscoveryError(
+        f"no cmfleet repository at or above {here}: expected a folder with modules/ and pyproject.toml "
+        "(cd into the repository or set CMFLEET_ROOT)"
+    )
+
+
+@dataclass
+class Repository:
+    """The units of a repository and the graph between them."""
+
+    root: Path
+    units: dict[str, Unit]
+    config: dict
+
+    @classmethod
+    def load(cls, root: Path | None = None) -> Repository:
+        """Discover every unit under ``root`` (default: found from the current directory)."""
+        root = (root or find_root()).resolve()
+        config = read_toml(root / "pyproject.toml").get("tool", {}).get("cmfleet", {})
+        units: dict[str, Unit] = {}
+        for kind, folder in (("shared", SHARED_DIR), ("module", MODULES_DIR)):
+            base = root / folder
+            if not base.is_dir():
+                continue
+            for path in sorted(base.iterdir()):
+                if not path.is_dir() or path.name.startswith((".", "_")):
+                    continue
+                pyproject = path / "pyproject.toml"
+                if not pyproject.exists() and not (path / "app.py").exists():
+                    continue
+                project = read_toml(pyproject).get("project", {}) if pyproject.exists() else {}
+                if path.name in units:
+                    other = units[path.name]
+                    raise DiscoveryError(
+                        f"{path}: the name {path.name!r} is also used by {other.rel}; unit names must be unique "
+                        "across modules/ and shared/ (they name tags and tox envs)"
+                    )
+                units[path.name] = Unit(path.name, kind, path, root, project)
+        return cls(root, units, config)
+
+    @property
+    def tag_format(self) -> str:
+        """How a unit's release tags are spelt, ``{unit}/v{version}`` by default."""
+        return self.config.get("tag-format", DEFAULT_TAG_FORMAT)
+
+    def modules(self) -> list[Unit]:
+        return [u for u in self.units.values() if u.is_module]
+
+    def shared(self) -> list[Unit]:
+        return [u for u in self.units.values() if not u.is_module]
+
+    def get(self, name: str) -> Unit:
+        """The unit called ``name``; an unknown name raises KeyError listing the known names."""
+        try:
+            return self.units[name]
+        except KeyError:
+            raise UnknownUnitError(name, sorted(self.units)) from None
+
+    def module(self, name: str) -> Unit:
+        """The module called ``name``; unknown names raise UnknownUnitError listing the modules."""
+        unit = self.units.get(name)
+        if unit is None or not unit.is_module:
+            raise UnknownUnitError(name, sorted(u.name for u in self.modules()), kind="module")
+        return unit
+
+    @cached_property
+    def by_distribution(self) -> dict[str, Unit]:
+        """Shared libraries by their normalised distribution name."""
+        return {u.distribution: u for u in self.shared()}
+
+    @cached_property
+    def by_import(self) -> dict[str, Unit]:
+        """Shared libraries by the top-level import names they provide."""
+        return {name: u for u in self.shared() for name in u.import_names}
+
+    def shared_deps(self, unit: Unit) -> list[Unit]:
+        """Shared libraries ``unit`` declares in its pyproject (direct dependencies)."""
+        deps = []
+        for req in unit.dependencies:
+            lib = self.by_distribution.get(requirement_name(req))
+            if lib is not None and lib.name != unit.name:
+                deps.append(lib)
+        return deps
+
+    def imported_shared(self, unit: Unit) -> list[tuple[Unit, ImportRef]]:
+        """Shared libraries ``unit``'s code imports, with the first import of each."""
+        found: dict[str, tuple[Unit, ImportRef]] = {}
+        for ref in unit.imports:
+            if ref.level:
+                continue
+            lib = self.by_import.get(ref.top)
+            if lib is not None and lib.name != unit.name and lib.name not in found:
+                found[lib.name] = (lib, ref)
+        return list(found.values())
+
+    def closure(self, unit: Unit) -> list[Unit]:
+        """Every shared library ``unit`` needs, transitively, in dependency order (deepest first)."""
+        order: list[Unit] = []
+        seen: set[str] = set()
+
+        def visit(u: Unit, stack: tuple[str, ...]) -> None:
+            for dep in self.shared_deps(u):
+                if dep.name in stack:
+                    cycle = " -> ".join((*stack, dep.name))
+                    raise DiscoveryError(f"dependency cycle between shared libraries: {cycle}")
+                if dep.name not in seen:
+                    visit(dep, (*stack, dep.name))
+                    seen.add(dep.name)
+                    order.append(dep)
+
+        visit(unit, (unit.name,))
+        return order
+
+    def graph(self) -> dict[str, list[str]]:
+        """Direct edges unit -> shared libraries it declares."""
+        return {name: [d.name for d in self.shared_deps(u)] for name, u in self.units.items()}
+
+    def dependents(self, names: Iterable[str]) -> dict[str, list[str]]:
+        """Every unit that depends on any of ``names`` transitively, with the chain that links it.
+
+        Returns ``{unit: [dep, ..., changed]}``; a unit in ``names`` maps to ``[itself]``.
+        """
+        reverse: dict[str, list[str]] = {n: [] for n in self.units}
+        for name, deps in self.graph().items():
+            for dep in deps:
+                reverse[dep].append(name)
+        chains: dict[str, list[str]] = {}
+        queue = [(n, [n]) for n in names if n in self.units]
+        while queue:
+            name, chain = queue.pop(0)
+            if name in chains:
+                continue
+            chains[name] = chain
+            for parent in sorted(reverse[name]):
+                if parent not in chains:
+                    queue.append((parent, [parent, *chain]))
+        return chains
+
+
+class UnknownUnitError(DiscoveryError, KeyError):
+    """A name that is not a unit of the repository."""
+
+    def __init__(self, name: str, known: list[str], kind: str = "unit") -> None:
+        self.name, self.known, self.kind = name, known, kind
+        super().__init__(f"unknown {kind} {name!r}; known {kind}s: {', '.join(known) or '(none)'}")
+
+    def __str__(self) -> str:
+        return self.args[0]

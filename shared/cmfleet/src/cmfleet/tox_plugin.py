@@ -1,0 +1,97 @@
+"""The tox plugin: one environment per unit, generated from static discovery (no edit to tox.ini).
+
+* ``module-<name>``: the module's declared dependencies, its shared libraries installed from their paths
+  (transitively), cmfleet (pytest fixtures and ``cmfleet check``); runs its tests and ``cmfleet check``.
+* ``shared-<name>``: the library itself and what it declares; runs its tests and ``cmfleet check``.
+* ``cmfleet``: the toolkit with its runtime and test extras; runs its own tests.
+
+Labels: ``-m modules``, ``-m shared``. Values from tox.ini's ``[testenv]`` still apply, and a
+``[testenv:module-x]`` section overrides the generated settings of that one environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tox.config.loader.memory import MemoryLoader
+from tox.plugin import impl
+
+from cmfleet.discovery import DiscoveryError, Repository, Unit, find_root, requirement_name
+
+
+def _repository() -> Repository | None:
+    try:
+        return Repository.load(find_root(Path.cwd()))
+    except DiscoveryError:
+        return None
+
+
+def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The tox settings of ``unit``'s environment; ``posargs`` (after ``--``) go to pytest."""
+    from tox.config.types import Command
+
+    toolkit = repo.units.get("cmfleet")
+    shared_paths = [str(lib.path) for lib in repo.closure(unit)]
+    local = {lib.distribution for lib in repo.shared()}
+    third_party = [req for req in unit.dependencies if requirement_name(req) not in local]
+    tests = f"{unit.rel}/tests"
+    if unit.name == "cmfleet" and unit.kind == "shared":
+        return {
+            "description": "the cmfleet toolkit: its own tests (runtime, release, build, browser)",
+            "package": "skip",
+            "deps": [f"{unit.path}[runtime,test]"],
+            "commands": [Command(["pytest", tests, *posargs])],
+            "labels": ["shared", "toolkit"],
+        }
+    deps = [*third_party, *shared_paths]
+    if toolkit is not None and str(toolkit.path) not in deps:
+        deps.append(str(toolkit.path))
+    if unit.kind == "shared":
+        deps.append(str(unit.path))
+    deps.append("pytest>=8")
+    kind = "module" if unit.is_module else "shared library"
+    return {
+        "description": f"{kind} {unit.name}: its tests and cmfleet check",
+        "package": "skip",
+        "deps": deps,
+        "commands": [Command(["pytest", tests, *posargs]), Command(["cmfleet", "check", unit.name])],
+        "labels": ["modules" if unit.is_module else "shared"],
+    }
+
+
+@impl
+def tox_extend_envs() -> Iterator[str]:
+    """One env per unit of the repository around the working directory."""
+    repo = _repository()
+    if repo is None:
+        return
+    for unit in repo.units.values():
+        yield unit.tox_env
+
+
+@impl
+def tox_add_core_config(core_conf: Any, state: Any) -> None:
+    """Seed each generated env with its settings (tox.ini sections still override them)."""
+    repo = _repository()
+    if repo is None:
+        return
+    # Generated envs join the default env_list, so a bare `tox p` runs the whole matrix; envs listed in
+    # tox.ini's own env_list come first and keep their order.
+    from tox.config.loader.str_convert import StrConvert
+    from tox.config.types import EnvList
+
+    ini_envs: list[str] = []
+    for loader in core_conf.loaders:
+        try:
+            raw = loader.load_raw("env_list", core_conf, None)
+        except KeyError:
+            continue
+        ini_envs = list(StrConvert().to_env_list(raw).envs) if isinstance(raw, str) else list(raw.envs)
+        break
+    generated = [u.tox_env for u in repo.units.values() if u.tox_env not in ini_envs]
+    core_conf.loaders.insert(0, MemoryLoader(env_list=EnvList([*ini_envs, *generated])))
+    posargs = tuple(state.conf.pos_args(None) or ())
+    for unit in repo.units.values():
+        state.conf.memory_seed_loaders[unit.tox_env].append(MemoryLoader(**env_settings(repo, unit, posargs)))
