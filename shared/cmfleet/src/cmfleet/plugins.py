@@ -25,6 +25,10 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "cmfleet.builtin.invoke_call",
     "cmfleet.builtin.commands",
     "cmfleet.checks.rules",
+    "cmfleet.scaffold.commands",
+    "cmfleet.runtime.commands",
+    "cmfleet.release.commands",
+    "cmfleet.build.commands",
 )
 
 _manager: pluggy.PluginManager | None = None

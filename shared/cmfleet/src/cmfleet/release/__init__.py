@@ -1,0 +1,1 @@
+"""Releases: versions from per-unit tags, affected units, changelogs, tags and pin bumps."""

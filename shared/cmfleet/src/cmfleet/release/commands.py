@@ -1,0 +1,1 @@
+"""Built-in plugin: the `release` commands (registered through `cmfleet_register_commands`)."""

@@ -1,0 +1,1 @@
+"""The local Foundry runtime (`cmfleet dev`): protocol, scheduler, replicas, gateway, console."""

@@ -1,0 +1,1 @@
+"""Built-in plugin: the `runtime` commands (registered through `cmfleet_register_commands`)."""
