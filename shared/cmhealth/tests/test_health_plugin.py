@@ -47,3 +47,29 @@ def test_allow_list_excludes_it(monkeypatch):
     pm = new_plugin_manager()
     registry = load_registry(REPO / "modules" / "hello", pm=pm)
     assert "health" not in registry.endpoints
+
+
+def test_callable_through_cmfleet_invoke(monkeypatch):
+    import json
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("CMFLEET_LOAD_PLUGINS", raising=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cmfleet", "invoke", "wordcount", "health", "{}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["module"] == "wordcount"
+    listed = subprocess.run(
+        [sys.executable, "-m", "cmfleet", "plugins", "--json"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    names = [p["name"] for p in json.loads(listed.stdout)]
+    assert "cmhealth" in names
+
+
+def test_callable_through_the_pytest_fixture(cm_invoke):
+    assert cm_invoke("streaming", "health", {})["module"] == "streaming"
