@@ -77,6 +77,7 @@ class CheckContext:
     """What rules share: the repository and cached parses."""
 
     repo: Repository
+    units: list[Unit] = field(default_factory=list)  # the units being checked (lets rules batch work)
     _asts: dict[Path, ast.Module] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
 
@@ -104,7 +105,8 @@ def run_checks(repo: Repository, units: Iterable[Unit], pm: Any = None) -> list[
     from cmfleet.discovery import DiscoveryError
 
     rules = collect_rules(pm)
-    ctx = CheckContext(repo)
+    units = list(units)
+    ctx = CheckContext(repo, units)
     findings: list[Finding] = []
     for unit in units:
         for rule in rules.values():

@@ -1,4 +1,8 @@
-"""Built-in plugin: the rules of ``cmfleet check`` and the ``check`` command."""
+"""Built-in plugin: the rules of ``cmfleet check`` and the ``check`` command.
+
+Each rule is a function ``(unit, ctx) -> Iterable[Finding]`` living in the module of its topic; this file only
+registers them through the same ``cmfleet_register_checks`` hook that plugins use.
+"""
 
 from __future__ import annotations
 
@@ -6,55 +10,54 @@ import sys
 
 import click
 
-from cmfleet.checks.base import CheckContext, Finding
-from cmfleet.discovery import Unit
 from cmfleet.hookspecs import hookimpl
-
-
-def app_at_fixed_place(unit: Unit, ctx: CheckContext):
-    """A module's entry point is modules/<name>/app.py."""
-    if not unit.app.exists():
-        yield Finding(
-            unit.path,
-            1,
-            f"module {unit.name!r} has no app.py",
-            f"create {unit.rel}/app.py with the module's @function endpoints (cmfleet new scaffolds one)",
-        )
-
-
-def no_relative_imports(unit: Unit, ctx: CheckContext):
-    """Foundry imports app.py as a script: helper files must be imported absolutely."""
-    for ref in unit.imports:
-        if ref.level:
-            absolute = ref.module.lstrip(".") or "<helper module>"
-            yield Finding(
-                ref.file,
-                ref.line,
-                f"relative import 'from {ref.module} import ...'",
-                f"import it absolutely: 'from {absolute} import ...' (app.py runs as a top-level script)",
-            )
 
 
 @hookimpl
 def cmfleet_register_checks(register):
     """The built-in rules."""
-    register("app-location", app_at_fixed_place, applies_to="module")
-    register("no-relative-imports", no_relative_imports, applies_to="any")
+    from cmfleet.checks import endpoints, layout, live, packaging
+
+    register("app-location", layout.app_at_fixed_place, applies_to="module")
+    register("no-relative-imports", layout.no_relative_imports, applies_to="any")
+    register("endpoint-signature", endpoints.endpoint_signature, applies_to="module")
+    register("sdk-schema", live.sdk_schema, applies_to="module")
+    register("serializable-return", endpoints.serializable_return, applies_to="module")
+    register("duplicate-functions", endpoints.duplicate_functions, applies_to="module")
+    register("shared-deps-declared", packaging.shared_deps_declared, applies_to="any")
+    register("recipe", packaging.recipe_valid, applies_to="any")
+    register("shared-layout", packaging.shared_layout, applies_to="shared")
 
 
 @click.command("check")
 @click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def check_command(names: tuple[str, ...], as_json: bool) -> None:
+@click.option("--rules", "list_rules", is_flag=True, help="List the rules (built-in and from plugins) and exit.")
+def check_command(names: tuple[str, ...], as_json: bool, list_rules: bool) -> None:
     """Check units (default: all) and print each finding with file:line and the fix.
+
+    Exit 0 when clean, 1 when there are findings, 2 for an unknown unit name.
 
     Example: cmfleet check hello typed
     """
     from cmfleet.builtin.commands import emit_json, fail, load_repository
-    from cmfleet.checks.base import run_checks
-    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.checks.base import collect_rules, run_checks
+    from cmfleet.cli import EXIT_FAILED, EXIT_USAGE
     from cmfleet.discovery import UnknownUnitError
 
+    if list_rules:
+        rules = collect_rules()
+        if as_json:
+            emit_json(
+                [
+                    {"id": r.id, "applies_to": r.applies_to, "plugin": r.plugin, "description": r.description}
+                    for r in rules.values()
+                ]
+            )
+        else:
+            for r in rules.values():
+                click.echo(f"{r.id:22} {r.applies_to:7} {r.description}")
+        return
     repo = load_repository()
     try:
         units = [repo.get(n) for n in names] if names else list(repo.units.values())
@@ -68,7 +71,7 @@ def check_command(names: tuple[str, ...], as_json: bool) -> None:
             click.echo(f"{f.location(repo.root)}: [{f.rule}] {f.message}\n    fix: {f.fix}")
         click.echo(f"{len(findings)} problem(s) in {len(units)} unit(s)" if findings else f"{len(units)} unit(s) OK")
     if findings:
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
 
 
 @hookimpl
