@@ -1,0 +1,209 @@
+"""One module's build, start to finish, written atomically to ``DIR/<module>/<version>/``.
+
+Everything is produced in a temporary folder inside ``DIR`` and renamed into place at the end, so a failed
+build leaves nothing half-written. Cheap checks run first (static rules, unit wheels, recipes), the PyPI
+download last.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cmfleet.build import BuildError
+from cmfleet.build.container import (
+    DOCKERIGNORE,
+    PLATFORM,
+    REQUIREMENTS,
+    app_dir,
+    base_image,
+    dockerfile,
+    image_reference,
+    readme,
+    validate_dockerfile,
+)
+from cmfleet.build.manifest import write_manifest
+from cmfleet.build.preflight import ModulePlan, static_problems, unprovided_imports
+from cmfleet.build.recipe import recipe_or_problem, recipe_problems, target_requirements
+from cmfleet.build.versions import commit_of, source_date_epoch
+from cmfleet.build.wheels import WheelInfo, build_wheel, check_offline_install, download_wheels, top_level_names
+from cmfleet.discovery import SDK_DISTRIBUTION, normalize
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class BuildResult:
+    """A finished build."""
+
+    module: str
+    version: str
+    path: Path
+    image: str
+    dev: bool
+    manifest: dict[str, Any]
+
+
+def is_release_version(version: str) -> bool:
+    """True for ``1.2.3`` (or ``1.2.3rc1``), false for dev and local versions."""
+    from packaging.version import Version
+
+    parsed = Version(version)
+    return not parsed.is_devrelease and parsed.local is None
+
+
+def _fail(module: str, what: str, problems: list[str]) -> BuildError:
+    return BuildError(f"{module}: {what}:\n  " + "\n  ".join(problems))
+
+
+def _build_units(plan: ModulePlan, wheels: Path, progress: Progress) -> dict[str, WheelInfo]:
+    built: dict[str, WheelInfo] = {}
+    for unit in plan.units:
+        uv = plan.versions[unit.name]
+        progress(f"wheel of {unit.name}")
+        info = build_wheel(unit.path, wheels, source_date_epoch(plan.repo, unit, uv), unit.name)
+        if uv.expected is not None and info.version != uv.expected:
+            raise BuildError(
+                f"{unit.name}: the wheel says version {info.version} but the tag {uv.tag or 'pyproject'} says "
+                f"{uv.expected}; fix [tool.hatch.version] in {unit.rel}/pyproject.toml"
+            )
+        if not plan.dev and not is_release_version(info.version):
+            raise BuildError(f"{unit.name}: built as dev version {info.version}; tag a release or pass --dev", 2)
+        built[unit.distribution] = info
+    return built
+
+
+def _render_recipes(plan: ModulePlan, built: dict[str, WheelInfo], dest: Path) -> list[str]:
+    versions = {name: info.version for name, info in built.items()}
+    problems: list[str] = []
+    for unit in [plan.module, *plan.libs]:
+        version = built[unit.distribution].version
+        rendered, render_problems = recipe_or_problem(plan.repo, unit, version)
+        problems += render_problems
+        if rendered is None:
+            continue
+        problems += recipe_problems(plan.repo, unit, rendered, version, versions, plan.python)
+        target = dest / unit.name / "meta.yaml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = rendered.path.relative_to(plan.repo.root).as_posix()
+        header = f"# Rendered by `cmfleet build` from {source} ({unit.name} {version}); source paths are as there.\n"
+        target.write_text(header + rendered.text.lstrip("\n"), encoding="utf-8")
+    return problems
+
+
+def third_party_requirements(plan: ModulePlan) -> list[str]:
+    """Every declared requirement of the context's units that is not itself a unit of the repository."""
+    in_repo = {u.distribution for u in plan.repo.units.values()}
+    reqs: list[str] = []
+    for unit in plan.units:
+        for req in target_requirements(unit.dependencies, plan.python):
+            from packaging.requirements import Requirement
+
+            if normalize(Requirement(req).name) not in in_repo and req not in reqs:
+                reqs.append(req)
+    return sorted(reqs)
+
+
+def _download(plan: ModulePlan, wheels: Path, scratch: Path, progress: Progress) -> list[WheelInfo]:
+    reqs = third_party_requirements(plan)
+    progress(f"third-party wheels for Python {plan.python} {PLATFORM} ({len(reqs)} declared)")
+    downloaded = download_wheels(reqs, scratch, plan.python)
+    in_repo = {u.distribution for u in plan.repo.units.values()}
+    clash = [w.name for w in downloaded if w.key in in_repo]
+    if clash:
+        raise BuildError(
+            f"PyPI packages named like units of this repository were pulled in ({', '.join(clash)}); a third-party "
+            "dependency requires them: rename the unit or drop that dependency"
+        )
+    out = []
+    for info in downloaded:
+        target = wheels / info.path.name
+        info.path.replace(target)
+        out.append(WheelInfo(target, info.name, info.version, info.requires))
+    return out
+
+
+def _write_context(plan: ModulePlan, root: Path, version: str, base: str) -> str:
+    module = plan.module
+    text = dockerfile(module.name, module.distribution, version, base)
+    problems = validate_dockerfile(text)
+    if problems:  # pragma: no cover - the generator and the rules are kept in step by the tests
+        raise _fail(module.name, "the generated Dockerfile breaks Foundry's rules", problems)
+    (root / "Dockerfile").write_text(text, encoding="utf-8")
+    (root / ".dockerignore").write_text(DOCKERIGNORE, encoding="utf-8")
+    ref = image_reference(module.name, version)
+    (root / "IMAGE").write_text(ref + "\n", encoding="utf-8")
+    (root / "README.md").write_text(readme(module.name, version, plan.python), encoding="utf-8")
+    return ref
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    """Move the finished build into place; an older build of the same version is replaced whole."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=tmp.parent))
+        final.replace(old / "build")
+    tmp.replace(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_module(plan: ModulePlan, out_dir: Path, progress: Progress = lambda _msg: None) -> BuildResult:
+    """Build ``plan.module`` into ``out_dir/<module>/<version>/``; raises BuildError, leaving nothing behind."""
+    module = plan.module
+    problems = static_problems(plan)
+    if problems:
+        raise _fail(module.name, "cannot build (fix these first)", problems)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{module.name}-", dir=out_dir))
+    try:
+        root = tmp / "context"
+        wheels = root / "wheels"
+        wheels.mkdir(parents=True)
+        built = _build_units(plan, wheels, progress)
+        version = built[module.distribution].version
+        problems = _render_recipes(plan, built, root / "recipes")
+        if problems:
+            raise _fail(module.name, "the conda recipes do not match", problems)
+        third = _download(plan, wheels, tmp / "download", progress)
+        all_wheels = [*built.values(), *third]
+        others = sorted((w for w in all_wheels if w.key != module.distribution), key=lambda w: w.key)
+        pins = [f"{w.key}=={w.version}" for w in others]
+        (wheels / REQUIREMENTS).write_text("\n".join(pins) + "\n", encoding="utf-8")
+        progress("offline install check")
+        check_offline_install(
+            wheels, ["-r", str(wheels / REQUIREMENTS), f"{module.distribution}=={version}"], plan.python, tmp / "t"
+        )
+        provided = set().union(*(top_level_names(w.path) for w in all_wheels))
+        problems = [p for unit in [module, *plan.libs] for p in unprovided_imports(plan.repo, unit, provided)]
+        if problems:
+            raise _fail(module.name, "the image would miss imported packages", problems)
+        base = base_image(plan.python, plan.base_image_template)
+        ref = _write_context(plan, root, version, base)
+        sdk = next((w for w in third if w.key == normalize(SDK_DISTRIBUTION)), None)
+        dev = any(not is_release_version(w.version) for w in built.values())
+        info = {
+            "module": {"name": module.name, "distribution": module.distribution, "version": version},
+            "image": ref,
+            "dev": dev,
+            "platform": PLATFORM,
+            "python": plan.python,
+            "base_image": base,
+            "app_dir": app_dir(module.name),
+            "commit": commit_of(plan.repo),
+            "tags": {name: v.tag for name, v in sorted(plan.versions.items()) if v.tag and v.is_release},
+            "shared": {u.name: built[u.distribution].version for u in plan.units if u is not module},
+            "sdk": {"name": SDK_DISTRIBUTION, "version": sdk.version if sdk else None},
+            "third_party": {w.key: w.version for w in sorted(third, key=lambda w: w.key)},
+        }
+        manifest = write_manifest(root, info)
+        final = out_dir / module.name / version
+        _replace_dir(root, final)
+        return BuildResult(module.name, version, final, ref, dev, manifest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,152 @@
+"""What must hold before a module is built: a known name, release versions (or ``--dev``), a module that passes
+``cmfleet check``, and self-contained code (absolute imports only, every imported shared library declared).
+
+These checks read files and git only; they are also what ``cmfleet build --check`` runs, plus the rendered
+recipes and the generated Dockerfile.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cmfleet.build import BuildError
+from cmfleet.build.versions import UnitVersion, describe_config_problems, unit_version
+from cmfleet.discovery import TOOLKIT, DiscoveryError, Repository, Unit, UnknownUnitError
+
+EXIT_FAILED, EXIT_USAGE = 1, 2
+
+
+@dataclass
+class ModulePlan:
+    """One module to build and every in-repo unit that goes into its image."""
+
+    repo: Repository
+    module: Unit
+    libs: list[Unit]  # the shared libraries the module needs, deepest first (its recipe's companions)
+    toolkit: Unit  # cmfleet: the container entrypoint
+    versions: dict[str, UnitVersion] = field(default_factory=dict)
+    dev: bool = False
+
+    @property
+    def units(self) -> list[Unit]:
+        """Every in-repo unit whose wheel goes into the context: the module, its libraries, the toolkit."""
+        seen: dict[str, Unit] = {}
+        for unit in [*self.libs, *self.repo.closure(self.toolkit), self.toolkit, self.module]:
+            seen.setdefault(unit.name, unit)
+        return list(seen.values())
+
+    @property
+    def python(self) -> str:
+        """The image's Python (``major.minor``): the ``python`` pin of ``conda_build_config.yaml``."""
+        from cmfleet.recipes import load_build_config, pin_values
+
+        pinned = pin_values(load_build_config(self.repo.root)).get("python")
+        text = str(pinned).strip().lstrip("=") if pinned else f"{sys.version_info.major}.{sys.version_info.minor}"
+        return ".".join(text.split(".")[:2])
+
+    @property
+    def base_image_template(self) -> str:
+        """``[tool.cmfleet.build] base-image`` of the root pyproject, ``python:{python}-slim-bookworm`` by default."""
+        from cmfleet.build.container import DEFAULT_BASE_IMAGE
+
+        return str(self.repo.config.get("build", {}).get("base-image", DEFAULT_BASE_IMAGE))
+
+
+def plan_module(repo: Repository, name: str, *, dev: bool) -> ModulePlan:
+    """Resolve ``name`` and the units it needs, and read their versions.
+
+    Raises BuildError with exit code 2 for an unknown name or, without ``dev``, a unit without a release tag.
+    """
+    try:
+        module = repo.module(name)
+        libs = repo.closure(module)
+    except UnknownUnitError as exc:
+        raise BuildError(str(exc), EXIT_USAGE) from None
+    except DiscoveryError as exc:
+        raise BuildError(str(exc), EXIT_FAILED) from None
+    toolkit = repo.units.get(TOOLKIT)
+    if toolkit is None or toolkit.is_module:
+        raise BuildError(
+            f"no shared/{TOOLKIT} in {repo.root}: the image's entrypoint comes from cmfleet's wheel", EXIT_USAGE
+        )
+    plan = ModulePlan(repo, module, libs, toolkit, dev=dev)
+    plan.versions = {u.name: unit_version(repo, u) for u in plan.units}
+    not_released = [v for v in plan.versions.values() if not v.is_release]
+    if not_released and not dev:
+        reasons = "\n  ".join(v.why_not_release() for v in not_released)
+        raise BuildError(
+            f"{name}: not a release build:\n  {reasons}\n"
+            "Tag the release, or pass --dev to build dev versions (marked as such in the manifest).",
+            EXIT_USAGE,
+        )
+    return plan
+
+
+def _rel(repo: Repository, path: Path) -> str:
+    try:
+        return path.relative_to(repo.root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def undeclared_imports(repo: Repository, unit: Unit) -> list[str]:
+    """Imports of shared libraries the unit does not declare (directly or through a declared library)."""
+    needed = {lib.name for lib in repo.closure(unit)}
+    problems = []
+    for ref in unit.imports:
+        if ref.level:
+            continue
+        lib = repo.by_import.get(ref.top)
+        if lib is None or lib.name == unit.name or lib.name in needed:
+            continue
+        problems.append(
+            f"{_rel(repo, ref.file)}:{ref.line}: imports {ref.module!r} from the shared library {lib.name!r}, "
+            f'which {unit.rel}/pyproject.toml does not declare; add "{lib.distribution}" to [project].dependencies '
+            f"(and to {_rel(repo, unit.recipe)})"
+        )
+    return problems
+
+
+def relative_imports(repo: Repository, unit: Unit) -> list[str]:
+    """Relative imports: app.py runs as a top-level script in Foundry, so they break there."""
+    return [
+        f"{_rel(repo, ref.file)}:{ref.line}: relative import 'from {ref.module} import ...'; import it absolutely "
+        f"('from {ref.module.lstrip('.') or '<helper>'} import ...')"
+        for ref in unit.imports
+        if ref.level
+    ]
+
+
+def static_problems(plan: ModulePlan) -> list[str]:
+    """``cmfleet check`` findings and self-containment problems of the module and the libraries it needs."""
+    from cmfleet.checks.base import run_checks
+
+    repo = plan.repo
+    units = [plan.module, *plan.libs]
+    problems = [f"{f.location(repo.root)}: [{f.rule}] {f.message} (fix: {f.fix})" for f in run_checks(repo, units)]
+    for unit in units:
+        # Reported here too, so a build fails on them even if a plugin blocks the check rule.
+        for line in relative_imports(repo, unit):
+            location = line.split(": ", 1)[0]
+            if not any(p.startswith(location + ": ") for p in problems):
+                problems.append(line)
+        problems += undeclared_imports(repo, unit)
+    for unit in plan.units:
+        problems += describe_config_problems(repo, unit)
+    return problems
+
+
+def unprovided_imports(repo: Repository, unit: Unit, provided: set[str]) -> list[str]:
+    """Imports that nothing in the image provides: not stdlib, not beside app.py, not in any context wheel."""
+    problems = []
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    for ref in unit.imports:
+        if ref.level or ref.top in stdlib or ref.top in unit.local_names or ref.top in provided:
+            continue
+        problems.append(
+            f"{_rel(repo, ref.file)}:{ref.line}: imports {ref.top!r}, which no wheel in the context provides; "
+            f"declare the distribution that provides it in {unit.rel}/pyproject.toml"
+        )
+    return problems

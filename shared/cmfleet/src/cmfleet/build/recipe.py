@@ -1,0 +1,123 @@
+"""Rendered conda recipes and their checks.
+
+The recipe is rendered with ``CMFLEET_VERSION`` set to the version being built (``cmfleet.recipes``: Jinja with
+the pins of ``conda_build_config.yaml``). Its ``requirements.run`` must list exactly the unit's declared
+dependencies (``pyproject.toml`` is the single source of truth; python is implicit), every shared library the
+code imports, ``foundry-compute-modules`` for modules, and each pin must admit the version being built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cmfleet.discovery import SDK_DISTRIBUTION, Repository, Unit, normalize
+from cmfleet.recipes import RecipeError, RenderedRecipe, render_recipe
+
+#: Marker environment of the image (linux/amd64 CPython); ``python_version`` is filled per build.
+_MARKER_ENV = {
+    "os_name": "posix",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+}
+
+
+def target_requirements(requirements: list[str], python: str) -> list[str]:
+    """The requirements that apply on the image's Python (markers evaluated), markers stripped."""
+    from packaging.requirements import Requirement
+
+    env = {**_MARKER_ENV, "python_version": python, "python_full_version": f"{python}.0"}
+    kept = []
+    for text in requirements:
+        req = Requirement(text)
+        if req.marker is not None and not req.marker.evaluate(env):
+            continue
+        req.marker = None
+        kept.append(str(req))
+    return kept
+
+
+def _line_of(path: Path, needle: str) -> int:
+    try:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip().startswith(needle):
+                return number
+    except OSError:  # pragma: no cover - the recipe rendered, so it exists
+        pass
+    return 1
+
+
+def render_unit_recipe(repo: Repository, unit: Unit, version: str) -> RenderedRecipe:
+    """Render ``unit``'s recipe for ``version``; errors name file:line."""
+    return render_recipe(unit.recipe, repo.root, environ={"CMFLEET_VERSION": version})
+
+
+def recipe_problems(
+    repo: Repository, unit: Unit, rendered: RenderedRecipe, version: str, built: dict[str, str], python: str
+) -> list[str]:
+    """Every mismatch between the rendered recipe and the unit (``built`` maps in-repo units to versions)."""
+    from packaging.requirements import Requirement
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    where = rendered.path.relative_to(repo.root).as_posix()
+    run_line = _line_of(rendered.path, "run:")
+    problems = []
+    package = rendered.data.get("package") or {}
+    if str(package.get("version")) != version:
+        problems.append(
+            f"{where}:{_line_of(rendered.path, 'version:')}: package.version renders as {package.get('version')!r}, "
+            f"expected {version!r}; use {{{{ environ.get('CMFLEET_VERSION') }}}} as the version"
+        )
+    if normalize(str(package.get("name", ""))) != unit.distribution:
+        problems.append(f"{where}: package.name is {package.get('name')!r}, expected {unit.distribution!r}")
+    run = {normalize(r.split()[0]): r for r in rendered.run_requirements()}
+    run.pop("python", None)
+    declared = {normalize(Requirement(r).name): r for r in target_requirements(unit.dependencies, python)}
+    missing = sorted(set(declared) - set(run))
+    extra = sorted(set(run) - set(declared))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing)} (declared in {unit.rel}/pyproject.toml)")
+        if extra:
+            parts.append(f"extra {', '.join(extra)} (not declared in {unit.rel}/pyproject.toml)")
+        problems.append(
+            f"{where}:{run_line}: requirements.run must equal the declared dependencies: {'; '.join(parts)}; "
+            "edit the recipe or pyproject.toml so they match"
+        )
+    if unit.is_module and normalize(SDK_DISTRIBUTION) not in run:
+        problems.append(f"{where}:{run_line}: requirements.run must list {SDK_DISTRIBUTION} (the SDK runs app.py)")
+    for lib, ref in repo.imported_shared(unit):
+        if lib.distribution not in run:
+            problems.append(
+                f"{where}:{run_line}: requirements.run must list {lib.distribution}, imported at "
+                f"{ref.file.relative_to(repo.root).as_posix()}:{ref.line}"
+            )
+    for name, text in run.items():
+        if name not in built:
+            continue
+        spec = " ".join(text.split()[1:]).replace(" ", "")
+        try:
+            allowed = SpecifierSet(spec) if spec else SpecifierSet()
+        except InvalidSpecifier:
+            continue
+        if not allowed.contains(built[name], prereleases=True):
+            problems.append(
+                f"{where}:{run_line}: the pin {text!r} excludes the {name} {built[name]} being built; "
+                "update conda_recipes/conda_build_config.yaml"
+            )
+    return problems
+
+
+def recipe_or_problem(repo: Repository, unit: Unit, version: str) -> tuple[RenderedRecipe | None, list[str]]:
+    """Render the recipe, turning a render error into a problem line."""
+    try:
+        return render_unit_recipe(repo, unit, version), []
+    except RecipeError as exc:
+        try:
+            location = f"{exc.file.relative_to(repo.root).as_posix()}:{exc.line}"
+        except ValueError:
+            location = f"{exc.file}:{exc.line}"
+        return None, [f"{location}: {exc.reason}"]

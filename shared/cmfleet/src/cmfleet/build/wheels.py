@@ -1,0 +1,154 @@
+"""Wheels: build the repository's units with their own backend (hatchling + hatch-vcs, via ``uv build``),
+download every third-party dependency for the image's platform (``pip download``), read wheel metadata.
+
+``uv build --wheel`` runs the PEP 517 backend each unit declares, in an isolated environment, from the unit's
+folder inside the git checkout (so hatch-vcs reads the unit's own tags). hatchling honours
+``SOURCE_DATE_EPOCH``, which makes wheels byte-identical across builds of one commit.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cmfleet.build import BuildError
+
+#: Wheel platforms accepted for a linux/amd64 glibc image (python:*-slim-bookworm has glibc 2.36).
+LINUX_AMD64_PLATFORMS = ("manylinux_2_36_x86_64", "manylinux_2_28_x86_64", "manylinux2014_x86_64", "linux_x86_64")
+
+
+@dataclass(frozen=True)
+class WheelInfo:
+    """A wheel file and what its metadata says."""
+
+    path: Path
+    name: str  # as in METADATA (display form)
+    version: str
+    requires: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        """The normalised distribution name."""
+        from packaging.utils import canonicalize_name
+
+        return str(canonicalize_name(self.name))
+
+
+def read_wheel(path: Path) -> WheelInfo:
+    """Name, version and ``Requires-Dist`` of a wheel, from its ``*.dist-info/METADATA``."""
+    with zipfile.ZipFile(path) as zf:
+        meta_name = next((n for n in zf.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1), None)
+        if meta_name is None:
+            raise BuildError(f"{path}: not a wheel (no .dist-info/METADATA)")
+        meta = email.parser.Parser().parsestr(zf.read(meta_name).decode("utf-8"))
+    return WheelInfo(path, meta["Name"], meta["Version"], tuple(meta.get_all("Requires-Dist") or ()))
+
+
+def top_level_names(path: Path) -> set[str]:
+    """The top-level import names a wheel installs (first path component of its files)."""
+    names: set[str] = set()
+    with zipfile.ZipFile(path) as zf:
+        for entry in zf.namelist():
+            first = entry.split("/", 1)[0]
+            if first.endswith((".dist-info", ".data")):
+                continue
+            names.add(first[:-3] if first.endswith(".py") else first.split(".", 1)[0])
+    return names
+
+
+def find_uv() -> str:
+    """The ``uv`` executable: on PATH, beside this Python, or from the ``uv`` package."""
+    found = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
+    if found:
+        return found
+    try:
+        from uv import find_uv_bin  # type: ignore[import-not-found]
+
+        return find_uv_bin()
+    except ImportError:
+        raise BuildError("uv is needed to build wheels (pip install uv, or install cmfleet's test extra)") from None
+
+
+def pip_command() -> list[str]:
+    """How to run pip: this interpreter's, or pip run by uv when this environment has none (uv-made envs)."""
+    try:
+        import pip  # noqa: F401
+
+        return [sys.executable, "-m", "pip"]
+    except ImportError:
+        return [find_uv(), "tool", "run", "--from", "pip", "pip"]
+
+
+def _run(argv: list[str], what: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise BuildError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+    return proc.stdout
+
+
+def build_wheel(unit_dir: Path, out_dir: Path, source_date_epoch: int, what: str) -> WheelInfo:
+    """Build one unit's wheel into ``out_dir`` with its own build backend; returns its metadata."""
+    with_tmp = out_dir / f".building-{unit_dir.name}"
+    with_tmp.mkdir(parents=True)
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(source_date_epoch)}
+    # A pretend version would override the tag; builds must carry the version hatch-vcs reads from git.
+    for key in [k for k in env if k.startswith("SETUPTOOLS_SCM_PRETEND_VERSION")]:
+        env.pop(key)
+    argv = [find_uv(), "build", "--wheel", "--quiet", "--python", sys.executable, "--out-dir", str(with_tmp)]
+    _run([*argv, str(unit_dir)], f"building the wheel of {what} ({unit_dir})", env=env)
+    built = sorted(with_tmp.glob("*.whl"))
+    if len(built) != 1:
+        raise BuildError(f"building {what} produced {len(built)} wheels in {with_tmp}, expected 1")
+    final = out_dir / built[0].name
+    built[0].replace(final)
+    shutil.rmtree(with_tmp)  # uv also leaves a .gitignore there
+    return read_wheel(final)
+
+
+def download_wheels(requirements: list[str], dest: Path, python: str) -> list[WheelInfo]:
+    """Download wheels for ``requirements`` and their dependencies, for CPython ``python`` on linux/amd64."""
+    if not requirements:
+        return []
+    dest.mkdir(parents=True, exist_ok=True)
+    abi = "cp" + python.replace(".", "")
+    argv = [*pip_command(), "download", "--dest", str(dest), "--only-binary=:all:", "--disable-pip-version-check"]
+    for platform in LINUX_AMD64_PLATFORMS:
+        argv += ["--platform", platform]
+    argv += ["--python-version", python, "--implementation", "cp", "--abi", abi, *requirements]
+    _run(argv, f"downloading third-party wheels ({', '.join(requirements)}) from PyPI")
+    return [read_wheel(p) for p in sorted(dest.glob("*.whl"))]
+
+
+def check_offline_install(wheels_dir: Path, requirements: list[str], python: str, scratch: Path) -> None:
+    """Resolve ``requirements`` from ``wheels_dir`` alone, as the Dockerfile will (``--no-index``), without
+    installing: proves the context is complete for the image's Python and platform."""
+    abi = "cp" + python.replace(".", "")
+    argv = [
+        *pip_command(),
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--no-index",
+        "--find-links",
+        str(wheels_dir),
+        "--only-binary=:all:",
+        "--target",
+        str(scratch),
+        "--python-version",
+        python,
+        "--implementation",
+        "cp",
+        "--abi",
+        abi,
+        "--disable-pip-version-check",
+    ]
+    for platform in LINUX_AMD64_PLATFORMS:
+        argv += ["--platform", platform]
+    _run([*argv, *requirements], "resolving the context's wheels offline (pip install --no-index --dry-run)")
