@@ -1,0 +1,173 @@
+"""Settings of ``cmfleet dev``: defaults, ``[tool.cmfleet.dev]`` in the root pyproject, then the command line.
+
+Root ``pyproject.toml``::
+
+    [tool.cmfleet.dev]
+    replicas = "1:2"          # MIN:MAX per module (MIN 0 = scale to zero when idle)
+    concurrency = 1           # MAX_CONCURRENT_TASKS of each replica
+    timeout = 60              # seconds a job may take, queue wait included (504 after)
+    idle-timeout = 300        # seconds a replica above MIN may stay idle before it is stopped
+    queue-limit = 1000        # jobs waiting per module before 429
+    max-body = 1048576        # largest accepted event, bytes (413 above)
+
+    [tool.cmfleet.dev.modules.hello]
+    replicas = "0:4"
+    concurrency = 4
+    python = "/opt/py311/bin/python"        # interpreter running `-m cmfleet.entrypoint <module dir>`
+    # command = ["node", "dist/index.js"]   # or any command (another language's SDK), run in the module dir
+    env = { FOUNDRY_URL = "localhost" }
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_GATEWAY_PORT = 8940
+DEFAULT_RUNTIME_PORT = 8945  # the port Palantir's docs show for the runtime
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names where it came from and the fix."""
+
+
+def parse_replicas(text: str, where: str = "--replicas") -> tuple[int, int]:
+    """``"MIN:MAX"`` (or ``"N"`` for MIN = MAX = N) as a pair; errors say what is expected."""
+    parts = str(text).split(":")
+    try:
+        if len(parts) == 1:
+            low = high = int(parts[0])
+        elif len(parts) == 2:
+            low, high = int(parts[0]), int(parts[1])
+        else:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"{where}: {text!r} is not MIN:MAX (for example 1:2, or 0:4 to scale to zero)") from None
+    if low < 0 or high < 1 or low > high:
+        raise ConfigError(f"{where}: {text!r} needs 0 <= MIN <= MAX and MAX >= 1")
+    return low, high
+
+
+@dataclass(frozen=True)
+class ModuleSettings:
+    """How one module runs under ``cmfleet dev``."""
+
+    min_replicas: int = 1
+    max_replicas: int = 2
+    concurrency: int = 1
+    timeout: float = 60.0
+    idle_timeout: float = 300.0
+    queue_limit: int = 1000
+    command: tuple[str, ...] | None = None  # replaces `python -m cmfleet.entrypoint <dir>`
+    python: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def replica_command(self, module_dir: Path) -> list[str]:
+        """The argv of one replica process."""
+        if self.command:
+            return list(self.command)
+        return [self.python or sys.executable, "-m", "cmfleet.entrypoint", str(module_dir)]
+
+
+@dataclass
+class DevConfig:
+    """Everything ``cmfleet dev`` needs, resolved."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_GATEWAY_PORT
+    runtime_port: int = DEFAULT_RUNTIME_PORT
+    reload: bool = True
+    max_body: int = 1024 * 1024
+    log_buffer: int = 5000
+    job_history: int = 20000
+    poll_hold: float = 5.0  # the GET job long-poll, as Palantir documents
+    terminal_logs: bool = True
+    defaults: ModuleSettings = field(default_factory=ModuleSettings)
+    modules: dict[str, ModuleSettings] = field(default_factory=dict)
+
+    def for_module(self, name: str) -> ModuleSettings:
+        """The settings of ``name`` (its own section over the defaults)."""
+        return self.modules.get(name, self.defaults)
+
+
+_KEYS = {
+    "replicas",
+    "concurrency",
+    "timeout",
+    "idle-timeout",
+    "queue-limit",
+    "command",
+    "python",
+    "env",
+}
+
+
+def _apply(base: ModuleSettings, table: dict[str, Any], where: str) -> ModuleSettings:
+    unknown = set(table) - _KEYS - {"modules", "max-body"}
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}"
+        )
+    changes: dict[str, Any] = {}
+    try:
+        if "replicas" in table:
+            changes["min_replicas"], changes["max_replicas"] = parse_replicas(table["replicas"], f"{where}.replicas")
+        if "concurrency" in table:
+            changes["concurrency"] = int(table["concurrency"])
+            if changes["concurrency"] < 1:
+                raise ConfigError(f"{where}.concurrency must be >= 1")
+        if "timeout" in table:
+            changes["timeout"] = float(table["timeout"])
+        if "idle-timeout" in table:
+            changes["idle_timeout"] = float(table["idle-timeout"])
+        if "queue-limit" in table:
+            changes["queue_limit"] = int(table["queue-limit"])
+        if "command" in table:
+            cmd = table["command"]
+            if not isinstance(cmd, list) or not cmd or not all(isinstance(c, str) for c in cmd):
+                raise ConfigError(f'{where}.command must be a list of strings, e.g. ["node", "index.js"]')
+            changes["command"] = tuple(cmd)
+        if "python" in table:
+            changes["python"] = str(table["python"])
+        if "env" in table:
+            if not isinstance(table["env"], dict):
+                raise ConfigError(f"{where}.env must be a table of strings")
+            changes["env"] = {str(k): str(v) for k, v in table["env"].items()}
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{where}: {exc}") from None
+    return replace(base, **changes)
+
+
+def load_config(tool_cmfleet: dict[str, Any], *, pyproject: str = "pyproject.toml", **overrides: Any) -> DevConfig:
+    """Build the config from ``[tool.cmfleet]`` (as read by discovery) and command-line ``overrides``.
+
+    Overrides: host, port, runtime_port, reload, replicas ("MIN:MAX"), concurrency, timeout, idle_timeout,
+    queue_limit, max_body, terminal_logs. ``None`` values are ignored. Command-line values apply to every module.
+    """
+    dev = tool_cmfleet.get("dev", {}) or {}
+    where = f"{pyproject} [tool.cmfleet.dev]"
+    defaults = _apply(ModuleSettings(), {k: v for k, v in dev.items() if k != "modules"}, where)
+    cli: dict[str, Any] = {}
+    ov = {k: v for k, v in overrides.items() if v is not None}
+    if "replicas" in ov:
+        cli["replicas"] = ov.pop("replicas")
+    for key in ("concurrency", "timeout", "idle_timeout", "queue_limit"):
+        if key in ov:
+            cli[key.replace("_", "-")] = ov.pop(key)
+    defaults = _apply(defaults, cli, "command line")
+    modules = {}
+    for name, table in (dev.get("modules") or {}).items():
+        settings = _apply(defaults, table, f"{where}.modules.{name}")
+        modules[name] = _apply(settings, cli, "command line")
+    config = DevConfig(defaults=defaults, modules=modules)
+    if "max-body" in dev:
+        config.max_body = int(dev["max-body"])
+    for key, value in ov.items():
+        if not hasattr(config, key):
+            raise TypeError(f"unknown override {key}")
+        setattr(config, key, value)
+    return config

@@ -1,0 +1,453 @@
+"""The caller-facing API of ``cmfleet dev`` (plain HTTP, JSON), for curl, tests, ``cmfleet invoke --remote``
+and the web console. It listens on its own port (default 127.0.0.1:8940); the container-facing HTTPS API is on
+the runtime port (default 8945).
+
+Calls
+-----
+``POST /api/modules/{module}/functions/{function}``  body: the JSON event (empty body = ``{}``)
+    200  the result JSON as the body (a streaming function's items as a JSON array)
+    headers ``X-Cmfleet-Job-Id``, ``X-Cmfleet-Replica``, ``X-Cmfleet-Cold-Start`` (``true``/``false``),
+    ``X-Cmfleet-Duration-Ms`` (submission to result)
+    With ``Accept: application/x-ndjson`` or ``?stream=1``: ``application/x-ndjson``, one JSON item per line as the
+    replica sends them; if the job then fails, the last line is ``{"error": message, "job_id": id, "state": state}``.
+    Errors (JSON body ``{"error": message, ...}``):
+    400 malformed JSON; 404 unknown module or function (``{"error", "known": [names]}``);
+    413 body over the limit; 422 event does not match the posted schema
+    (``{"error", "fields": [{"path": "$.x", "message": ...}]}``); 429 queue full (``Retry-After``);
+    500 the function failed (SDK ``{"exception"}``/``{"error"}`` result: ``{"error", "job_id"}``);
+    502 the job was lost with its replica (``{"error", "job_id"}``, the error names exit code or signal);
+    504 the job timed out (``{"error", "job_id"}``; the replica slot is freed).
+
+``POST /api/modules/{module}/functions/{function}/jobs``  → 202 ``{"job_id": id}`` (header ``Location``)
+``GET /api/jobs/{id}`` → ``{"id", "module", "function", "state", "replica", "cold_start", "submitted_at",
+    "started_at", "finished_at", "duration_ms", "error"}``; state is queued|running|succeeded|failed|timed_out|lost;
+    times are Unix seconds (float) or null.
+``GET /api/jobs/{id}/result[?wait=S]`` → 200 result body when succeeded; 202 ``{"job_id", "state"}`` while queued or
+    running (``wait`` blocks up to S seconds for the end); 500/502/504 as above once it failed.
+``GET /api/jobs?limit=N&module=M`` → job records, newest first (default limit 50).
+
+Listings
+--------
+``GET /api/modules`` → ``[{"name", "functions": [names], "schemas_posted": bool, "min_replicas", "max_replicas",
+    "concurrency", "queued", "running", "start_error": str|null, "replicas": [{"id", "state", "pid",
+    "session_id", "running", "capacity", "started_at", "restarts"}]}]``; replica state is
+    starting|ready|draining|stopped|crashed.
+``GET /api/modules/{module}/functions`` → ``[{"name", "streaming", "schema" (as the SDK posted it, or null),
+    "input_schema" (JSON Schema of the event, or null before the schemas are posted)}]``
+``GET /api/health`` → ``{"status": "ok", "modules", "replicas": {state: count}, "jobs": {state: count},
+    "late_answers", "uptime_s"}``
+
+Logs
+----
+``GET /api/logs?module=&replica=&job=&limit=&after=`` → log records, oldest first (see ``runtime/logs.py``).
+``GET /api/logs/stream?module=&replica=&job=`` → Server-Sent Events, one ``data: <record JSON>`` per line, live.
+
+Access
+------
+Bound to 127.0.0.1 no token is needed. Bound elsewhere, every path needs the access token printed at start:
+``Authorization: Bearer <token>``, ``?token=<token>`` (which also sets a ``cmfleet_token`` cookie for the
+console) or that cookie; otherwise 401.
+
+Console
+-------
+``/`` serves the web console: if the package ``cmfleet.runtime.console`` exists, its ``mount(app, runtime)`` adds
+its routes (static files, pages); otherwise a placeholder page links to the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from cmfleet.runtime.scheduler import FAILED, LOST, QUEUED, SUCCEEDED, TIMED_OUT, Job, QueueFull
+
+NDJSON = "application/x-ndjson"
+_ERROR_STATUS = {FAILED: 500, LOST: 502, TIMED_OUT: 504}
+_TOKEN_COOKIE = "cmfleet_token"
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _job_headers(job: Job) -> dict[str, str]:
+    return {
+        "X-Cmfleet-Job-Id": job.id,
+        "X-Cmfleet-Replica": job.replica or "",
+        "X-Cmfleet-Cold-Start": "true" if job.cold_start else "false",
+        "X-Cmfleet-Duration-Ms": f"{job.duration_ms if job.duration_ms is not None else 0:g}",
+    }
+
+
+def job_response(job: Job) -> Response:
+    """The HTTP answer for a finished job."""
+    headers = _job_headers(job)
+    if job.state == SUCCEEDED:
+        if job.streamed:
+            body = json.dumps(job.items).encode()
+        else:
+            body = job.result or b"null"
+        return Response(body, media_type="application/json", headers=headers)
+    status = _ERROR_STATUS.get(job.state, 500)
+    return JSONResponse({"error": job.error, "job_id": job.id}, status_code=status, headers=headers)
+
+
+class Gateway:
+    """Builds the Starlette app over a running ``Runtime`` (see ``server.py``)."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.scheduler = runtime.scheduler
+        self.started = time.time()
+
+    # -- helpers -------------------------------------------------------------------------------------------
+
+    def _module(self, name: str) -> Any:
+        return self.runtime.manager.modules.get(name)
+
+    def functions(self, name: str) -> list[dict[str, Any]]:
+        """The module's functions: the posted schemas when there are some, else what discovery read."""
+        from cmfleet.schemas import input_schema
+
+        mod = self._module(name)
+        static = {f.name: f for f in mod.unit.functions}
+        posted = mod.queue.schemas
+        if posted is not None:
+            out = []
+            for schema in posted:
+                fname = schema.get("functionName", "")
+                info = static.get(fname)
+                out.append(
+                    {
+                        "name": fname,
+                        "streaming": bool(info and info.streaming),
+                        "schema": schema,
+                        "input_schema": input_schema(schema),
+                    }
+                )
+            return out
+        return [
+            {"name": f.name, "streaming": f.streaming, "schema": None, "input_schema": None} for f in static.values()
+        ]
+
+    def _function_schema(self, module: str, function: str) -> tuple[list[str], dict[str, Any] | None]:
+        mod = self._module(module)
+        posted = mod.queue.schemas
+        if posted is not None:
+            names = [s.get("functionName", "") for s in posted]
+            schema = next((s for s in posted if s.get("functionName") == function), None)
+            return names, schema
+        return [f.name for f in mod.unit.functions], None
+
+    def _submit(self, request: Request, body: bytes) -> Job | Response:
+        module = request.path_params["module"]
+        function = request.path_params["function"]
+        if self._module(module) is None:
+            known = sorted(self.runtime.manager.modules)
+            return _error(404, f"unknown module {module!r}; known modules: {', '.join(known) or '(none)'}", known=known)
+        known, schema = self._function_schema(module, function)
+        if known and function not in known:
+            return _error(
+                404, f"module {module!r} has no function {function!r}; known functions: {', '.join(known)}", known=known
+            )
+        payload = body.strip() or b"{}"
+        try:
+            event = json.loads(payload)
+        except ValueError as exc:
+            return _error(400, f"the request body is not valid JSON: {exc}")
+        if schema is not None and schema.get("inputs"):
+            from cmfleet.schemas import validation_errors
+
+            fields = validation_errors(schema, event)
+            if fields:
+                summary = "; ".join(f"{f['path']}: {f['message']}" for f in fields)
+                return _error(422, f"the event does not match {module}.{function}'s schema: {summary}", fields=fields)
+        try:
+            return self.scheduler.submit(module, function, payload)
+        except QueueFull as exc:
+            return JSONResponse({"error": str(exc)}, status_code=429, headers={"Retry-After": "1"})
+
+    # -- calls ---------------------------------------------------------------------------------------------
+
+    async def call(self, request: Request) -> Response:
+        try:
+            body = await _read_body(request, self.runtime.config.max_body)
+        except _TooLarge:
+            return _error(413, f"the event is larger than the limit of {self.runtime.config.max_body} bytes")
+        job = self._submit(request, body)
+        if isinstance(job, Response):
+            return job
+        wants_stream = request.query_params.get("stream") in ("1", "true") or NDJSON in request.headers.get(
+            "accept", ""
+        )
+        if wants_stream:
+            return await self._stream(job)
+        await job.done
+        return job_response(job)
+
+    async def _stream(self, job: Job) -> Response:
+        while job.state == QUEUED:
+            await job.changed()
+        if job.finished and job.state != SUCCEEDED:
+            return job_response(job)
+
+        async def lines():
+            sent = 0
+            while True:
+                while sent < len(job.items):
+                    yield json.dumps(job.items[sent]).encode() + b"\n"
+                    sent += 1
+                if job.finished:
+                    break
+                await job.changed()
+            if job.state == SUCCEEDED and not job.streamed and job.result is not None:
+                yield job.result.strip() + b"\n"
+            elif job.state != SUCCEEDED:
+                yield json.dumps({"error": job.error, "job_id": job.id, "state": job.state}).encode() + b"\n"
+
+        headers = _job_headers(job)
+        headers.pop("X-Cmfleet-Duration-Ms")
+        return StreamingResponse(lines(), media_type=NDJSON, headers=headers)
+
+    async def submit_async(self, request: Request) -> Response:
+        try:
+            body = await _read_body(request, self.runtime.config.max_body)
+        except _TooLarge:
+            return _error(413, f"the event is larger than the limit of {self.runtime.config.max_body} bytes")
+        job = self._submit(request, body)
+        if isinstance(job, Response):
+            return job
+        return JSONResponse({"job_id": job.id}, status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
+
+    def _job(self, request: Request) -> Job | None:
+        return self.scheduler.jobs.get(request.path_params["job_id"])
+
+    async def job(self, request: Request) -> Response:
+        job = self._job(request)
+        if job is None:
+            return _error(404, f"no job {request.path_params['job_id']!r} (finished jobs are kept for a while only)")
+        return JSONResponse(job.as_json())
+
+    async def job_result(self, request: Request) -> Response:
+        job = self._job(request)
+        if job is None:
+            return _error(404, f"no job {request.path_params['job_id']!r}")
+        wait = request.query_params.get("wait")
+        if wait and not job.finished:
+            try:
+                await asyncio.wait_for(asyncio.shield(job.done), min(float(wait), 300.0))
+            except (asyncio.TimeoutError, ValueError):
+                pass
+        if not job.finished:
+            return JSONResponse({"job_id": job.id, "state": job.state}, status_code=202)
+        return job_response(job)
+
+    async def jobs(self, request: Request) -> Response:
+        try:
+            limit = max(1, min(int(request.query_params.get("limit", 50)), 10000))
+        except ValueError:
+            return _error(400, "limit must be an integer")
+        module = request.query_params.get("module") or None
+        return JSONResponse([j.as_json() for j in self.scheduler.recent(limit, module)])
+
+    # -- listings ------------------------------------------------------------------------------------------
+
+    async def modules(self, request: Request) -> Response:
+        out = []
+        for name, mod in self.runtime.manager.modules.items():
+            replicas = [r for r in mod.queue.replicas if not (r.external and r.state != "ready")]
+            out.append(
+                {
+                    "name": name,
+                    "functions": [f["name"] for f in self.functions(name)],
+                    "schemas_posted": mod.queue.schemas is not None,
+                    "min_replicas": mod.settings.min_replicas,
+                    "max_replicas": mod.settings.max_replicas,
+                    "concurrency": mod.settings.concurrency,
+                    "queued": len(mod.queue.queue),
+                    "running": mod.queue.running,
+                    "start_error": mod.queue.start_error,
+                    "replicas": [r.as_json() for r in replicas],
+                }
+            )
+        return JSONResponse(out)
+
+    async def module_functions(self, request: Request) -> Response:
+        name = request.path_params["module"]
+        if self._module(name) is None:
+            known = sorted(self.runtime.manager.modules)
+            return _error(404, f"unknown module {name!r}; known modules: {', '.join(known)}", known=known)
+        return JSONResponse(self.functions(name))
+
+    async def health(self, request: Request) -> Response:
+        states: dict[str, int] = {}
+        for mod in self.runtime.manager.modules.values():
+            for r in mod.queue.replicas:
+                states[r.state] = states.get(r.state, 0) + 1
+        return JSONResponse(
+            {
+                "status": "ok",
+                "modules": len(self.runtime.manager.modules),
+                "replicas": states,
+                "jobs": dict(self.scheduler.counts),
+                "late_answers": self.scheduler.late_answers,
+                "uptime_s": round(time.time() - self.started, 3),
+            }
+        )
+
+    # -- logs ----------------------------------------------------------------------------------------------
+
+    async def logs(self, request: Request) -> Response:
+        q = request.query_params
+        try:
+            limit = max(1, min(int(q.get("limit", 200)), 10000))
+            after = int(q.get("after", 0))
+        except ValueError:
+            return _error(400, "limit and after must be integers")
+        records = self.runtime.logs.query(q.get("module"), q.get("replica"), q.get("job"), limit, after)
+        return JSONResponse(records)
+
+    async def logs_stream(self, request: Request) -> Response:
+        q = request.query_params
+        module, replica, job = q.get("module"), q.get("replica"), q.get("job")
+        hub = self.runtime.logs
+        queue = hub.subscribe()
+
+        async def events():
+            try:
+                yield b": cmfleet log stream\n\n"
+                while True:
+                    try:
+                        record = await asyncio.wait_for(queue.get(), 15.0)
+                    except asyncio.TimeoutError:
+                        yield b": keep-alive\n\n"
+                        continue
+                    if module and record["module"] != module:
+                        continue
+                    if replica and record["replica"] != replica:
+                        continue
+                    if job and record["job_id"] != job:
+                        continue
+                    yield b"data: " + json.dumps(record).encode() + b"\n\n"
+            finally:
+                hub.unsubscribe(queue)
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    async def placeholder(self, request: Request) -> Response:
+        return HTMLResponse(PLACEHOLDER)
+
+    # -- app -----------------------------------------------------------------------------------------------
+
+    def app(self) -> Starlette:
+        routes = [
+            Route("/api/health", self.health),
+            Route("/api/modules", self.modules),
+            Route("/api/modules/{module}/functions", self.module_functions),
+            Route("/api/modules/{module}/functions/{function}", self.call, methods=["POST"]),
+            Route("/api/modules/{module}/functions/{function}/jobs", self.submit_async, methods=["POST"]),
+            Route("/api/jobs", self.jobs),
+            Route("/api/jobs/{job_id}", self.job),
+            Route("/api/jobs/{job_id}/result", self.job_result),
+            Route("/api/logs", self.logs),
+            Route("/api/logs/stream", self.logs_stream),
+        ]
+        app = Starlette(routes=routes)
+        try:
+            from cmfleet.runtime import console  # the web console, when installed
+        except ImportError:
+            console = None
+        if console is not None and hasattr(console, "mount"):
+            console.mount(app, self.runtime)
+        else:
+            app.router.routes.append(Route("/", self.placeholder))
+        token = getattr(self.runtime.config, "access_token", None)
+        if token:
+            return TokenMiddleware(app, token)  # type: ignore[return-value]
+        return app
+
+
+class TokenMiddleware:
+    """Requires the access token (bearer header, ``?token=`` or cookie) on every HTTP request."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app, self.token = app, token
+        self.routes = getattr(app, "routes", [])
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        import secrets
+        from urllib.parse import parse_qs
+
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        given = None
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        from_query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [None])[0]
+        given = given or from_query
+        if given is None:
+            for part in headers.get("cookie", "").split(";"):
+                name, _, value = part.strip().partition("=")
+                if name == _TOKEN_COOKIE:
+                    given = value
+        if given is None or not secrets.compare_digest(given, self.token):
+            response = _error(
+                401, "this cmfleet dev server needs its access token: Authorization: Bearer <token> or ?token="
+            )
+            await response(scope, receive, send)
+            return
+        if from_query:
+
+            async def send_with_cookie(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    cookie = f"{_TOKEN_COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"
+                    message.setdefault("headers", []).append((b"set-cookie", cookie.encode()))
+                await send(message)
+
+            await self.app(scope, receive, send_with_cookie)
+            return
+        await self.app(scope, receive, send)
+
+
+PLACEHOLDER = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>cmfleet dev</title></head>
+<body>
+<h1>cmfleet dev</h1>
+<p>The local Foundry runtime is running. The web console is not installed; the JSON API is:</p>
+<ul>
+<li><a href="/api/modules">/api/modules</a> modules and replicas</li>
+<li><a href="/api/jobs">/api/jobs</a> recent jobs</li>
+<li><a href="/api/logs">/api/logs</a> replica logs (<a href="/api/logs/stream">live</a>)</li>
+<li><a href="/api/health">/api/health</a></li>
+</ul>
+<p>Call a function: <code>curl -X POST localhost:8940/api/modules/hello/functions/add -d '{"x": 1, "y": 2}'</code></p>
+</body></html>
+"""

@@ -1,0 +1,158 @@
+"""Replica output: every stdout/stderr line collected, SLS JSON lines parsed, kept in a bounded ring buffer,
+streamed to subscribers (the gateway's Server-Sent Events) and printed to the terminal with rich.
+
+A record (the shape ``GET /api/logs`` returns)::
+
+    {"seq": 12, "time": 1764384000.1, "module": "hello", "replica": "hello-1", "stream": "stderr",
+     "level": "INFO", "message": "start slow", "job_id": "5e4a...", "session_id": "hello-1-3f2a", "origin": "app.py:5"}
+
+Secret values (source credentials, replica tokens) are replaced by ``***`` before a line is stored or shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+_LEVEL_STYLE = {"ERROR": "bold red", "FATAL": "bold red", "WARN": "yellow", "WARNING": "yellow", "DEBUG": "dim"}
+REDACTED = "***"
+
+
+class LogHub:
+    """The runtime's log lines: ring buffer, live subscribers, terminal output."""
+
+    def __init__(self, size: int = 5000, terminal: bool = True) -> None:
+        self.records: deque[dict[str, Any]] = deque(maxlen=size)
+        self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.secrets: list[str] = []
+        self.seq = 0
+        self._console = None
+        if terminal:
+            from rich.console import Console
+
+            self._console = Console(stderr=True, highlight=False)
+
+    def add_secrets(self, values: Iterable[str]) -> None:
+        """Values that must never be shown (longest first, so a secret containing another is fully hidden)."""
+        merged = {v for v in (*self.secrets, *values) if isinstance(v, str) and len(v) >= 3}
+        self.secrets = sorted(merged, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret value replaced by ``***``."""
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    def line(self, module: str, replica: str, stream: str, raw: bytes, session_id: str | None = None) -> None:
+        """Record one line of a replica's output."""
+        text = self.redact(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        if not text:
+            return
+        record: dict[str, Any] = {
+            "seq": 0,
+            "time": time.time(),
+            "module": module,
+            "replica": replica,
+            "stream": stream,
+            "level": "ERROR" if stream == "stderr" and text.startswith("Traceback") else "INFO",
+            "message": text,
+            "job_id": None,
+            "session_id": session_id,
+            "origin": None,
+        }
+        if text.startswith("{") and '"level"' in text:
+            try:
+                sls = json.loads(text)
+            except ValueError:
+                sls = None
+            if isinstance(sls, dict) and "message" in sls:
+                params = sls.get("params") if isinstance(sls.get("params"), dict) else {}
+                record["level"] = str(sls.get("level", "INFO")).upper()
+                record["message"] = str(sls.get("message", ""))
+                record["job_id"] = params.get("job_id") or None
+                record["session_id"] = params.get("session_id") or session_id
+                record["origin"] = sls.get("origin")
+                unsafe = sls.get("unsafeParams")
+                extra = {k: v for k, v in params.items() if k not in ("job_id", "session_id", "process_id")}
+                if isinstance(unsafe, dict):
+                    extra.update(unsafe)
+                if extra:
+                    record["params"] = extra
+        self.emit(record)
+
+    def system(self, message: str, module: str = "cmfleet", replica: str = "-", level: str = "INFO") -> None:
+        """A line from the runtime itself (replica started, crashed, reloaded...)."""
+        self.emit(
+            {
+                "seq": 0,
+                "time": time.time(),
+                "module": module,
+                "replica": replica,
+                "stream": "runtime",
+                "level": level,
+                "message": self.redact(message),
+                "job_id": None,
+                "session_id": None,
+                "origin": None,
+            }
+        )
+
+    def emit(self, record: dict[str, Any]) -> None:
+        self.seq += 1
+        record["seq"] = self.seq
+        self.records.append(record)
+        for queue in self.subscribers:
+            if queue.qsize() < 10000:  # a stalled reader loses lines rather than memory
+                queue.put_nowait(record)
+        if self._console is not None:
+            self._print(record)
+
+    def _print(self, record: dict[str, Any]) -> None:
+        from rich.text import Text
+
+        style = _LEVEL_STYLE.get(record["level"], "")
+        prefix = Text(
+            f"{record['module']}/{record['replica']} ", style="cyan" if record["stream"] != "runtime" else "magenta"
+        )
+        body = Text(record["message"], style=style)
+        if record.get("job_id"):
+            body.append(f"  job={record['job_id'][:8]}", style="dim")
+        self._console.print(prefix + body, soft_wrap=True)
+
+    def query(
+        self,
+        module: str | None = None,
+        replica: str | None = None,
+        job: str | None = None,
+        limit: int = 200,
+        after: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Matching records, oldest first (the newest ``limit`` of them)."""
+        out: list[dict[str, Any]] = []
+        for record in reversed(self.records):
+            if record["seq"] <= after:
+                break
+            if module and record["module"] != module:
+                continue
+            if replica and record["replica"] != replica:
+                continue
+            if job and record["job_id"] != job:
+                continue
+            out.append(record)
+            if len(out) >= limit:
+                break
+        out.reverse()
+        return out
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self.subscribers.discard(queue)

@@ -1,0 +1,574 @@
+"""Jobs, queues and replica capacity: the only place where a job changes state.
+
+Every accepted job ends in exactly one terminal state (succeeded, failed, timed_out, lost): :meth:`Job.finish`
+ignores any later attempt and counts it in ``Scheduler.late_answers``. A replica never holds more jobs than
+its capacity (``MAX_CONCURRENT_TASKS``), although the SDK keeps polling while its workers are busy: a poll from
+a full replica is parked until a slot frees or the long-poll hold (5 s) ends with 204.
+
+Everything here runs on the runtime's single event loop (no locks, no threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, LOST = "queued", "running", "succeeded", "failed", "timed_out", "lost"
+TERMINAL = frozenset({SUCCEEDED, FAILED, TIMED_OUT, LOST})
+
+# Replica states, as the gateway lists them.
+STARTING, READY, DRAINING, STOPPED, CRASHED = "starting", "ready", "draining", "stopped", "crashed"
+LIVE = frozenset({STARTING, READY})
+
+
+class QueueFull(Exception):
+    """The module's bounded queue is full (the gateway answers 429)."""
+
+    def __init__(self, module: str, limit: int) -> None:
+        super().__init__(f"the queue of module {module!r} is full ({limit} jobs waiting); retry later")
+        self.module, self.limit = module, limit
+
+
+class JobRefused(Exception):
+    """A replica may not post this result (``status`` is the HTTP answer: 403 or 404)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _error_message(body: bytes) -> str | None:
+    """The message of an SDK error result (``{"exception": ...}``, ``{"error": ...}``, TS's ``reason``), else None."""
+    head = body[:16].lstrip()
+    if not head.startswith(b"{") or (b'"exception"' not in body[:32] and b'"error"' not in body[:32]):
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or not set(value) <= {"exception", "error", "reason"}:
+        return None
+    if "exception" in value:
+        return str(value["exception"])
+    if "error" in value:
+        reason = value.get("reason")
+        return f"{value['error']}: {reason}" if reason else str(value["error"])
+    return None
+
+
+class _StreamDecoder:
+    """Items of a streamed result: one HTTP chunk is one JSON item (what the SDK sends); when a chunk is not
+    valid JSON alone (a client that splits or merges items), fall back to decoding a raw stream of JSON values."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending = ""
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        text = self.pending + chunk.decode("utf-8", "replace")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            pass
+        else:
+            self.pending = ""
+            return [value]
+        items: list[Any] = []
+        decoder = json.JSONDecoder()
+        pos, end = 0, len(text)
+        while pos < end:
+            while pos < end and text[pos] in " \t\r\n":
+                pos += 1
+            if pos >= end:
+                break
+            try:
+                value, pos = decoder.raw_decode(text, pos)
+            except ValueError:
+                break
+            items.append(value)
+        self.pending = text[pos:]
+        return items
+
+
+class Job:
+    """One call of a module's function, from submission to its terminal state."""
+
+    __slots__ = (
+        "id",
+        "module",
+        "function",
+        "payload",
+        "state",
+        "replica",
+        "session_id",
+        "cold_start",
+        "submitted_at",
+        "started_at",
+        "finished_at",
+        "error",
+        "result",
+        "items",
+        "streamed",
+        "aborted_uploads",
+        "done",
+        "_timer",
+        "_waiters",
+        "_decoder",
+        "_mono",
+        "duration_ms",
+    )
+
+    def __init__(self, module: str, function: str, payload: bytes, loop: asyncio.AbstractEventLoop) -> None:
+        self.id = str(uuid.uuid4())
+        self.module, self.function, self.payload = module, function, payload
+        self.state = QUEUED
+        self.replica: str | None = None
+        self.session_id: str | None = None
+        self.cold_start = False
+        self.submitted_at = time.time()
+        self._mono = time.monotonic()
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.duration_ms: float | None = None
+        self.error: str | None = None
+        self.result: bytes | None = None  # the raw result body, exactly as the replica posted it
+        self.items: list[Any] = []  # items of a streamed (chunked) result, as they arrive
+        self.streamed = False
+        self.aborted_uploads = 0
+        self.done: asyncio.Future[None] = loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+        self._decoder: _StreamDecoder | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL
+
+    def envelope(self) -> bytes:
+        """The GET job answer (the ``computeModuleJobV1`` envelope), built without re-encoding the event."""
+        return b"".join(
+            (
+                b'{"type":"computeModuleJobV1","computeModuleJobV1":{"jobId":"',
+                self.id.encode(),
+                b'","queryType":',
+                json.dumps(self.function).encode(),
+                b',"query":',
+                self.payload,
+                b',"temporaryCredentialsAuthToken":"","authHeader":"","userId":""}}',
+            )
+        )
+
+    def result_value(self) -> Any:
+        """The result as JSON data: the items of a streamed result, else the decoded body."""
+        if self.streamed:
+            return list(self.items)
+        return json.loads(self.result) if self.result else None
+
+    def as_json(self) -> dict[str, Any]:
+        """The job record the gateway returns."""
+        return {
+            "id": self.id,
+            "module": self.module,
+            "function": self.function,
+            "state": self.state,
+            "replica": self.replica,
+            "cold_start": self.cold_start,
+            "submitted_at": self.submitted_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_ms": self.duration_ms,
+            "error": self.error,
+        }
+
+    # -- change notification (streaming readers) ------------------------------------------------------------
+
+    def _notify(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def changed(self) -> None:
+        """Wait until the job starts, an item arrives or the job finishes."""
+        if self.finished:
+            return
+        fut = self.done.get_loop().create_future()
+        self._waiters.append(fut)
+        await fut
+
+
+@dataclass(eq=False)
+class Replica:
+    """The scheduler's view of one replica slot (the process is supervised by ``replicas.py``)."""
+
+    id: str
+    module: str
+    capacity: int
+    token: str = ""
+    session_id: str = ""
+    state: str = STARTING
+    pid: int | None = None
+    started_at: float = field(default_factory=time.time)
+    restarts: int = 0
+    external: bool = False  # started by hand (``cmfleet dev --print-env``): no process to supervise
+    generation: int = 0
+    in_flight: dict[str, Job] = field(default_factory=dict)
+    max_in_flight: int = 0  # the most jobs it ever held at once (tests check it against capacity)
+    idle_since: float = field(default_factory=time.monotonic)
+    stopping: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "pid": self.pid,
+            "session_id": self.session_id,
+            "running": len(self.in_flight),
+            "capacity": self.capacity,
+            "started_at": self.started_at,
+            "restarts": self.restarts,
+        }
+
+
+@dataclass(eq=False)
+class ModuleQueue:
+    """The jobs waiting for one module and the polls waiting for jobs."""
+
+    name: str
+    queue_limit: int
+    timeout: float
+    queue: deque[Job] = field(default_factory=deque)
+    pollers: list[tuple[Replica, asyncio.Future[Job | None]]] = field(default_factory=list)
+    replicas: list[Replica] = field(default_factory=list)
+    schemas: list[dict[str, Any]] | None = None
+    start_error: str | None = None  # why the last replica could not start (import error), if it could not
+
+    @property
+    def running(self) -> int:
+        return sum(len(r.in_flight) for r in self.replicas)
+
+    def live(self) -> list[Replica]:
+        return [r for r in self.replicas if r.state in LIVE]
+
+
+class Scheduler:
+    """Queues per module, replica capacity, timeouts and terminal states."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, job_history: int = 20000, poll_hold: float = 5.0) -> None:
+        self.loop = loop
+        self.modules: dict[str, ModuleQueue] = {}
+        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self.by_token: dict[str, Replica] = {}
+        self.job_history = job_history
+        self.poll_hold = poll_hold
+        self.late_answers = 0  # results or losses that arrived for an already finished job (ignored)
+        self.counts: dict[str, int] = {s: 0 for s in TERMINAL}
+        #: Called with the ModuleQueue when a job waits and no replica can take it (autoscaling, cold start).
+        self.on_pressure: Callable[[ModuleQueue], None] = lambda mq: None
+        #: Called with a draining Replica once it holds no job (it can then be stopped).
+        self.on_drained: Callable[[Replica], None] = lambda r: None
+        #: Called with every job that reaches its terminal state.
+        self.on_finished: Callable[[Job], None] = lambda job: None
+
+    # -- modules and replicas ------------------------------------------------------------------------------
+
+    def add_module(self, name: str, *, queue_limit: int, timeout: float) -> ModuleQueue:
+        mq = self.modules.get(name)
+        if mq is None:
+            mq = self.modules[name] = ModuleQueue(name, queue_limit, timeout)
+        return mq
+
+    def add_replica(self, replica: Replica) -> None:
+        """Register a replica slot (its token now authenticates it)."""
+        mq = self.modules[replica.module]
+        if replica not in mq.replicas:
+            mq.replicas.append(replica)
+        self.by_token[replica.token] = replica
+
+    def set_token(self, replica: Replica, token: str) -> None:
+        """Give the replica a new token (each process start gets its own); the old one stops working."""
+        self.by_token.pop(replica.token, None)
+        replica.token = token
+        self.by_token[token] = replica
+
+    def remove_replica(self, replica: Replica) -> None:
+        """Forget a stopped replica slot."""
+        mq = self.modules[replica.module]
+        if replica in mq.replicas:
+            mq.replicas.remove(replica)
+        self.by_token.pop(replica.token, None)
+
+    def drain(self, replica: Replica) -> None:
+        """Stop giving ``replica`` jobs; ``on_drained`` fires once it holds none."""
+        replica.state = DRAINING
+        self._release_polls(replica)
+        if not replica.in_flight:
+            self.on_drained(replica)
+
+    def replica_gone(self, replica: Replica, reason: str, state: str = CRASHED) -> list[str]:
+        """The replica's process ended: every job it held is lost with ``reason``. Returns their ids."""
+        replica.state = state
+        self._release_polls(replica)
+        lost = list(replica.in_flight)
+        for job in list(replica.in_flight.values()):
+            self._finish(job, LOST, f"lost: replica {replica.id} {reason}")
+        replica.in_flight.clear()
+        self._dispatch(self.modules[replica.module])
+        return lost
+
+    def restart_notified(self, replica: Replica) -> list[str]:
+        """The replica reports a restart: the jobs it held are dropped (lost), their ids returned."""
+        lost = list(replica.in_flight)
+        for job in list(replica.in_flight.values()):
+            self._finish(job, LOST, f"lost: replica {replica.id} restarted (restart notification) while running it")
+        replica.in_flight.clear()
+        if replica.state == STARTING:
+            replica.state = READY
+        return lost
+
+    def _release_polls(self, replica: Replica) -> None:
+        for mq in (self.modules[replica.module],):
+            keep = []
+            for r, fut in mq.pollers:
+                if r is replica:
+                    if not fut.done():
+                        fut.set_result(None)
+                else:
+                    keep.append((r, fut))
+            mq.pollers = keep
+
+    def post_schemas(self, replica: Replica, schemas: Any) -> None:
+        """Store the schemas a replica posted (per module, the latest wins)."""
+        if isinstance(schemas, list):
+            self.modules[replica.module].schemas = schemas
+            self.modules[replica.module].start_error = None
+
+    # -- jobs ----------------------------------------------------------------------------------------------
+
+    def submit(self, module: str, function: str, payload: bytes, *, timeout: float | None = None) -> Job:
+        """Queue a call; raises QueueFull when the module's queue is at its limit."""
+        mq = self.modules[module]
+        if len(mq.queue) >= mq.queue_limit:
+            raise QueueFull(module, mq.queue_limit)
+        job = Job(module, function, payload, self.loop)
+        job.cold_start = not any(r.state == READY for r in mq.replicas)
+        self.jobs[job.id] = job
+        job._timer = self.loop.call_later(timeout or mq.timeout, self._timeout, job, timeout or mq.timeout)
+        mq.queue.append(job)
+        self._dispatch(mq)
+        if mq.queue:
+            self.on_pressure(mq)
+        return job
+
+    def fail_queued(self, module: str, error: str) -> None:
+        """End every queued job of ``module`` as failed (its replicas cannot start)."""
+        mq = self.modules[module]
+        while mq.queue:
+            self._finish(mq.queue.popleft(), FAILED, error)
+
+    async def poll(self, replica: Replica) -> Job | None:
+        """A replica's GET job: a job now, one within the long-poll hold, or None (204)."""
+        if replica.state == STARTING or (replica.external and replica.state in (STOPPED, CRASHED)):
+            replica.state = READY
+        mq = self.modules[replica.module]
+        job = self._take(mq, replica)
+        if job is not None:
+            return job
+        fut: asyncio.Future[Job | None] = self.loop.create_future()
+        entry = (replica, fut)
+        mq.pollers.append(entry)
+        timer = self.loop.call_later(self.poll_hold, _resolve_none, fut)
+        try:
+            return await fut
+        finally:
+            timer.cancel()
+            try:  # still parked (hold ended, or the connection went away): forget the poll
+                mq.pollers.remove(entry)
+            except ValueError:
+                pass
+
+    def _take(self, mq: ModuleQueue, replica: Replica) -> Job | None:
+        if replica.state != READY or len(replica.in_flight) >= replica.capacity or not mq.queue:
+            return None
+        job = mq.queue.popleft()
+        self._assign(job, replica)
+        return job
+
+    def _assign(self, job: Job, replica: Replica) -> None:
+        job.state = RUNNING
+        job.replica = replica.id
+        job.session_id = replica.session_id
+        job.started_at = time.time()
+        replica.in_flight[job.id] = job
+        if len(replica.in_flight) > replica.max_in_flight:
+            replica.max_in_flight = len(replica.in_flight)
+        if job._waiters:
+            job._notify()
+
+    def _dispatch(self, mq: ModuleQueue) -> None:
+        """Hand queued jobs to parked polls of replicas with a free slot (least loaded first)."""
+        while mq.queue and mq.pollers:
+            best = None
+            for i, (replica, fut) in enumerate(mq.pollers):
+                if fut.done() or replica.state != READY or len(replica.in_flight) >= replica.capacity:
+                    continue
+                if best is None or len(replica.in_flight) < len(mq.pollers[best][0].in_flight):
+                    best = i
+            if best is None:
+                return
+            replica, fut = mq.pollers.pop(best)
+            job = mq.queue.popleft()
+            self._assign(job, replica)
+            fut.set_result(job)
+
+    def begin_result(self, replica: Replica, job_id: str) -> Job | None:
+        """Check that ``replica`` may answer ``job_id``. Returns the job, or None for a job already finished
+        (a late answer after a timeout: accepted and ignored). Raises JobRefused otherwise."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise JobRefused(404, f"no job {job_id!r}")
+        if job.module != replica.module:
+            raise JobRefused(403, f"job {job_id} belongs to module {job.module!r}, not to {replica.module!r}")
+        if job.replica != replica.id:
+            raise JobRefused(403, f"job {job_id} is not held by replica {replica.id}")
+        if job.finished:
+            self.late_answers += 1
+            return None
+        return job
+
+    def result_chunk(self, job: Job, chunk: bytes) -> None:
+        """One chunk of a streamed result (one item, as the SDK sends it)."""
+        if job.finished:
+            return
+        job.streamed = True
+        if job._decoder is None:
+            job._decoder = _StreamDecoder()
+        new = job._decoder.feed(chunk)
+        if new:
+            job.items.extend(new)
+            job._notify()
+
+    def result_aborted(self, job: Job) -> None:
+        """A result upload broke off before its end; the SDK re-posts (an error, or the rest of the stream)."""
+        job.aborted_uploads += 1
+
+    def result_complete(self, job: Job, body: bytes | None, *, chunked: bool) -> None:
+        """The whole result arrived: succeed, or fail with the SDK's error message."""
+        if job.finished:
+            self.late_answers += 1
+            return
+        if chunked:
+            job.streamed = True
+            if job._decoder is not None and job._decoder.pending.strip():
+                self._finish(
+                    job, FAILED, f"the streamed result ends with incomplete JSON: {job._decoder.pending[:200]!r}"
+                )
+            elif job.aborted_uploads:
+                self._finish(
+                    job,
+                    FAILED,
+                    "the streamed result was aborted mid-stream (the function raised or an item could not be "
+                    f"serialised) and re-posted empty; {len(job.items)} item(s) arrived before the break",
+                )
+            else:
+                self._finish(job, SUCCEEDED, None)
+            return
+        body = body or b""
+        message = _error_message(body)
+        if message is not None:
+            job.result = body
+            self._finish(job, FAILED, message)
+            return
+        if not body.strip():
+            body = b"null"
+        job.result = body
+        self._finish(job, SUCCEEDED, None)
+
+    def _timeout(self, job: Job, seconds: float) -> None:
+        if job.finished:
+            return
+        mq = self.modules[job.module]
+        where = "waiting in the queue" if job.state == QUEUED else f"running on replica {job.replica}"
+        if job.state == QUEUED:
+            try:
+                mq.queue.remove(job)
+            except ValueError:
+                pass
+        self._finish(job, TIMED_OUT, f"timed out after {seconds:g} s {where}")
+
+    def _finish(self, job: Job, state: str, error: str | None) -> None:
+        if job.finished:
+            self.late_answers += 1
+            return
+        job.state = state
+        job.error = error
+        job.finished_at = time.time()
+        job.duration_ms = round((time.monotonic() - job._mono) * 1000, 3)
+        self.counts[state] += 1
+        if job._timer is not None:
+            job._timer.cancel()
+            job._timer = None
+        if job.replica is not None:
+            mq = self.modules[job.module]
+            for replica in mq.replicas:
+                if replica.id == job.replica and replica.in_flight.pop(job.id, None) is not None:
+                    if not replica.in_flight:
+                        replica.idle_since = time.monotonic()
+                        if replica.state == DRAINING:
+                            self.on_drained(replica)
+                    break
+            self._dispatch(mq)
+        if not job.done.done():
+            job.done.set_result(None)
+        job._notify()
+        self.on_finished(job)
+        self._trim()
+
+    def _trim(self) -> None:
+        excess = len(self.jobs) - self.job_history
+        while excess > 0:
+            oldest_id, oldest = next(iter(self.jobs.items()))
+            if not oldest.finished:
+                self.jobs.move_to_end(oldest_id)
+                excess -= 1
+                continue
+            del self.jobs[oldest_id]
+            excess -= 1
+
+    def recent(self, limit: int = 50, module: str | None = None) -> list[Job]:
+        """The newest jobs first."""
+        out: list[Job] = []
+        for job in reversed(self.jobs.values()):
+            if module is None or job.module == module:
+                out.append(job)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def cancel_all(self, reason: str) -> None:
+        """End every unfinished job (the runtime is stopping)."""
+        for job in list(self.jobs.values()):
+            if not job.finished:
+                if job.state == QUEUED:
+                    try:
+                        self.modules[job.module].queue.remove(job)
+                    except ValueError:
+                        pass
+                self._finish(job, LOST, reason)
+        for mq in self.modules.values():
+            for _, fut in mq.pollers:
+                if not fut.done():
+                    fut.set_result(None)
+            mq.pollers.clear()
+
+
+def _resolve_none(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_result(None)
