@@ -1,1 +1,290 @@
-"""Built-in plugin: the `release` commands (registered through `cmfleet_register_commands`)."""
+"""Built-in plugin: the release commands ``affected``, ``matrix``, ``release``, ``status`` and ``bump-shared``.
+
+Thin: each parses its options, calls the library in ``cmfleet.release`` and prints. Library errors become
+``Error: ...`` on stderr with exit code 2 (bad input: unknown ref, unit, malformed tag or version) or 1 (a
+release refused: dirty tree, failing checks, detached HEAD, existing tag).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import click
+
+from cmfleet.hookspecs import hookimpl
+
+_SINCE_HELP = "Base git ref: changes in REF...HEAD count (env CMFLEET_SINCE)."
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn the library's errors into ``Error: ...`` and an exit code."""
+    from cmfleet.builtin.commands import fail
+    from cmfleet.cli import EXIT_FAILED, EXIT_USAGE
+    from cmfleet.discovery import DiscoveryError
+    from cmfleet.release.git import GitError
+    from cmfleet.release.pins import PinError
+    from cmfleet.release.planner import ReleaseError
+    from cmfleet.release.versions import VersionError
+
+    try:
+        yield
+    except ReleaseError as exc:
+        fail(str(exc) + ("\nNothing was written." if exc.code == EXIT_FAILED else ""), exc.code)
+    except (GitError, VersionError, PinError, DiscoveryError) as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def _affected(since: str | None, uncommitted: bool):
+    from cmfleet.builtin.commands import fail, load_repository
+    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.release.affected import affected
+
+    if since is None and not uncommitted:
+        fail("give --since REF (or CMFLEET_SINCE), --uncommitted, or both", EXIT_USAGE)
+    repo = load_repository()
+    with _errors():
+        return repo, affected(repo, since, uncommitted=uncommitted)
+
+
+@click.command("affected")
+@click.option("--since", metavar="REF", envvar="CMFLEET_SINCE", help=_SINCE_HELP)
+@click.option("--uncommitted", is_flag=True, help="Also count staged, unstaged and untracked files.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--explain", is_flag=True, help="Show the chain that made each unit affected.")
+def affected_command(since: str | None, uncommitted: bool, as_json: bool, explain: bool) -> None:
+    """Units changed since REF, plus every unit depending on them (transitively).
+
+    Example: cmfleet affected --since origin/main --explain
+    """
+    from cmfleet.builtin.commands import emit_json
+
+    _, result = _affected(since, uncommitted)
+    if as_json:
+        emit_json(result.as_json())
+        return
+    if not explain:
+        for name in result.units:
+            click.echo(name)
+        return
+    span = f"{since}...HEAD" if since else "HEAD"
+    click.echo(
+        f"{len(result.units)} unit(s) affected by {len(result.files)} changed file(s) in {span}"
+        + (" and the working tree" if uncommitted else "")
+        + " ('a -> b' means a depends on b):"
+    )
+    width = max((len(n) for n in result.units), default=0)
+    for unit in result.units.values():
+        click.echo(f"  {unit.name:<{width}}  {unit.kind:<6}  {unit.explain()}")
+    if result.unowned:
+        shown = ", ".join(result.unowned[:10]) + (" ..." if len(result.unowned) > 10 else "")
+        click.echo(f"Not in any unit (affect nothing): {shown}")
+    if result.removed:
+        click.echo(f"Removed units: {', '.join(result.removed)}")
+
+
+@click.command("matrix")
+@click.option("--since", metavar="REF", envvar="CMFLEET_SINCE", help=_SINCE_HELP)
+@click.option("--uncommitted", is_flag=True, help="Also count the working tree.")
+@click.option("--format", "fmt", type=click.Choice(["github", "json"]), default="json", show_default=True)
+@click.option("--shard-size", type=click.IntRange(1), default=256, show_default=True, help="Entries per matrix.")
+@click.option("--shard", type=click.IntRange(0), default=None, help="Print only this shard (0-based).")
+def matrix_command(since: str | None, uncommitted: bool, fmt: str, shard_size: int, shard: int | None) -> None:
+    """The tox envs of affected units as a CI matrix (GitHub Actions fromJSON), sharded past --shard-size.
+
+    --format github prints $GITHUB_OUTPUT lines: matrix={"include":[{"env":...,"unit":...}]}, count=N, shards=K.
+    Past --shard-size (GitHub allows 256 jobs) each entry runs several envs (env "module-a,module-b") unless
+    --shard picks one shard. --format json prints every shard.
+
+    Example: cmfleet matrix --since origin/main --format github >> "$GITHUB_OUTPUT"
+    """
+    from cmfleet.builtin.commands import emit_json, fail
+    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.release import matrix
+
+    if fmt == "github" and shard_size > matrix.GITHUB_MAX_JOBS:
+        fail(
+            f"--shard-size {shard_size}: GitHub Actions runs at most {matrix.GITHUB_MAX_JOBS} jobs per matrix",
+            EXIT_USAGE,
+        )
+    _, result = _affected(since, uncommitted)
+    items = matrix.entries(result)
+    if fmt == "json":
+        emit_json(matrix.json_matrix(items, shard_size, shard))
+        return
+    for key, value in matrix.github_outputs(items, shard_size, shard).items():
+        click.echo(f"{key}={value}")
+
+
+def _bump_option(default: str | None = "auto") -> Callable:
+    return click.option(
+        "--bump",
+        default=default,
+        show_default=default is not None,
+        metavar="auto|major|minor|patch|X.Y.Z",
+        help="auto: from conventional commits; or a level; or an explicit version.",
+    )
+
+
+def _validate_bump(bump: str) -> None:
+    from cmfleet.builtin.commands import fail
+    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.release.versions import BUMP_LEVELS, Version, VersionError
+
+    if bump in ("auto", *BUMP_LEVELS):
+        return
+    try:
+        Version.parse(bump)
+    except VersionError as exc:
+        fail(f"--bump {bump!r}: use auto, major, minor, patch or a version ({exc})", EXIT_USAGE)
+
+
+def _finish(repo, plan, dry_run: bool, as_json: bool) -> None:
+    from cmfleet.builtin.commands import emit_json
+    from cmfleet.release.planner import apply_plan
+
+    if as_json:
+        data = plan.as_json()
+        data["dry_run"] = dry_run
+        if not dry_run:
+            with _errors():
+                data["commit"] = apply_plan(repo, plan)
+        emit_json(data)
+        return
+    click.echo(plan.describe(dry_run))
+    if dry_run:
+        return
+    with _errors():
+        sha = apply_plan(repo, plan)
+    click.echo(f"\nCommitted {sha[:7]} on {plan.branch} and tagged {', '.join(plan.tags)}.")
+    click.echo(f"Publish with: git push origin {plan.branch} {' '.join(plan.tags)}")
+
+
+@click.command("release")
+@click.argument("names", nargs=-1)
+@_bump_option()
+@click.option("--affected", "use_affected", is_flag=True, help="Release every affected unit that has changes.")
+@click.option("--since", metavar="REF", envvar="CMFLEET_SINCE", help="With --affected: " + _SINCE_HELP)
+@click.option("--dry-run", is_flag=True, help="Print exactly what would happen; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def release_command(
+    names: tuple[str, ...], bump: str, use_affected: bool, since: str | None, dry_run: bool, as_json: bool
+) -> None:
+    """Release units: next version from conventional commits, CHANGELOG.md section, one commit, annotated tags.
+
+    feat -> minor, fix/perf -> patch, '!' or BREAKING CHANGE -> major (minor while at 0.x); a shared library
+    released since (or now) -> patch, minor if that release was breaking. Refuses, writing nothing, on a dirty
+    tree, a detached HEAD, an existing tag, a version not above the last, a unit failing `cmfleet check`.
+
+    Examples: cmfleet release hello --dry-run; cmfleet release --affected --since origin/main
+    """
+    from cmfleet.builtin.commands import fail, load_repository
+    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.release.planner import plan_release
+
+    _validate_bump(bump)
+    if use_affected == bool(names):
+        fail("give unit names or --affected --since REF (not both)", EXIT_USAGE)
+    repo = load_repository()
+    with _errors():
+        if use_affected:
+            from cmfleet.release.affected import affected
+
+            if since is None:
+                fail("--affected needs --since REF (or CMFLEET_SINCE)", EXIT_USAGE)
+            chosen = affected(repo, since).names()
+            if not chosen:
+                click.echo(f"No unit is affected since {since}; nothing to release.")
+                return
+            plan = plan_release(repo, dict.fromkeys(chosen, bump), skip_unchanged=True)
+        else:
+            plan = plan_release(repo, dict.fromkeys(names, bump))
+    _finish(repo, plan, dry_run, as_json)
+
+
+@click.command("status")
+@click.argument("names", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def status_command(names: tuple[str, ...], as_json: bool) -> None:
+    """Per unit: last release, commits since, shared libraries and their versions, whether it needs a release.
+
+    Example: cmfleet status --json
+    """
+    from cmfleet.builtin.commands import emit_json, load_repository
+    from cmfleet.release.status import repository_status
+
+    repo = load_repository()
+    with _errors():
+        rows = repository_status(repo, list(names) or None)
+    if as_json:
+        emit_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("unit", "kind", "released", "version", "commits", "shared", "release?", "why", box=None)
+    for r in rows:
+        shared = ", ".join(f"{d['name']} {d['released'] or '-'}" for d in r["shared"]) or "-"
+        needs = (
+            f"yes ({r['next_level']})"
+            if r["needs_release"] and r["next_level"]
+            else ("yes" if r["needs_release"] else "no")
+        )
+        table.add_row(
+            r["name"],
+            r["kind"],
+            r["last_release"] or "-",
+            r["version"],
+            str(r["commits_since"]),
+            shared,
+            needs,
+            "; ".join(r["why"]),
+        )
+    Console(width=200).print(table)
+
+
+@click.command("bump-shared")
+@click.argument("lib")
+@click.argument("version", required=False)
+@_bump_option(default=None)
+@click.option("--release-dependents", is_flag=True, help="Also release every unit depending on LIB.")
+@click.option("--dry-run", is_flag=True, help="Print exactly what would happen; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def bump_shared_command(
+    lib: str, version: str | None, bump: str | None, release_dependents: bool, dry_run: bool, as_json: bool
+) -> None:
+    """Release a shared library, update its pin everywhere (conda_build_config.yaml, dependents' pyproject),
+    and list (or, with --release-dependents, release) the units depending on it.
+
+    Examples: cmfleet bump-shared textkit --bump minor --dry-run; cmfleet bump-shared textkit 1.2.0
+    """
+    from cmfleet.builtin.commands import fail, load_repository
+    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.release.bump import plan_bump_shared
+
+    if version and bump:
+        fail("give either VERSION or --bump, not both", EXIT_USAGE)
+    request = version or bump or "auto"
+    _validate_bump(request)
+    repo = load_repository()
+    with _errors():
+        bumped = plan_bump_shared(repo, lib, request, release_dependents=release_dependents)
+    bumped.plan.extra["dependents"] = bumped.dependents
+    if not release_dependents and bumped.dependents:
+        bumped.plan.notes.append(
+            f"  units depending on {lib} (not released; re-run with --release-dependents, or test them with "
+            f"`cmfleet affected`): " + ", ".join(f"{n} ({' -> '.join(c)})" for n, c in bumped.dependents.items())
+        )
+    _finish(repo, bumped.plan, dry_run, as_json)
+    if as_json:
+        return
+    if not bumped.dependents:
+        click.echo(f"No unit depends on {lib}.")
+
+
+@hookimpl
+def cmfleet_register_commands(cli: click.Group) -> None:
+    """Register the release commands."""
+    for command in (affected_command, matrix_command, release_command, status_command, bump_shared_command):
+        cli.add_command(command)

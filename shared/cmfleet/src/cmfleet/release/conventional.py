@@ -1,0 +1,108 @@
+"""Conventional commits: parse a message, decide the bump it asks for.
+
+Rules (https://www.conventionalcommits.org): ``type(scope)!: description``; ``!`` after the type/scope or a
+``BREAKING CHANGE:`` / ``BREAKING-CHANGE:`` footer is a breaking change (major); ``feat`` is minor; ``fix``,
+``perf`` and ``revert`` are patch; ``build``, ``chore``, ``ci``, ``docs``, ``refactor``, ``style`` and ``test``
+ask for no release. A message that is not a conventional commit still changed the unit, so it counts as a
+patch (listed under "Other changes"), rather than being silently dropped.
+
+0.x rule: while a unit's major version is 0, a breaking change bumps the minor version (0.3.1 -> 0.4.0); going
+to 1.0.0 is an explicit ``--bump major``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from cmfleet.release.git import LogEntry
+from cmfleet.release.versions import Version
+
+_HEADER_RE = re.compile(r"^(?P<type>[A-Za-z][\w-]*)(?:\((?P<scope>[^()]*)\))?(?P<bang>!)?:\s+(?P<desc>\S.*)$")
+_BREAKING_RE = re.compile(r"^BREAKING[ -]CHANGE:\s*(?P<text>.*)$", re.MULTILINE)
+
+MINOR_TYPES = frozenset({"feat"})
+PATCH_TYPES = frozenset({"fix", "perf", "revert"})
+NO_RELEASE_TYPES = frozenset({"build", "chore", "ci", "docs", "refactor", "style", "test", "release"})
+_RANK = {None: 0, "patch": 1, "minor": 2, "major": 3}
+
+#: Changelog headings, in the order they are written.
+SECTIONS = (
+    ("breaking", "Breaking changes"),
+    ("feat", "Features"),
+    ("fix", "Fixes"),
+    ("other", "Other changes"),
+)
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A commit read as a conventional commit."""
+
+    sha: str
+    type: str | None  # None: not a conventional commit
+    scope: str | None
+    description: str
+    breaking: bool
+    breaking_note: str = ""
+
+    @property
+    def level(self) -> str | None:
+        """The bump this commit asks for: major, minor, patch or None."""
+        if self.breaking:
+            return "major"
+        if self.type is None:
+            return "patch"
+        if self.type in MINOR_TYPES:
+            return "minor"
+        if self.type in PATCH_TYPES:
+            return "patch"
+        if self.type in NO_RELEASE_TYPES:
+            return None
+        return "patch"  # an unknown type: treat like a change worth a patch
+
+    @property
+    def section(self) -> str | None:
+        """The changelog section this commit belongs to (None: not listed)."""
+        if self.breaking:
+            return "breaking"
+        if self.type == "feat":
+            return "feat"
+        if self.type in ("fix", "perf", "revert"):
+            return "fix"
+        if self.type in NO_RELEASE_TYPES:
+            return None
+        return "other"
+
+
+def parse_commit(entry: LogEntry) -> Commit:
+    """Read one commit's message."""
+    header = _HEADER_RE.match(entry.subject)
+    footer = _BREAKING_RE.search(entry.body or "")
+    note = footer.group("text").strip() if footer else ""
+    if header is None:
+        return Commit(entry.sha, None, None, entry.subject, bool(footer), note)
+    return Commit(
+        entry.sha,
+        header.group("type").lower(),
+        header.group("scope") or None,
+        header.group("desc").strip(),
+        bool(header.group("bang")) or bool(footer),
+        note,
+    )
+
+
+def highest(levels) -> str | None:
+    """The strongest of several bump levels (major > minor > patch > None)."""
+    best = None
+    for level in levels:
+        if _RANK[level] > _RANK[best]:
+            best = level
+    return best
+
+
+def effective_level(level: str | None, current: Version, *, explicit: bool = False) -> str | None:
+    """Apply the 0.x rule to an automatic level: before 1.0.0 a breaking change bumps the minor version."""
+    if not explicit and level == "major" and current.major == 0:
+        return "minor"
+    return level

@@ -1,0 +1,53 @@
+"""``cmfleet status``: per unit, the last release, what changed since, its shared libraries and whether it needs
+a release."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cmfleet.release.git import Git
+from cmfleet.release.planner import ReleaseSettings, analyze
+from cmfleet.release.versions import TagFormat, check_tags_available, current_version, unit_releases
+
+if TYPE_CHECKING:
+    from cmfleet.discovery import Repository
+
+
+def repository_status(repo: Repository, names: list[str] | None = None, git: Git | None = None) -> list[dict[str, Any]]:
+    """One row per unit (all units, or ``names``): release state and why it needs a release, if it does."""
+    git = git or Git(repo.root)
+    git.ensure_repo()
+    check_tags_available(git)
+    fmt = TagFormat.of(repo)
+    settings = ReleaseSettings.of(repo)
+    units = [repo.get(n) for n in names] if names else list(repo.units.values())
+    last_of: dict[str, str | None] = {}
+
+    def last_version(name: str) -> str | None:
+        if name not in last_of:
+            releases = unit_releases(git, fmt, name)
+            last_of[name] = str(releases[-1].version) if releases else None
+        return last_of[name]
+
+    rows = []
+    for unit in units:
+        a = analyze(repo, git, unit, fmt, settings)
+        needs = a.level is not None or a.last is None
+        why = (["never released"] if a.last is None else []) + a.reasons
+        if not needs:
+            why = why or [f"up to date with {a.last.tag}"]
+        rows.append(
+            {
+                "name": unit.name,
+                "kind": unit.kind,
+                "last_release": str(a.last.version) if a.last else None,
+                "tag": a.last.tag if a.last else None,
+                "version": current_version(repo, unit, git),
+                "commits_since": len(a.commits),
+                "shared": [{"name": lib.name, "released": last_version(lib.name)} for lib in repo.closure(unit)],
+                "needs_release": needs,
+                "next_level": a.level,
+                "why": why,
+            }
+        )
+    return rows

@@ -1,0 +1,233 @@
+"""Versions from per-unit tags: the tag format, parsing, the last release and the version a build reads.
+
+Each unit is versioned only by its own tags, spelt by ``[tool.cmfleet] tag-format`` (``{unit}/v{version}`` by
+default). Builds read the same tags through hatch-vcs with ``git describe --match '<unit>/v*'``;
+:func:`current_version` computes what that build would say, and :func:`hatch_version_section` is the
+configuration that makes them agree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from cmfleet.discovery import DEFAULT_TAG_FORMAT
+from cmfleet.release.git import Git, GitError
+
+if TYPE_CHECKING:
+    from cmfleet.discovery import Repository, Unit
+
+BUMP_LEVELS = ("major", "minor", "patch")
+_VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+_DESCRIBE_RE = re.compile(r"^(?P<tag>.+)-(?P<distance>\d+)-g(?P<node>[0-9a-f]+)(?P<dirty>-dirty)?$")
+
+
+class VersionError(Exception):
+    """A version or tag that cannot be used; the message names it and says how to fix it."""
+
+
+@dataclass(frozen=True, order=True)
+class Version:
+    """A release version ``MAJOR.MINOR.PATCH``."""
+
+    major: int
+    minor: int
+    patch: int
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        """Parse ``X.Y.Z``; anything else raises VersionError."""
+        match = _VERSION_RE.match(text.strip())
+        if not match:
+            raise VersionError(f"{text!r} is not a version: expected MAJOR.MINOR.PATCH, e.g. 1.2.3")
+        return cls(*(int(g) for g in match.groups()))
+
+    def bump(self, level: str) -> Version:
+        """The next version at ``level`` (major, minor or patch)."""
+        if level == "major":
+            return Version(self.major + 1, 0, 0)
+        if level == "minor":
+            return Version(self.major, self.minor + 1, 0)
+        if level == "patch":
+            return Version(self.major, self.minor, self.patch + 1)
+        raise VersionError(f"unknown bump level {level!r}; use one of {', '.join(BUMP_LEVELS)}")
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}"
+
+
+ZERO = Version(0, 0, 0)
+
+
+class TagFormat:
+    """How a unit's tags are spelt, e.g. ``{unit}/v{version}``."""
+
+    def __init__(self, fmt: str = DEFAULT_TAG_FORMAT) -> None:
+        if fmt.count("{unit}") != 1 or fmt.count("{version}") != 1:
+            raise VersionError(
+                f"[tool.cmfleet] tag-format = {fmt!r} must contain {{unit}} and {{version}} exactly once, "
+                "e.g. '{unit}/v{version}'"
+            )
+        if fmt.index("{unit}") > fmt.index("{version}"):
+            raise VersionError(f"[tool.cmfleet] tag-format = {fmt!r}: put {{unit}} before {{version}}")
+        between = fmt[fmt.index("{unit}") + len("{unit}") : fmt.index("{version}")]
+        if not between or re.fullmatch(r"[a-z0-9_]*-?", between):
+            raise VersionError(
+                f"[tool.cmfleet] tag-format = {fmt!r}: separate {{unit}} from {{version}} with a character unit "
+                "names cannot contain, such as '/' or '@' (e.g. '{unit}/v{version}')"
+            )
+        self.fmt = fmt
+
+    @classmethod
+    def of(cls, repo: Repository) -> TagFormat:
+        return cls(repo.tag_format)
+
+    def tag(self, unit: str, version: Version | str) -> str:
+        """The tag name of ``unit`` at ``version``."""
+        return self.fmt.replace("{unit}", unit).replace("{version}", str(version))
+
+    def glob(self, unit: str) -> str:
+        """The ``git describe --match`` / ``git tag --list`` glob of ``unit``'s tags."""
+        return self.tag(unit, "*")
+
+    def _parts(self, unit: str) -> tuple[str, str]:
+        prefix, suffix = self.tag(unit, "\0").split("\0")
+        return prefix, suffix
+
+    def hatch_pattern(self, unit: str) -> str:
+        """hatch-vcs ``tag-pattern``: a regex with a ``version`` group."""
+        prefix, suffix = self._parts(unit)
+        return f"^{re.escape(prefix)}(?P<version>\\d+\\.\\d+\\.\\d+){re.escape(suffix)}$"
+
+    def version_text(self, unit: str, tag: str) -> str | None:
+        """The version part of ``tag`` if it is spelt like ``unit``'s tags, else None."""
+        prefix, suffix = self._parts(unit)
+        if tag.startswith(prefix) and tag.endswith(suffix) and len(tag) > len(prefix) + len(suffix):
+            return tag[len(prefix) : len(tag) - len(suffix)] if suffix else tag[len(prefix) :]
+        return None
+
+    def parse(self, unit: str, tag: str) -> Version:
+        """The version of one of ``unit``'s tags; a tag that does not parse raises VersionError."""
+        text = self.version_text(unit, tag)
+        if text is None:
+            raise VersionError(f"tag {tag!r} is not a tag of {unit!r} (expected {self.tag(unit, 'X.Y.Z')!r})")
+        try:
+            return Version.parse(text)
+        except VersionError:
+            raise VersionError(
+                f"tag {tag!r} does not parse as {self.tag(unit, 'X.Y.Z')!r}; delete it "
+                f"(git tag -d {tag}; git push --delete origin {tag}) or re-tag with a MAJOR.MINOR.PATCH version"
+            ) from None
+
+
+@dataclass(frozen=True)
+class Release:
+    """One released version of a unit: its version, tag and commit."""
+
+    unit: str
+    version: Version
+    tag: str
+
+
+def unit_releases(git: Git, fmt: TagFormat, unit: str, merged: str | None = "HEAD") -> list[Release]:
+    """Every release of ``unit`` (reachable from ``merged``), oldest first; a malformed tag raises VersionError."""
+    releases = [Release(unit, fmt.parse(unit, tag), tag) for tag in git.tags(fmt.glob(unit), merged=merged)]
+    return sorted(releases, key=lambda r: r.version)
+
+
+def all_releases(git: Git, fmt: TagFormat, units: list[str], merged: str | None = "HEAD") -> dict[str, list[Release]]:
+    """Releases of many units from a single ``git tag`` call (fast on big repositories)."""
+    found: dict[str, list[Release]] = {u: [] for u in units}
+    head, _, tail = fmt.fmt.partition("{unit}")
+    between = tail.split("{version}")[0]
+    for tag in git.tags(None, merged=merged):
+        if not tag.startswith(head):
+            continue
+        rest = tag[len(head) :]
+        start = 0
+        while (idx := rest.find(between, start)) > 0:
+            unit = rest[:idx]
+            if unit in found and fmt.version_text(unit, tag) is not None:
+                found[unit].append(Release(unit, fmt.parse(unit, tag), tag))
+                break
+            start = idx + 1
+    return {u: sorted(rs, key=lambda r: r.version) for u, rs in found.items()}
+
+
+def last_release(git: Git, fmt: TagFormat, unit: str) -> Release | None:
+    """The highest release of ``unit`` reachable from HEAD, or None for an unreleased unit."""
+    releases = unit_releases(git, fmt, unit)
+    return releases[-1] if releases else None
+
+
+def check_tags_available(git: Git) -> None:
+    """Refuse a shallow clone: releases and versions need the full history and its tags."""
+    if git.is_shallow():
+        raise GitError(
+            "this is a shallow clone, so earlier releases and the commits since them are not visible; "
+            "run `git fetch --tags --unshallow` (in GitHub Actions: actions/checkout with fetch-depth: 0)"
+        )
+
+
+def current_version(repo: Repository, unit: Unit | str, git: Git | None = None) -> str:
+    """The version a build of ``unit`` reads from git now, exactly as the hatch-vcs configuration computes it.
+
+    * HEAD is the unit's tag and the tree is clean: ``X.Y.Z``;
+    * otherwise ``X.Y.(Z+1).devN``, N = commits since the tag (``git describe`` counts the whole repository);
+    * an untagged unit: ``0.0.0.devN``, N = every commit reachable from HEAD.
+    """
+    name = unit if isinstance(unit, str) else unit.name
+    repo.get(name)
+    git = git or Git(repo.root)
+    fmt = TagFormat.of(repo)
+    out = git.run("describe", "--dirty", "--tags", "--long", "--match", fmt.glob(name), check=False).strip()
+    match = _DESCRIBE_RE.match(out) if out else None
+    if match is None:
+        return f"{ZERO}.dev{git.count('HEAD')}"
+    version = fmt.parse(name, match.group("tag"))
+    distance = int(match.group("distance"))
+    if distance == 0 and not match.group("dirty"):
+        return str(version)
+    return f"{version.bump('patch')}.dev{distance}"
+
+
+def hatch_version_section(unit: str, fmt: TagFormat) -> dict[str, object]:
+    """The ``[tool.hatch.version]`` table that makes a build read ``unit``'s version from its tags only."""
+    return {
+        "source": "vcs",
+        "tag-pattern": fmt.hatch_pattern(unit),
+        "fallback-version": "0.0.0.dev0",
+        "raw-options": {
+            "root": "../..",
+            "local_scheme": "no-local-version",
+            "git_describe_command": ["git", "describe", "--dirty", "--tags", "--long", "--match", fmt.glob(unit)],
+        },
+    }
+
+
+def version_config_problems(unit: Unit, fmt: TagFormat) -> list[str]:
+    """Why ``unit``'s pyproject would not read its version from its own tags (empty when it would)."""
+    from cmfleet.discovery import read_toml
+
+    if not unit.pyproject.exists():
+        return [f"{unit.rel}: no pyproject.toml"]
+    data = read_toml(unit.pyproject)
+    dynamic = data.get("project", {}).get("dynamic", [])
+    if "version" not in dynamic:
+        return []  # a static version is the author's choice; releases still tag it
+    section = data.get("tool", {}).get("hatch", {}).get("version", {})
+    expected = hatch_version_section(unit.name, fmt)
+    problems = []
+    if section.get("source") != "vcs":
+        problems.append('[tool.hatch.version] source should be "vcs"')
+    raw = section.get("raw-options", {})
+    command = raw.get("git_describe_command") or raw.get("scm", {}).get("git", {}).get("describe_command")
+    if isinstance(command, str):
+        command = command.replace("'", "").replace('"', "").split()
+    glob = fmt.glob(unit.name)
+    if not command or "--match" not in command or glob not in command:
+        problems.append(f"[tool.hatch.version.raw-options] git_describe_command should pass --match {glob}")
+    if section.get("tag-pattern") != expected["tag-pattern"]:
+        problems.append(f"[tool.hatch.version] tag-pattern should be {expected['tag-pattern']!r}")
+    return [f"{unit.rel}/pyproject.toml: {p}" for p in problems]
