@@ -74,7 +74,7 @@ def endpoint_signature(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
                 f"define it as 'def {reg.name}(context, event):' (annotate event with a dataclass or TypedDict "
                 "for a typed payload; use a plain 'def')",
             )
-    for ep in _plugin_endpoints(unit, ctx):
+    for ep in _plugin_endpoints(unit, ctx, "signature"):
         if ep["positional"] != 2:
             yield Finding(
                 Path(ep["file"] or unit.app),
@@ -84,9 +84,17 @@ def endpoint_signature(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
             )
 
 
-def _plugin_endpoints(unit: Unit, ctx: CheckContext) -> list[dict]:
+def _plugin_endpoints(unit: Unit, ctx: CheckContext, rule: str) -> list[dict]:
+    """Endpoints added by plugins, each returned once per check run and rule (plugins add them to every module)."""
     result = probe_for(unit, ctx)
-    return [ep for ep in result.endpoints if ep["plugin"] != SDK_APP_PLUGIN] if result else []
+    seen: set[tuple[str, str]] = ctx.cache.setdefault(f"plugin-endpoints:{rule}", set())
+    fresh = []
+    for ep in result.endpoints if result else []:
+        key = (ep["plugin"], ep["name"])
+        if ep["plugin"] != SDK_APP_PLUGIN and key not in seen:
+            seen.add(key)
+            fresh.append(ep)
+    return fresh
 
 
 def _return_findings(unit: Unit, reg: appsource.Registration, classes: dict) -> Iterator[tuple[str, str]]:
@@ -152,7 +160,7 @@ def serializable_return(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
             continue
         for message, fix in _return_findings(unit, reg, classes):
             yield Finding(unit.app, reg.node.lineno, message, fix)
-    for ep in _plugin_endpoints(unit, ctx):
+    for ep in _plugin_endpoints(unit, ctx, "return"):
         if ep["streaming"]:
             continue
         bad = _schema_types(ep["schema"].get("output", {}))

@@ -38,7 +38,7 @@ def line_of(path: Path, pattern: str, after: str | None = None) -> int:
 
 
 def _run_line(recipe: Path) -> int:
-    return line_of(recipe, r"^\s*run:\s*$", after=r"^requirements:")
+    return line_of(recipe, r"^\s*run:\s*(#.*)?$", after=r"^requirements:")
 
 
 def _in_recipe(recipe: RenderedRecipe, lib: Unit) -> bool:

@@ -1,0 +1,176 @@
+"""``cmfleet check`` through the real CLI: one failing fixture unit per rule, the clean repositories, exit codes.
+
+Each case of fixtures/checks/cases is laid over a copy of fixtures/checks/base; a ``# check: <rule>`` comment
+marks every line where that rule must report a finding (and no other line may be reported by it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from test_checks_support import PLUGIN_SITE, check, make_repo, marks
+
+
+def by_rule(findings: list[dict], rule: str) -> list[dict]:
+    return [f for f in findings if f["rule"] == rule]
+
+
+def test_base_repository_passes_every_rule(tmp_path):
+    root = make_repo(tmp_path)
+    proc, findings = check(root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert findings == []
+
+
+def test_human_output_names_location_rule_and_fix(tmp_path, cmfleet):
+    root = make_repo(tmp_path, "relative_import")
+    proc = cmfleet("check", "relative", cwd=root, env={"CMFLEET_LOAD_PLUGINS": ""})
+    assert proc.returncode == 1
+    assert "modules/relative/app.py:7: [no-relative-imports] relative import 'from .helper import ...'" in proc.stdout
+    assert "    fix: import it absolutely: 'from helper import ...'" in proc.stdout
+    assert proc.stdout.rstrip().endswith("problem(s) in 1 unit(s)")
+
+
+@pytest.mark.parametrize(
+    ("case", "rule", "fixes"),
+    [
+        ("relative_import", "no-relative-imports", ["import it absolutely: 'from helper import ...'"]),
+        ("endpoint_signature", "endpoint-signature", ["def three(context, event):", "def only_event(context, event):"]),
+        (
+            "sdk_schema",
+            "sdk-schema",
+            [
+                "use a type the SDK accepts",
+                "remove 'from __future__ import annotations' from modules/future/app.py (line 3)",
+                "register endpoints unconditionally at module level",
+            ],
+        ),
+        (
+            "serializable_return",
+            "serializable-return",
+            ["return a str (decode it)", "return a list (sorted(...)) instead of set", "use @function(streaming=True)"],
+        ),
+        (
+            "shared_deps",
+            "shared-deps-declared",
+            ['add "fixlib" to [project].dependencies', "add '- fixlib {{ fixlib }}'"],
+        ),
+        ("recipe", "recipe", ["set package: name: to 'bad_recipe'", "add '- foundry-compute-modules"]),
+        ("duplicate_functions", "duplicate-functions", ["remove the second registration of 'echo'"]),
+    ],
+)
+def test_rule_reports_each_marked_line_with_its_fix(tmp_path, case, rule, fixes):
+    root = make_repo(tmp_path, case)
+    proc, findings = check(root)
+    assert proc.returncode == 1, proc.stderr
+    found = by_rule(findings, rule)
+    expected = marks(root, rule)
+    assert expected, f"fixture {case} marks no line for {rule}"
+    reported = {f["location"] for f in found}
+    if rule == "recipe":  # an undefined Jinja variable has no line of its own: the recipe's first line
+        expected.add("modules/broken_recipe/conda_recipe/meta.yaml:1")
+    assert reported == expected
+    for fix in fixes:
+        assert any(fix in f["fix"] for f in found), (fix, found)
+    assert all(f["fix"] and f["message"] for f in found)
+    # The base module, written the Foundry-template way, stays clean next to every failing case.
+    assert [f for f in findings if f["unit"] in ("good", "fixlib")] == []
+
+
+def test_relative_import_says_so_and_same_module_absolute_passes(tmp_path):
+    root = make_repo(tmp_path, "relative_import")
+    _, findings = check(root, "relative", "good")
+    relative = by_rule(findings, "no-relative-imports")
+    assert len(relative) == 1
+    assert relative[0]["message"].startswith("relative import 'from .helper import ...'")
+    assert {f["unit"] for f in findings} == {"relative"}
+
+
+def test_sdk_schema_explains_the_lost_functions(tmp_path):
+    root = make_repo(tmp_path, "sdk_schema")
+    _, findings = check(root, "schema")
+    (finding,) = by_rule(findings, "sdk-schema")
+    assert finding["location"] == "modules/schema/app.py:12"  # the def line, not the decorator's
+    assert "rejects endpoint 'bare_dict'" in finding["message"]
+    assert "dict type hints must have type parameters" in finding["message"]
+    assert "Unknown query type" in finding["message"]
+
+
+def test_recipe_that_does_not_render_names_the_variable(tmp_path):
+    root = make_repo(tmp_path, "recipe")
+    _, findings = check(root, "broken_recipe")
+    (finding,) = by_rule(findings, "recipe")
+    assert finding["location"] == "modules/broken_recipe/conda_recipe/meta.yaml:1"
+    assert "'nolib' is undefined" in finding["message"]
+
+
+def test_module_without_app_py(tmp_path):
+    root = make_repo(tmp_path, "app_location")
+    proc, findings = check(root, "no_app")
+    assert proc.returncode == 1
+    assert [(f["rule"], f["location"]) for f in findings] == [("app-location", "modules/no_app:1")]
+    assert "create modules/no_app/app.py" in findings[0]["fix"]
+
+
+def test_shared_library_layout(tmp_path):
+    root = make_repo(tmp_path, "shared_layout")
+    proc, findings = check(root, "badlib")
+    assert proc.returncode == 1
+    got = {(f["location"], f["fix"].split(":")[0]) for f in by_rule(findings, "shared-layout")}
+    assert got == {
+        ("shared/badlib/pyproject.toml:1", "create shared/badlib/src/badlib/__init__.py"),
+        (
+            "shared/badlib/pyproject.toml:1",
+            "create conda_recipes/badlib/meta.yaml (copy another library's recipe and change the name)",
+        ),
+        ("conda_recipes/conda_build_config.yaml:1", "add 'badlib"),
+    }
+
+
+def test_plugin_endpoints_are_checked_once(tmp_path):
+    """A real entry point (a .dist-info on PYTHONPATH) adds 'health' and 'blob' to every module."""
+    root = make_repo(tmp_path, "plugin_duplicate")
+    proc, findings = check(root, plugins="fixplugin")
+    assert proc.returncode == 1
+    duplicate = by_rule(findings, "duplicate-functions")
+    assert [f["location"] for f in duplicate] == sorted(marks(root, "duplicate-functions"))
+    assert "'health' is registered twice" in duplicate[0]["message"] and "fixplugin" in duplicate[0]["message"]
+    blob = by_rule(findings, "serializable-return")
+    expected = [f"{PLUGIN_SITE.as_posix()}/{loc}" for loc in marks(PLUGIN_SITE, "serializable-return")]
+    assert [f["location"] for f in blob] == expected  # once, though both modules get the endpoint
+    assert "added by plugin fixplugin" in blob[0]["message"]
+
+
+def test_unknown_name_exits_2(tmp_path):
+    root = make_repo(tmp_path)
+    proc, _ = check(root, "nope")
+    assert proc.returncode == 2
+    assert "unknown unit 'nope'" in proc.stderr and "good" in proc.stderr
+
+
+def test_rules_are_listed_with_their_plugin(tmp_path):
+    root = make_repo(tmp_path)
+    proc, _ = check(root, "--rules")
+    rules = {r["id"]: r for r in json.loads(proc.stdout)}
+    assert set(rules) >= {
+        "app-location",
+        "no-relative-imports",
+        "endpoint-signature",
+        "sdk-schema",
+        "serializable-return",
+        "duplicate-functions",
+        "shared-deps-declared",
+        "recipe",
+        "shared-layout",
+    }
+    assert {r["plugin"] for r in rules.values()} == {"cmfleet.checks.rules"}
+
+
+def test_every_unit_of_the_real_repository_passes(cmfleet, repo_root):
+    # The shared libraries are made importable from their sources, as in the dev env where they are installed.
+    path = os.pathsep.join(str(p) for p in sorted((repo_root / "shared").glob("*/src")))
+    proc = cmfleet("check", "--json", env={"PYTHONPATH": path})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout) == []

@@ -1,0 +1,192 @@
+"""``cmfleet new`` through the real CLI: bad names write nothing; what it writes passes check, pytest and tox."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_checks_support import check, fixture_env, make_repo
+
+BASE_CONFIG_COMMENT = "# Pins of the fixture repository (comments must survive `cmfleet new --shared`)."
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def new(root: Path, *args: str):
+    from conftest import run_cmfleet
+
+    return run_cmfleet("new", *args, cwd=root, env=fixture_env(root))
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["a/b"], "path separator"),
+        (["../escape"], "path separator or '..'"),
+        (["..x"], "'..'"),
+        (["two words"], "contains spaces"),
+        (["Upper"], "upper-case"),
+        (["bad!name"], "not a valid module name"),
+        (["--", "-dash"], "not a valid module name"),
+        (["9lives"], "not a valid module name"),
+        ([""], "the name is empty"),
+        (["good"], "a unit named 'good' already exists (modules/good)"),
+        (["fixlib"], "a unit named 'fixlib' already exists (shared/fixlib)"),
+        (["--shared", "good"], "a unit named 'good' already exists"),
+        (["--shared", "with-dash"], "not a valid shared name"),
+        (["--shared", "Lib"], "upper-case"),
+        (["--shared", "fix.lib"], "not a valid shared name"),
+    ],
+)
+def test_bad_or_taken_name_exits_2_and_writes_nothing(tmp_path, args, reason):
+    root = make_repo(tmp_path)
+    before = tree(root)
+    proc = new(root, *args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Error: cannot create" in proc.stderr and reason in proc.stderr
+    assert tree(root) == before
+
+
+def test_existing_folder_that_is_not_a_unit_is_refused(tmp_path):
+    root = make_repo(tmp_path)
+    (root / "modules" / "demo").mkdir()
+    (root / "modules" / "demo" / "notes.txt").write_text("mine")
+    proc = new(root, "demo")
+    assert proc.returncode == 2
+    assert "modules/demo already exists" in proc.stderr
+    assert sorted(p.name for p in (root / "modules" / "demo").iterdir()) == ["notes.txt"]
+
+
+def test_dry_run_lists_files_and_writes_nothing(tmp_path):
+    root = make_repo(tmp_path)
+    before = tree(root)
+    proc = new(root, "--dry-run", "demo")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "would create modules/demo/CHANGELOG.md",
+        "would create modules/demo/app.py",
+        "would create modules/demo/conda_recipe/meta.yaml",
+        "would create modules/demo/pyproject.toml",
+        "would create modules/demo/tests/test_demo.py",
+    ]
+    assert tree(root) == before
+
+
+def test_new_module_passes_check_and_its_tests(tmp_path):
+    root = make_repo(tmp_path)
+    proc = new(root, "demo-app")
+    assert proc.returncode == 0, proc.stderr
+    assert "created module 'demo-app'" in proc.stdout
+    assert not list(root.glob(".cmfleet-new-*"))  # the staging folder is gone
+    module = root / "modules" / "demo-app"
+    assert sorted(p.relative_to(module).as_posix() for p in module.rglob("*") if p.is_file()) == [
+        "CHANGELOG.md",
+        "app.py",
+        "conda_recipe/meta.yaml",
+        "pyproject.toml",
+        "tests/test_demo_app.py",
+    ]
+    pyproject = (module / "pyproject.toml").read_text()
+    assert "tag-pattern = '^demo-app/v(?P<version>\\d+\\.\\d+\\.\\d+)$'" in pyproject
+    assert '"--match", "demo-app/v*"]' in pyproject
+    proc, findings = check(root)
+    assert proc.returncode == 0 and findings == [], findings
+    tests = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(root),
+            "modules/demo-app/tests",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **fixture_env(root)},
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "2 passed" in tests.stdout
+
+
+def test_new_shared_library_adds_recipe_and_pin_keeping_comments(tmp_path):
+    root = make_repo(tmp_path)
+    config = root / "conda_recipes" / "conda_build_config.yaml"
+    before = config.read_text()
+    proc = new(root, "--shared", "textutil")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-2] == "update conda_recipes/conda_build_config.yaml"
+    assert config.read_text() == before + 'textutil:\n  - ">=0.0.0"\n'
+    assert config.read_text().startswith(BASE_CONFIG_COMMENT)
+    lib = root / "shared" / "textutil"
+    assert (lib / "src" / "textutil" / "__init__.py").is_file()
+    assert (root / "conda_recipes" / "textutil" / "meta.yaml").is_file()
+    proc, findings = check(root)
+    assert proc.returncode == 0 and findings == [], findings
+    tests = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(root),
+            "shared/textutil/tests",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(lib / "src")},
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    # A second library with the same name is now refused, and the pin is not added twice.
+    again = new(root, "--shared", "textutil")
+    assert again.returncode == 2 and config.read_text().count("textutil:") == 1
+
+
+def copy_repository(repo_root: Path, target: Path) -> Path:
+    """The tracked files of the repository as they are in the working tree (git ls-files)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=repo_root, capture_output=True, check=True, timeout=60
+    ).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        source = repo_root / rel
+        if source.is_file():
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / rel)
+    return target
+
+
+def test_new_module_passes_its_tox_env_in_a_copy_of_the_repository(tmp_path, repo_root):
+    """Real tox with tox-uv: the env cmfleet's tox plugin generates runs the new module's tests and check."""
+    root = copy_repository(repo_root, tmp_path / "repo")
+    tox_ini = (root / "tox.ini").read_text()
+    proc = new(root, "demo")
+    assert proc.returncode == 0, proc.stderr
+    # Outer tox variables (TOX_WORK_DIR, TOX_ENV_DIR...) would point the inner tox at the outer envs.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOX_", "CMFLEET_")) and k != "VIRTUAL_ENV"}
+    tox = subprocess.run(
+        [sys.executable, "-m", "tox", "-e", "module-demo"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert tox.returncode == 0, tox.stdout[-4000:] + tox.stderr[-2000:]
+    assert "2 passed" in tox.stdout
+    assert "1 unit(s) OK" in tox.stdout  # `cmfleet check demo`, the env's second command
+    assert (root / "tox.ini").read_text() == tox_ini
