@@ -179,7 +179,9 @@ def install_call_log(stream: TextIO | None = None) -> logging.Handler:
     return handler
 
 
-def _emit_line(module: str, function: str, job_id: str, duration_ms: float, error: BaseException | None) -> None:
+def _emit_line(
+    module: str, function: str, job_id: str, duration_ms: float, error: BaseException | None, origin: str | None
+) -> None:
     logger = call_logger()
     if not logger.handlers:
         if not call_log_enabled():
@@ -196,14 +198,26 @@ def _emit_line(module: str, function: str, job_id: str, duration_ms: float, erro
     if error is not None:
         params["error"] = type(error).__name__
     outcome = "ok" if error is None else f"error ({type(error).__name__})"
-    logger.info("call %s.%s %s in %.3f ms", module, function, outcome, duration_ms, extra={"params": params})
+    extra = {"params": params, "sls_origin": origin}
+    logger.info("call %s.%s %s in %.3f ms", module, function, outcome, duration_ms, extra=extra)
+
+
+def origin_of(func: Any) -> str | None:
+    """``file:line`` where ``func`` is defined (``None`` for callables without code)."""
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return None
+    return f"{os.path.basename(code.co_filename)}:{code.co_firstlineno}"
 
 
 class CallTimer:
     """Times one call: ``finish(error)`` records it in :data:`CALL_STATS` and writes its line."""
 
-    def __init__(self, module: str, function: str, job_id: str, stats: CallStats | None = None) -> None:
+    def __init__(
+        self, module: str, function: str, job_id: str, stats: CallStats | None = None, origin: str | None = None
+    ) -> None:
         self.module, self.function, self.job_id = module, function, str(job_id)
+        self.origin = origin  # where the function is defined ("app.py:31"), the line's origin
         self.stats = stats if stats is not None else CALL_STATS
         self.started = time.perf_counter()
         self.done = False
@@ -219,7 +233,7 @@ class CallTimer:
         self.done = True
         duration_ms = (time.perf_counter() - self.started) * 1000.0
         self.stats.record(self.module, self.function, duration_ms, error is None)
-        _emit_line(self.module, self.function, self.job_id, duration_ms, error)
+        _emit_line(self.module, self.function, self.job_id, duration_ms, error, self.origin)
 
     def wrap_stream(self, items: Iterable[Any]) -> Iterator[Any]:
         """Yield ``items``, finishing the call when the stream ends, fails, or is closed by its reader."""

@@ -18,9 +18,9 @@ def cmfleet_invoke(call):
     The SDK's log-context job id is set to the call's for the duration of the call, so lines the function logs
     carry it in process too (in a container the SDK has already set the same id).
     """
-    from cmmetrics.calls import CallTimer
+    from cmmetrics.calls import CallTimer, origin_of
 
-    timer = CallTimer(call.module, call.name, call.job_id)
+    timer = CallTimer(call.module, call.name, call.job_id, origin=origin_of(call.endpoint.func))
     with timer.job_context():
         try:
             result = yield

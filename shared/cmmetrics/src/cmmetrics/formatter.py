@@ -12,7 +12,8 @@ Metric line (a record whose message is a ``MetricArg``)::
      "params": {"process_id": "-1", "job_id": "", "session_id": "sess-123"}, "message": "myGauge",
      "metricName": "myGauge", "metricType": "gauge", "values": {"value": 99.9}, "tags": {}, "safe": true}
 
-``origin`` of a metric line is the ``origin_prefix`` given to ``install_metrics`` (``file:line`` without one).
+``origin`` is ``file:line`` of the logging call (``extra={"sls_origin": ...}`` overrides it); for a metric line it is
+the ``origin_prefix`` given to ``install_metrics`` (``file:line`` without one).
 ``params`` always holds the SDK's log context (``process_id``, ``job_id``, ``session_id`` = the replica's
 ``COMPUTE_SESSION_ID``). Unsafe params (the SDK adapter's ``unsafe_params=``, or ``extra={"unsafe_params": {...}}``
 on a standard logger) go to ``unsafeParams``, which replaces ``"safe": true``; their keys are removed from
@@ -62,7 +63,7 @@ class SlsFormatter(logging.Formatter):
             "type": getattr(record, "service_type", SERVICE_TYPE),
             "level": record.levelname,
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
-            "origin": f"{record.filename}:{record.lineno}",
+            "origin": getattr(record, "sls_origin", None) or f"{record.filename}:{record.lineno}",
             "thread": record.threadName or threading.current_thread().name,
             "params": params,
         }

@@ -93,20 +93,31 @@ class LogSketch:
     def _quantile(self, q: float) -> float | None:
         if self.count == 0:
             return None
-        rank = q * (self.count - 1)
+        if q == 0:
+            return self.min  # the extremes are tracked exactly
+        if q == 1:
+            return self.max
+        # Nearest rank: the smallest value with at least q * count observations at or below it.
+        rank = max(1, math.ceil(round(q * self.count, 9)))  # round: 0.95 * 100 is 95.00000000000001
         seen = 0
+        estimate = self.max
         for key in sorted(self._negative, reverse=True):  # most negative first
             seen += self._negative[key]
-            if seen > rank:
-                return max(self.min, -self._value_of(key))
-        seen += self._zero
-        if seen > rank:
-            return 0.0
-        for key in sorted(self._positive):
-            seen += self._positive[key]
-            if seen > rank:
-                return min(self.max, self._value_of(key))
-        return self.max
+            if seen >= rank:
+                estimate = -self._value_of(key)
+                break
+        else:
+            seen += self._zero
+            if seen >= rank:
+                estimate = 0.0
+            else:
+                for key in sorted(self._positive):
+                    seen += self._positive[key]
+                    if seen >= rank:
+                        estimate = self._value_of(key)
+                        break
+        # An estimate never leaves the observed range.
+        return min(max(estimate, self.min), self.max)
 
     def snapshot(self) -> dict[str, Any]:
         """``count, sum, min, max, mean, p50, p95, p99`` (``None`` where nothing was observed yet)."""
