@@ -1,1 +1,145 @@
-"""Built-in plugin: the `runtime` commands (registered through `cmfleet_register_commands`)."""
+"""Built-in plugin: the ``cmfleet dev`` command (registered through ``cmfleet_register_commands``)."""
+
+from __future__ import annotations
+
+import click
+
+from cmfleet.hookspecs import hookimpl
+
+
+@click.command("dev")
+@click.argument("modules", nargs=-1)
+@click.option("--replicas", metavar="MIN:MAX", help="Replicas per module (MIN 0 scales to zero when idle). [1:2]")
+@click.option("--concurrency", type=int, metavar="N", help="MAX_CONCURRENT_TASKS of each replica. [1]")
+@click.option("--port", type=int, default=None, help="Gateway and console port. [8940]")
+@click.option("--runtime-port", type=int, default=None, help="Container-facing HTTPS port (replicas poll it). [8945]")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Gateway address; other than loopback needs a token."
+)
+@click.option("--no-reload", is_flag=True, help="Do not restart a module's replicas when its files change.")
+@click.option("--timeout", type=float, metavar="S", help="Seconds a job may take, queue included (504 after). [60]")
+@click.option("--idle-timeout", type=float, metavar="S", help="Seconds before an idle replica above MIN stops. [300]")
+@click.option("--print-env", "print_env", metavar="MODULE", help="Print the environment of a replica started by hand.")
+def dev_command(
+    modules: tuple[str, ...],
+    replicas: str | None,
+    concurrency: int | None,
+    port: int | None,
+    runtime_port: int | None,
+    host: str,
+    no_reload: bool,
+    timeout: float | None,
+    idle_timeout: float | None,
+    print_env: str | None,
+) -> None:
+    """Run every module (or only MODULES) locally as Foundry does: replicas running the official SDK, the
+    runtime protocol over HTTPS, a JSON gateway and the web console. Ctrl-C stops everything.
+
+    Example: cmfleet dev --replicas 0:2 --concurrency 4
+    """
+    from cmfleet.builtin.commands import fail, load_repository
+    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.runtime.config import ConfigError, load_config
+
+    repo = load_repository()
+    try:
+        config = load_config(
+            repo.config,
+            pyproject=str(repo.root / "pyproject.toml"),
+            host=host,
+            port=port,
+            runtime_port=runtime_port,
+            reload=not no_reload,
+            replicas=replicas,
+            concurrency=concurrency,
+            timeout=timeout,
+            idle_timeout=idle_timeout,
+        )
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    if print_env:
+        from cmfleet.runtime.manual import manual_environment
+
+        try:
+            env = manual_environment(repo, config, print_env)
+        except KeyError as exc:
+            fail(str(exc), EXIT_USAGE)
+        _print_env(env, repo, print_env, config.runtime_port)
+        return
+    _serve(repo.root, config, list(modules))
+
+
+def _print_env(env: dict[str, str], repo, module: str, runtime_port: int) -> None:
+    import shlex
+
+    unit = repo.module(module)
+    click.echo(f"# Environment of a hand-started replica of {module!r}. The runtime must be running on port")
+    click.echo(f"# {runtime_port} (`cmfleet dev` in another terminal); then, in this shell:")
+    click.echo(f"#   cd {unit.path} && python -m cmfleet.entrypoint .      (or your SDK's command)")
+    for key, value in sorted(env.items()):
+        click.echo(f"export {key}={shlex.quote(value)}")
+
+
+def _serve(root, config, modules: list[str]) -> None:
+    import asyncio
+    import signal
+
+    from cmfleet.builtin.commands import fail
+    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.runtime.server import Runtime, StartError
+
+    runtime = Runtime(root, config, modules)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await runtime.start()
+        except BaseException:
+            await runtime.stop()
+            raise
+        _banner(runtime)
+        try:
+            await stop.wait()
+        finally:
+            runtime.logs.system("stopping: replicas, servers")
+            await runtime.stop()
+
+    try:
+        asyncio.run(main())
+    except StartError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
+def _banner(runtime) -> None:
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False)
+    url = runtime.gateway_url
+    token = getattr(runtime.config, "access_token", None)
+    modules = runtime.manager.modules
+    name, function = "hello", "add"
+    if "hello" not in modules:
+        name = next(iter(modules))
+        fns = [f.name for f in modules[name].unit.functions]
+        function = fns[0] if fns else "FUNCTION"
+    auth = f" -H 'Authorization: Bearer {token}'" if token else ""
+    console.print(f"[bold green]cmfleet dev[/] running {len(modules)} module(s): {', '.join(modules)}")
+    console.print(f"  gateway  {url}/api   (replicas poll https://localhost:{runtime.runtime_port})")
+    console.print(f"  console  {url}/" + (f"?token={token}" if token else ""))
+    if token:
+        console.print(f"  [bold yellow]access token[/] {token}   (shown once; needed because --host is not loopback)")
+    example = '\'{"x": 10, "y": 20}\'' if function == "add" else "'{}'"
+    console.print(
+        f"  try      curl -X POST{auth} {url}/api/modules/{name}/functions/{function} -d {example}", soft_wrap=True
+    )
+    reload = "on" if runtime.config.reload else "off"
+    console.print(f"  reload   {reload}   Ctrl-C stops everything")
+
+
+@hookimpl
+def cmfleet_register_commands(cli):
+    """Register ``cmfleet dev``."""
+    cli.add_command(dev_command)

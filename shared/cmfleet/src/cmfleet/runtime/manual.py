@@ -1,0 +1,32 @@
+"""The environment of a replica started by hand (``cmfleet dev --print-env MODULE``), for another language's SDK
+or a debugger. It talks to a running ``cmfleet dev`` as the module's ``<module>-manual`` replica, with a token
+kept in ``<root>/.cmfleet/dev/manual/<module>/`` (git-ignored) that the runtime registers at start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cmfleet.runtime.config import DevConfig
+
+
+def manual_environment(repo: Any, config: DevConfig, module: str) -> dict[str, str]:
+    """Every variable a hand-started replica of ``module`` needs (the runtime must run on ``runtime_port``)."""
+    from cmfleet.runtime.replicas import ReplicaEnvironment
+    from cmfleet.runtime.server import SERVICE_DISCOVERY, STATE_DIR, _src, manual_token
+    from cmfleet.runtime.sources import load_sources, write_module_sources
+    from cmfleet.runtime.tls import ensure_tls
+
+    unit = repo.module(module)
+    folder = repo.root / STATE_DIR / "manual" / module
+    token_file, _ = manual_token(repo.root, module)
+    tls = ensure_tls(repo.root / STATE_DIR / "tls")
+    discovery = folder / "service-discovery.yml"
+    discovery.write_text(SERVICE_DISCOVERY)
+    env = ReplicaEnvironment(repo.root, config.runtime_port, tls.ca, folder, discovery)
+    env.source_env[module] = write_module_sources(load_sources(repo.root), module, folder)
+    env.pythonpath[module] = [str(_src(lib)) for lib in repo.closure(unit)]
+    environ = env.build(unit, config.for_module(module), token_file, f"{module}-manual")
+    for key in ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER"):
+        environ.pop(key, None)  # the shell has its own
+    return environ

@@ -1,0 +1,51 @@
+"""Helpers of the runtime tests: a copy of the test fleet, and `cmfleet dev` runtimes with real SDK replicas."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cmfleet.runtime.config import load_config
+from cmfleet.runtime.server import BackgroundRuntime
+
+FIXTURE = Path(__file__).parent / "fixtures" / "fleet"
+
+
+def copy_fleet(dest: Path, dev: str = "") -> Path:
+    """Copy the test fleet to ``dest`` (with its cmfleet.local.toml); ``dev`` is appended to the root pyproject."""
+    shutil.copytree(FIXTURE, dest)
+    shutil.move(dest / "local.toml.txt", dest / "cmfleet.local.toml")
+    if dev:
+        with (dest / "pyproject.toml").open("a") as fh:
+            fh.write("\n" + dev + "\n")
+    return dest
+
+
+def start_runtime(root: Path, modules: list[str] | None = None, **overrides: Any) -> BackgroundRuntime:
+    """A started runtime on free ports (stop it with ``.close()``)."""
+    from cmfleet.discovery import Repository
+
+    settings = {"port": 0, "runtime_port": 0, "reload": False, "terminal_logs": False, **overrides}
+    config = load_config(Repository.load(root).config, **settings)
+    return BackgroundRuntime(root, config, modules).__enter__()
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy (the value is returned)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def ready_replicas(client: httpx.Client, module: str) -> list[dict[str, Any]]:
+    mods = {m["name"]: m for m in client.get("/api/modules").json()}
+    return [r for r in mods[module]["replicas"] if r["state"] == "ready"]
