@@ -24,6 +24,12 @@ def new(root: Path, *args: str):
     return run_cmfleet("new", *args, cwd=root, env=fixture_env(root))
 
 
+def run_pytest(root: Path, tests: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Real pytest (with cmfleet's fixtures) on ``tests`` of the repository at ``root``."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(root), tests]
+    return subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+
+
 @pytest.mark.parametrize(
     ("args", "reason"),
     [
@@ -97,24 +103,7 @@ def test_new_module_passes_check_and_its_tests(tmp_path):
     assert '"--match", "demo-app/v*"]' in pyproject
     proc, findings = check(root)
     assert proc.returncode == 0 and findings == [], findings
-    tests = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--rootdir",
-            str(root),
-            "modules/demo-app/tests",
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **fixture_env(root)},
-    )
+    tests = run_pytest(root, "modules/demo-app/tests", fixture_env(root))
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "2 passed" in tests.stdout
 
@@ -133,24 +122,7 @@ def test_new_shared_library_adds_recipe_and_pin_keeping_comments(tmp_path):
     assert (root / "conda_recipes" / "textutil" / "meta.yaml").is_file()
     proc, findings = check(root)
     assert proc.returncode == 0 and findings == [], findings
-    tests = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--rootdir",
-            str(root),
-            "shared/textutil/tests",
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(lib / "src")},
-    )
+    tests = run_pytest(root, "shared/textutil/tests", {"PYTHONPATH": str(lib / "src")})
     assert tests.returncode == 0, tests.stdout + tests.stderr
     # A second library with the same name is now refused, and the pin is not added twice.
     again = new(root, "--shared", "textutil")
