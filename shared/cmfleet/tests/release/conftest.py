@@ -162,11 +162,13 @@ class GitRepo:
             f"modules/{name}/pyproject.toml",
             unit_pyproject(name, ("foundry-compute-modules>=0.34", *deps), 'only-include = ["app.py"]'),
         )
-        imports = "".join(f"import {d}  # noqa: F401\n" for d in deps)
+        # shared libraries are imported inside the function: the fixture's libraries are not installed, and
+        # `cmfleet check` imports app.py (the imports are still seen statically)
+        imports = "".join(f"    import {d}  # noqa: F401\n" for d in deps)
         self.write(
             f"modules/{name}/app.py",
-            f"from compute_modules.annotations import function\n{imports}\n\n"
-            "@function\ndef ping(context, event) -> str:\n    return 'pong'\n",
+            "from compute_modules.annotations import function\n\n\n"
+            f"@function\ndef ping(context, event) -> str:\n{imports}    return 'pong'\n",
         )
         self.write(f"modules/{name}/tests/test_app.py", "def test_ping():\n    assert True\n")
         run = "".join(f"    - {d} {{{{ {d} }}}}\n" for d in deps)
