@@ -109,6 +109,9 @@ def test_runtime_rebuilds_the_stats_from_replica_lines(pm, call_lines):
     ours, theirs = CALL_STATS.snapshot()["hello"]["add"], runtime.snapshot()["hello"]["add"]
     assert (theirs["calls"], theirs["errors"]) == (ours["calls"], ours["errors"]) == (6, 1)
     assert theirs["p95_ms"] == pytest.approx(ours["p95_ms"], rel=0.03)  # lines round durations to 1 µs
+    assert runtime.observe_entry({"params": {"event": "cmfleet.call", "function": "add"}}) is None  # no duration
+    assert runtime.observe_entry(json.loads(json.dumps(call_lines()[0]))) == "call"
+    assert runtime.snapshot()["hello"]["add"]["calls"] == 7
     assert runtime.custom_metrics() == [
         {"module": "hello", "name": "queueDepth", "type": "gauge", "values": {"value": 4}, "time": None}
     ]

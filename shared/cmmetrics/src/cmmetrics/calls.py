@@ -93,6 +93,10 @@ class CallStats:
             entry = json.loads(text)
         except ValueError:
             return None
+        return self.observe_entry(entry, module)
+
+    def observe_entry(self, entry: Any, module: str | None = None) -> str | None:
+        """Like :meth:`observe_line` for a line the caller has already parsed (a JSON object)."""
         if not isinstance(entry, dict):
             return None
         params = entry.get("params")
