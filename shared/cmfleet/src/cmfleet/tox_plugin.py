@@ -5,12 +5,15 @@
 * ``shared-<name>``: the library itself and what it declares; runs its tests and ``cmfleet check``.
 * ``cmfleet``: the toolkit with its runtime and test extras; runs its own tests.
 
-Labels: ``-m modules``, ``-m shared``. Values from tox.ini's ``[testenv]`` still apply, and a
+Labels: ``-m modules``, ``-m shared``, and ``-m affected``: the units changed since a base ref (given by
+``--cmfleet-since REF`` or ``$CMFLEET_SINCE``) and their transitive dependents, as ``cmfleet affected`` computes
+them; without a base ref no env carries the label. Values from tox.ini's ``[testenv]`` still apply, and a
 ``[testenv:module-x]`` section overrides the generated settings of that one environment.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +64,37 @@ def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) ->
     }
 
 
+AFFECTED_LABEL = "affected"
+SINCE_ENV = "CMFLEET_SINCE"
+
+
+@impl
+def tox_add_option(parser: Any) -> None:
+    """``--cmfleet-since REF``: the base ref of the ``affected`` label."""
+    parser.add_argument(
+        "--cmfleet-since",
+        dest="cmfleet_since",
+        metavar="REF",
+        default="",  # tox infers the option's type from its default
+        help=f"label '{AFFECTED_LABEL}' selects units changed since REF and their dependents (or ${SINCE_ENV})",
+    )
+
+
+def affected_envs(repo: Repository, since: str | None) -> set[str]:
+    """Names of the units affected since ``since`` (empty without a ref); a bad ref stops tox with the reason."""
+    if not since:
+        return set()
+    from tox.report import HandledError
+
+    from cmfleet.release.affected import affected
+    from cmfleet.release.git import GitError
+
+    try:
+        return set(affected(repo, since).units)
+    except (GitError, DiscoveryError) as exc:
+        raise HandledError(f"cmfleet: cannot select the '{AFFECTED_LABEL}' envs: {exc}") from None
+
+
 @impl
 def tox_extend_envs() -> Iterator[str]:
     """One env per unit of the repository around the working directory."""
@@ -93,5 +127,10 @@ def tox_add_core_config(core_conf: Any, state: Any) -> None:
     generated = [u.tox_env for u in repo.units.values() if u.tox_env not in ini_envs]
     core_conf.loaders.insert(0, MemoryLoader(env_list=EnvList([*ini_envs, *generated])))
     posargs = tuple(state.conf.pos_args(None) or ())
+    since = getattr(state.conf.options, "cmfleet_since", None) or os.environ.get(SINCE_ENV)
+    chosen = affected_envs(repo, since)
     for unit in repo.units.values():
-        state.conf.memory_seed_loaders[unit.tox_env].append(MemoryLoader(**env_settings(repo, unit, posargs)))
+        settings = env_settings(repo, unit, posargs)
+        if unit.name in chosen:
+            settings["labels"] = [*settings["labels"], AFFECTED_LABEL]
+        state.conf.memory_seed_loaders[unit.tox_env].append(MemoryLoader(**settings))

@@ -117,7 +117,7 @@ def edit_build_config(repo: Repository, lib: Unit, spec: str) -> FileEdit | None
     new = buf.getvalue()
     if new == old:
         return None
-    return FileEdit(path, old, new, f"{BUILD_CONFIG_PATH}: {key} -> {spec!r}")
+    return FileEdit(path, old, new, f"{key} -> {spec!r}")
 
 
 def edit_pyproject_dependency(unit: Unit, lib: Unit, spec: str) -> FileEdit | None:
@@ -144,7 +144,7 @@ def edit_pyproject_dependency(unit: Unit, lib: Unit, spec: str) -> FileEdit | No
     if not changed:
         return None
     new = tomlkit.dumps(doc)
-    return FileEdit(unit.pyproject, old, new, f"{unit.rel}/pyproject.toml: {lib.distribution}{spec}")
+    return FileEdit(unit.pyproject, old, new, f"requires {lib.distribution}{spec}")
 
 
 _REQ_PARTS_RE = re.compile(r"^(?P<name>\s*[A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?)(?P<spec>[^;@]*)(?P<rest>.*)$")

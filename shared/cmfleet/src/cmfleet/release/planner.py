@@ -221,7 +221,7 @@ class ReleasePlan:
             f"- {p.tag} ({p.level}{': ' + '; '.join(p.analysis.reasons) if p.analysis.reasons else ''})"
             for p in self.units
         ]
-        body += [f"- {e.summary}" for e in self.edits]
+        body += [f"- {e.path.relative_to(self.root).as_posix()}: {e.summary}" for e in self.edits]
         return head + "\n\n" + "\n".join(body) + "\n"
 
     def files(self) -> list[FileEdit]:
