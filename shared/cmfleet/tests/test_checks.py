@@ -17,9 +17,9 @@ def by_rule(findings: list[dict], rule: str) -> list[dict]:
     return [f for f in findings if f["rule"] == rule]
 
 
-def test_base_repository_passes_every_rule(tmp_path):
+def test_base_repository_passes_every_rule(cmfleet, tmp_path):
     root = make_repo(tmp_path)
-    proc, findings = check(root)
+    proc, findings = check(cmfleet, root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert findings == []
 
@@ -61,9 +61,9 @@ def test_human_output_names_location_rule_and_fix(tmp_path, cmfleet):
         ("duplicate_functions", "duplicate-functions", ["remove the second registration of 'echo'"]),
     ],
 )
-def test_rule_reports_each_marked_line_with_its_fix(tmp_path, case, rule, fixes):
+def test_rule_reports_each_marked_line_with_its_fix(cmfleet, tmp_path, case, rule, fixes):
     root = make_repo(tmp_path, case)
-    proc, findings = check(root)
+    proc, findings = check(cmfleet, root)
     assert proc.returncode == 1, proc.stderr
     found = by_rule(findings, rule)
     expected = marks(root, rule)
@@ -79,18 +79,18 @@ def test_rule_reports_each_marked_line_with_its_fix(tmp_path, case, rule, fixes)
     assert [f for f in findings if f["unit"] in ("good", "fixlib")] == []
 
 
-def test_relative_import_says_so_and_same_module_absolute_passes(tmp_path):
+def test_relative_import_says_so_and_same_module_absolute_passes(cmfleet, tmp_path):
     root = make_repo(tmp_path, "relative_import")
-    _, findings = check(root, "relative", "good")
+    _, findings = check(cmfleet, root, "relative", "good")
     relative = by_rule(findings, "no-relative-imports")
     assert len(relative) == 1
     assert relative[0]["message"].startswith("relative import 'from .helper import ...'")
     assert {f["unit"] for f in findings} == {"relative"}
 
 
-def test_sdk_schema_explains_the_lost_functions(tmp_path):
+def test_sdk_schema_explains_the_lost_functions(cmfleet, tmp_path):
     root = make_repo(tmp_path, "sdk_schema")
-    _, findings = check(root, "schema")
+    _, findings = check(cmfleet, root, "schema")
     (finding,) = by_rule(findings, "sdk-schema")
     assert finding["location"] == "modules/schema/app.py:12"  # the def line, not the decorator's
     assert "rejects endpoint 'bare_dict'" in finding["message"]
@@ -98,25 +98,25 @@ def test_sdk_schema_explains_the_lost_functions(tmp_path):
     assert "Unknown query type" in finding["message"]
 
 
-def test_recipe_that_does_not_render_names_the_variable(tmp_path):
+def test_recipe_that_does_not_render_names_the_variable(cmfleet, tmp_path):
     root = make_repo(tmp_path, "recipe")
-    _, findings = check(root, "broken_recipe")
+    _, findings = check(cmfleet, root, "broken_recipe")
     (finding,) = by_rule(findings, "recipe")
     assert finding["location"] == "modules/broken_recipe/conda_recipe/meta.yaml:1"
     assert "'nolib' is undefined" in finding["message"]
 
 
-def test_module_without_app_py(tmp_path):
+def test_module_without_app_py(cmfleet, tmp_path):
     root = make_repo(tmp_path, "app_location")
-    proc, findings = check(root, "no_app")
+    proc, findings = check(cmfleet, root, "no_app")
     assert proc.returncode == 1
     assert [(f["rule"], f["location"]) for f in findings] == [("app-location", "modules/no_app:1")]
     assert "create modules/no_app/app.py" in findings[0]["fix"]
 
 
-def test_shared_library_layout(tmp_path):
+def test_shared_library_layout(cmfleet, tmp_path):
     root = make_repo(tmp_path, "shared_layout")
-    proc, findings = check(root, "badlib")
+    proc, findings = check(cmfleet, root, "badlib")
     assert proc.returncode == 1
     got = {(f["location"], f["fix"].split(":")[0]) for f in by_rule(findings, "shared-layout")}
     assert got == {
@@ -129,10 +129,10 @@ def test_shared_library_layout(tmp_path):
     }
 
 
-def test_plugin_endpoints_are_checked_once(tmp_path):
+def test_plugin_endpoints_are_checked_once(cmfleet, tmp_path):
     """A real entry point (a .dist-info on PYTHONPATH) adds 'health' and 'blob' to every module."""
     root = make_repo(tmp_path, "plugin_duplicate")
-    proc, findings = check(root, plugins="fixplugin")
+    proc, findings = check(cmfleet, root, plugins="fixplugin")
     assert proc.returncode == 1
     duplicate = by_rule(findings, "duplicate-functions")
     assert [f["location"] for f in duplicate] == sorted(marks(root, "duplicate-functions"))
@@ -143,16 +143,16 @@ def test_plugin_endpoints_are_checked_once(tmp_path):
     assert "added by plugin fixplugin" in blob[0]["message"]
 
 
-def test_unknown_name_exits_2(tmp_path):
+def test_unknown_name_exits_2(cmfleet, tmp_path):
     root = make_repo(tmp_path)
-    proc, _ = check(root, "nope")
+    proc, _ = check(cmfleet, root, "nope")
     assert proc.returncode == 2
     assert "unknown unit 'nope'" in proc.stderr and "good" in proc.stderr
 
 
-def test_rules_are_listed_with_their_plugin(tmp_path):
+def test_rules_are_listed_with_their_plugin(cmfleet, tmp_path):
     root = make_repo(tmp_path)
-    proc, _ = check(root, "--rules")
+    proc, _ = check(cmfleet, root, "--rules")
     rules = {r["id"]: r for r in json.loads(proc.stdout)}
     assert set(rules) >= {
         "app-location",

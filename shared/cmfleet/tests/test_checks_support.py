@@ -7,8 +7,6 @@ import os
 import shutil
 from pathlib import Path
 
-from conftest import run_cmfleet
-
 FIXTURES = Path(__file__).parent / "fixtures" / "checks"
 PLUGIN_SITE = FIXTURES / "plugin" / "site"
 
@@ -30,9 +28,9 @@ def fixture_env(root: Path, plugins: str = "") -> dict[str, str]:
     }
 
 
-def check(root: Path, *args: str, plugins: str = ""):
-    """``cmfleet check --json ARGS`` in ``root``: (process, findings)."""
-    proc = run_cmfleet("check", "--json", *args, cwd=root, env=fixture_env(root, plugins))
+def check(cmfleet, root: Path, *args: str, plugins: str = ""):
+    """``cmfleet check --json ARGS`` in ``root`` with the ``cmfleet`` fixture's runner: (process, findings)."""
+    proc = cmfleet("check", "--json", *args, cwd=root, env=fixture_env(root, plugins))
     findings = json.loads(proc.stdout) if proc.stdout.strip().startswith("[") else []
     return proc, findings
 

@@ -18,10 +18,8 @@ def tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def new(root: Path, *args: str):
-    from conftest import run_cmfleet
-
-    return run_cmfleet("new", *args, cwd=root, env=fixture_env(root))
+def new(cmfleet, root: Path, *args: str):
+    return cmfleet("new", *args, cwd=root, env=fixture_env(root))
 
 
 def run_pytest(root: Path, tests: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -50,29 +48,29 @@ def run_pytest(root: Path, tests: str, env: dict[str, str]) -> subprocess.Comple
         (["--shared", "fix.lib"], "not a valid shared name"),
     ],
 )
-def test_bad_or_taken_name_exits_2_and_writes_nothing(tmp_path, args, reason):
+def test_bad_or_taken_name_exits_2_and_writes_nothing(cmfleet, tmp_path, args, reason):
     root = make_repo(tmp_path)
     before = tree(root)
-    proc = new(root, *args)
+    proc = new(cmfleet, root, *args)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Error: cannot create" in proc.stderr and reason in proc.stderr
     assert tree(root) == before
 
 
-def test_existing_folder_that_is_not_a_unit_is_refused(tmp_path):
+def test_existing_folder_that_is_not_a_unit_is_refused(cmfleet, tmp_path):
     root = make_repo(tmp_path)
     (root / "modules" / "demo").mkdir()
     (root / "modules" / "demo" / "notes.txt").write_text("mine")
-    proc = new(root, "demo")
+    proc = new(cmfleet, root, "demo")
     assert proc.returncode == 2
     assert "modules/demo already exists" in proc.stderr
     assert sorted(p.name for p in (root / "modules" / "demo").iterdir()) == ["notes.txt"]
 
 
-def test_dry_run_lists_files_and_writes_nothing(tmp_path):
+def test_dry_run_lists_files_and_writes_nothing(cmfleet, tmp_path):
     root = make_repo(tmp_path)
     before = tree(root)
-    proc = new(root, "--dry-run", "demo")
+    proc = new(cmfleet, root, "--dry-run", "demo")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
         "would create modules/demo/CHANGELOG.md",
@@ -84,9 +82,9 @@ def test_dry_run_lists_files_and_writes_nothing(tmp_path):
     assert tree(root) == before
 
 
-def test_new_module_passes_check_and_its_tests(tmp_path):
+def test_new_module_passes_check_and_its_tests(cmfleet, tmp_path):
     root = make_repo(tmp_path)
-    proc = new(root, "demo-app")
+    proc = new(cmfleet, root, "demo-app")
     assert proc.returncode == 0, proc.stderr
     assert "created module 'demo-app'" in proc.stdout
     assert not list(root.glob(".cmfleet-new-*"))  # the staging folder is gone
@@ -101,18 +99,18 @@ def test_new_module_passes_check_and_its_tests(tmp_path):
     pyproject = (module / "pyproject.toml").read_text()
     assert "tag-pattern = '^demo-app/v(?P<version>\\d+\\.\\d+\\.\\d+)$'" in pyproject
     assert '"--match", "demo-app/v*"]' in pyproject
-    proc, findings = check(root)
+    proc, findings = check(cmfleet, root)
     assert proc.returncode == 0 and findings == [], findings
     tests = run_pytest(root, "modules/demo-app/tests", fixture_env(root))
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "2 passed" in tests.stdout
 
 
-def test_new_shared_library_adds_recipe_and_pin_keeping_comments(tmp_path):
+def test_new_shared_library_adds_recipe_and_pin_keeping_comments(cmfleet, tmp_path):
     root = make_repo(tmp_path)
     config = root / "conda_recipes" / "conda_build_config.yaml"
     before = config.read_text()
-    proc = new(root, "--shared", "textutil")
+    proc = new(cmfleet, root, "--shared", "textutil")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-2] == "update conda_recipes/conda_build_config.yaml"
     assert config.read_text() == before + 'textutil:\n  - ">=0.0.0"\n'
@@ -120,12 +118,12 @@ def test_new_shared_library_adds_recipe_and_pin_keeping_comments(tmp_path):
     lib = root / "shared" / "textutil"
     assert (lib / "src" / "textutil" / "__init__.py").is_file()
     assert (root / "conda_recipes" / "textutil" / "meta.yaml").is_file()
-    proc, findings = check(root)
+    proc, findings = check(cmfleet, root)
     assert proc.returncode == 0 and findings == [], findings
     tests = run_pytest(root, "shared/textutil/tests", {"PYTHONPATH": str(lib / "src")})
     assert tests.returncode == 0, tests.stdout + tests.stderr
     # A second library with the same name is now refused, and the pin is not added twice.
-    again = new(root, "--shared", "textutil")
+    again = new(cmfleet, root, "--shared", "textutil")
     assert again.returncode == 2 and config.read_text().count("textutil:") == 1
 
 
@@ -142,11 +140,11 @@ def copy_repository(repo_root: Path, target: Path) -> Path:
     return target
 
 
-def test_new_module_passes_its_tox_env_in_a_copy_of_the_repository(tmp_path, repo_root):
+def test_new_module_passes_its_tox_env_in_a_copy_of_the_repository(cmfleet, tmp_path, repo_root):
     """Real tox with tox-uv: the env cmfleet's tox plugin generates runs the new module's tests and check."""
     root = copy_repository(repo_root, tmp_path / "repo")
     tox_ini = (root / "tox.ini").read_text()
-    proc = new(root, "demo")
+    proc = new(cmfleet, root, "demo")
     assert proc.returncode == 0, proc.stderr
     # Outer tox variables (TOX_WORK_DIR, TOX_ENV_DIR...) would point the inner tox at the outer envs.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOX_", "CMFLEET_")) and k != "VIRTUAL_ENV"}
