@@ -86,6 +86,10 @@ def test_relative_import_says_so_and_same_module_absolute_passes(cmfleet, tmp_pa
     assert len(relative) == 1
     assert relative[0]["message"].startswith("relative import 'from .helper import ...'")
     assert {f["unit"] for f in findings} == {"relative"}
+    # Importing it fails as it would in Foundry: the probe reports that too, at the same line.
+    (failed,) = by_rule(findings, "sdk-schema")
+    assert failed["location"] == "modules/relative/app.py:7"
+    assert "importing app.py failed: ImportError: attempted relative import" in failed["message"]
 
 
 def test_sdk_schema_explains_the_lost_functions(cmfleet, tmp_path):

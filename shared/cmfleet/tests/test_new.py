@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 import pytest
 from test_checks_support import check, fixture_env, make_repo
@@ -160,3 +166,7 @@ def test_new_module_passes_its_tox_env_in_a_copy_of_the_repository(cmfleet, tmp_
     assert "2 passed" in tox.stdout
     assert "1 unit(s) OK" in tox.stdout  # `cmfleet check demo`, the env's second command
     assert (root / "tox.ini").read_text() == tox_ini
+    # Its version comes from its own tags exactly as hello's does.
+    hello = tomllib.loads((root / "modules/hello/pyproject.toml").read_text())["tool"]["hatch"]["version"]
+    demo = tomllib.loads((root / "modules/demo/pyproject.toml").read_text())["tool"]["hatch"]["version"]
+    assert demo == json.loads(json.dumps(hello).replace("hello", "demo"))
