@@ -28,7 +28,7 @@ from cmfleet.build.container import (
 )
 from cmfleet.build.manifest import write_manifest
 from cmfleet.build.preflight import ModulePlan, static_problems, unprovided_imports
-from cmfleet.build.recipe import recipe_or_problem, recipe_problems, target_requirements
+from cmfleet.build.recipe import is_release_version, recipe_or_problem, recipe_problems, target_requirements
 from cmfleet.build.versions import commit_of, source_date_epoch
 from cmfleet.build.wheels import WheelInfo, build_wheel, check_offline_install, download_wheels, top_level_names
 from cmfleet.discovery import SDK_DISTRIBUTION, normalize
@@ -46,14 +46,6 @@ class BuildResult:
     image: str
     dev: bool
     manifest: dict[str, Any]
-
-
-def is_release_version(version: str) -> bool:
-    """True for ``1.2.3`` (or ``1.2.3rc1``), false for dev and local versions."""
-    from packaging.version import Version
-
-    parsed = Version(version)
-    return not parsed.is_devrelease and parsed.local is None
 
 
 def _fail(module: str, what: str, problems: list[str]) -> BuildError:

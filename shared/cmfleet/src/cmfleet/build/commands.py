@@ -18,10 +18,15 @@ def affected_modules(repo, since: str) -> list[str]:
     from cmfleet.build import BuildError
 
     try:
-        from cmfleet.release import affected as affected_mod  # type: ignore[attr-defined]
+        from cmfleet.release.affected import affected
+        from cmfleet.release.git import GitError
     except ImportError:
         raise BuildError("--affected needs cmfleet.release.affected, which this cmfleet does not have", 2) from None
-    return affected_mod.affected_modules(repo, since)
+    try:
+        result = affected(repo, since)
+    except GitError as exc:
+        raise BuildError(str(exc), 2) from None
+    return [name for name, unit in result.units.items() if unit.kind == "module"]
 
 
 @click.command("build")

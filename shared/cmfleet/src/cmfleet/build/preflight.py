@@ -127,12 +127,11 @@ def static_problems(plan: ModulePlan) -> list[str]:
     units = [plan.module, *plan.libs]
     problems = [f"{f.location(repo.root)}: [{f.rule}] {f.message} (fix: {f.fix})" for f in run_checks(repo, units)]
     for unit in units:
-        # Reported here too, so a build fails on them even if a plugin blocks the check rule.
-        for line in relative_imports(repo, unit):
+        # Reported here too (once per file:line), so a build fails on them even if a plugin blocks the rule.
+        for line in [*relative_imports(repo, unit), *undeclared_imports(repo, unit)]:
             location = line.split(": ", 1)[0]
             if not any(p.startswith(location + ": ") for p in problems):
                 problems.append(line)
-        problems += undeclared_imports(repo, unit)
     for unit in plan.units:
         problems += describe_config_problems(repo, unit)
     return problems

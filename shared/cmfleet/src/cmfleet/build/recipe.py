@@ -39,6 +39,14 @@ def target_requirements(requirements: list[str], python: str) -> list[str]:
     return kept
 
 
+def is_release_version(version: str) -> bool:
+    """True for ``1.2.3`` (or ``1.2.3rc1``), false for dev and local versions."""
+    from packaging.version import Version
+
+    parsed = Version(version)
+    return not parsed.is_devrelease and parsed.local is None
+
+
 def _line_of(path: Path, needle: str) -> int:
     try:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -60,6 +68,7 @@ def recipe_problems(
     """Every mismatch between the rendered recipe and the unit (``built`` maps in-repo units to versions)."""
     from packaging.requirements import Requirement
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import Version
 
     where = rendered.path.relative_to(repo.root).as_posix()
     run_line = _line_of(rendered.path, "run:")
@@ -103,7 +112,9 @@ def recipe_problems(
             allowed = SpecifierSet(spec) if spec else SpecifierSet()
         except InvalidSpecifier:
             continue
-        if not allowed.contains(built[name], prereleases=True):
+        # A dev build previews its next release: judge the pin by the release it leads to (1.2.4.dev3 -> 1.2.4).
+        candidate = Version(built[name]).base_version if not is_release_version(built[name]) else built[name]
+        if not allowed.contains(candidate, prereleases=True):
             problems.append(
                 f"{where}:{run_line}: the pin {text!r} excludes the {name} {built[name]} being built; "
                 "update conda_recipes/conda_build_config.yaml"

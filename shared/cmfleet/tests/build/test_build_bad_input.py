@@ -1,0 +1,113 @@
+"""Bad input: unknown names, untagged modules, failing checks, relative and undeclared imports, recipes that
+disagree with pyproject. Each gives a clear message, its exit code, and nothing in the output folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import leftovers, manifest, run_build
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_unknown_name_exit_2_nothing_written(fresh_repo):
+    repo = fresh_repo()
+    proc = run_build(repo, "hello", "nope")
+    assert proc.returncode == 2
+    assert "unknown module 'nope'" in proc.stderr and "hello" in proc.stderr
+    assert leftovers(repo / "dist") == []  # hello is not built either: names are resolved first
+
+
+def test_untagged_module_needs_dev_then_builds_marked_dev(fresh_repo):
+    repo = fresh_repo(tags=("hello/v1.0.0",))
+    proc = run_build(repo, "wordcount")
+    assert proc.returncode == 2
+    assert "wordcount: not a release build" in proc.stderr
+    assert "textkit has no release tag" in proc.stderr and "--dev" in proc.stderr
+    assert leftovers(repo / "dist") == []
+    proc = run_build(repo, "wordcount", "--dev")
+    assert proc.returncode == 0, proc.stderr
+    [built] = (repo / "dist" / "wordcount").iterdir()
+    assert ".dev" in built.name
+    data = manifest(built)
+    assert data["dev"] is True and data["module"]["version"] == built.name
+    assert ".dev" in data["shared"]["textkit"]
+    image = (built / "IMAGE").read_text().strip()
+    assert image.startswith("wordcount:") and "+" not in image and image != "wordcount:latest"
+    assert "(dev)" in proc.stdout
+
+
+def test_relative_import_fails_naming_file_and_line(fresh_repo):
+    def edit(root: Path) -> None:
+        _replace(root / "modules/hello/app.py", "from greeting import greet", "from .greeting import greet")
+
+    repo = fresh_repo(edit=edit)
+    proc = run_build(repo, "hello")
+    assert proc.returncode == 1
+    assert "modules/hello/app.py:4:" in proc.stderr and "from .greeting import" in proc.stderr
+    assert leftovers(repo / "dist") == []
+
+
+def test_undeclared_shared_library_fails_naming_the_import(fresh_repo):
+    def edit(root: Path) -> None:
+        _replace(root / "modules/hello/greeting.py", '"""A helper', 'import textkit\n"""A helper')
+
+    repo = fresh_repo(edit=edit)
+    proc = run_build(repo, "hello")
+    assert proc.returncode == 1
+    assert "modules/hello/greeting.py:1:" in proc.stderr and "textkit" in proc.stderr
+    assert "pyproject.toml" in proc.stderr
+    assert leftovers(repo / "dist") == []
+    check = run_build(repo, "--check", "hello")
+    assert check.returncode == 1 and "modules/hello/greeting.py:1:" in check.stdout
+
+
+def test_recipe_run_requirements_must_equal_declared_dependencies(fresh_repo):
+    def edit(root: Path) -> None:
+        # the check rules see every shared library listed; only the build compares the whole list
+        recipe = root / "modules/wordcount/conda_recipe/meta.yaml"
+        _replace(recipe, "    - textkit {{ textkit }}\n", "    - textkit {{ textkit }}\n    - numpy\n")
+
+    repo = fresh_repo(edit=edit)
+    proc = run_build(repo, "wordcount")
+    assert proc.returncode == 1
+    message = proc.stderr
+    assert "modules/wordcount/conda_recipe/meta.yaml:" in message
+    assert "requirements.run must equal the declared dependencies: extra numpy" in message
+    assert leftovers(repo / "dist") == []  # the unit wheels were built in a temp folder, then removed
+
+
+def test_pin_that_excludes_the_built_version_is_reported(fresh_repo):
+    def edit(root: Path) -> None:
+        _replace(root / "conda_recipes/conda_build_config.yaml", 'textkit:\n  - ">=0.0.0"', 'textkit:\n  - ">=2.0"')
+
+    repo = fresh_repo(edit=edit)
+    proc = run_build(repo, "--check", "wordcount")
+    assert proc.returncode == 1
+    assert "excludes the textkit 1.2.0 being built" in proc.stdout
+
+
+def test_import_no_wheel_provides_fails_after_resolving(fresh_repo):
+    def edit(root: Path) -> None:
+        # pytest is installed in the dev env (so the live check rules pass) but no context wheel provides it
+        _replace(root / "modules/hello/greeting.py", '"""A helper', 'import pytest\n"""A helper')
+
+    repo = fresh_repo(edit=edit)
+    proc = run_build(repo, "hello")
+    assert proc.returncode == 1
+    assert "modules/hello/greeting.py:1: imports 'pytest', which no wheel in the context provides" in proc.stderr
+    assert leftovers(repo / "dist") == []
+
+
+def test_affected_and_names_are_exclusive(fresh_repo):
+    repo = fresh_repo()
+    proc = run_build(repo, "hello", "--affected", "--since", "HEAD")
+    assert proc.returncode == 2 and "not both" in proc.stderr
+    proc = run_build(repo, "--affected")
+    assert proc.returncode == 2 and "--since" in proc.stderr
+    proc = run_build(repo)
+    assert proc.returncode == 2 and "name at least one module" in proc.stderr
