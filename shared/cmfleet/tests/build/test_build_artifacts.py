@@ -6,7 +6,7 @@ import os
 import shutil
 import zipfile
 
-from conftest import git, manifest, run_build
+from buildrepo import git, manifest, run_build
 
 from cmfleet.build.container import parse_dockerfile, validate_dockerfile
 from cmfleet.build.manifest import sha256_of, verify_manifest

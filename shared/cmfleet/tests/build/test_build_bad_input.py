@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import leftovers, manifest, run_build
+from buildrepo import leftovers, manifest, run_build
 
 
 def _replace(path: Path, old: str, new: str) -> None:
