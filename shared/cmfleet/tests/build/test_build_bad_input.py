@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from buildrepo import leftovers, manifest, run_build
+from buildrepo import git, leftovers, manifest, run_build
 
 
 def _replace(path: Path, old: str, new: str) -> None:
@@ -111,3 +111,18 @@ def test_affected_and_names_are_exclusive(fresh_repo):
     assert proc.returncode == 2 and "--since" in proc.stderr
     proc = run_build(repo)
     assert proc.returncode == 2 and "name at least one module" in proc.stderr
+
+
+def test_affected_since_selects_dependents_of_a_changed_library(fresh_repo):
+    repo = fresh_repo()
+    words = repo / "shared/textkit/src/textkit/words.py"
+    words.write_text(words.read_text() + "\n# a change after the release\n")
+    git(repo, "commit", "-q", "-am", "textkit: change")
+    proc = run_build(repo, "--affected", "--since", "HEAD")
+    assert proc.returncode == 0 and "no module affected since HEAD" in proc.stdout
+    proc = run_build(repo, "--check", "--affected", "--since", "HEAD~1")
+    assert proc.returncode == 2  # wordcount and textkit are past their tags now
+    assert "wordcount: not a release build" in proc.stderr and "HEAD is 1 commit(s) after textkit/v1.2.0" in proc.stderr
+    proc = run_build(repo, "--check", "--dev", "--affected", "--since", "HEAD~1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == ["wordcount: OK"]  # hello does not use textkit

@@ -116,30 +116,8 @@ def commit_of(repo: Repository) -> str:
 
 
 def describe_config_problems(repo: Repository, unit: Unit) -> list[str]:
-    """Problems in how the unit's pyproject reads its tags: hatch-vcs must match only ``<unit>/v*``.
+    """Problems in how the unit's pyproject reads its tags (hatch-vcs must match only ``<unit>/v*``), as the
+    release tooling defines them."""
+    from cmfleet.release.versions import TagFormat, version_config_problems
 
-    Without ``--match`` git describe picks whichever unit was tagged last (hatch-vcs issue #71).
-    """
-    project_dynamic = unit.project.get("dynamic", [])
-    if "version" not in project_dynamic:
-        return []
-    from cmfleet.discovery import read_toml
-
-    tool = read_toml(unit.pyproject).get("tool", {}).get("hatch", {}).get("version", {})
-    prefix = tag_prefix(repo, unit)
-    where = f"{unit.pyproject.relative_to(repo.root).as_posix()}"
-    problems = []
-    if tool.get("source") != "vcs":
-        problems.append(f"{where}: [tool.hatch.version] source must be 'vcs' (versions come from {prefix}* tags)")
-        return problems
-    command = tool.get("raw-options", {}).get("git_describe_command")
-    words = command if isinstance(command, list) else str(command or "").split()
-    if f"{prefix}*" not in [w.strip("'\"") for w in words]:
-        problems.append(
-            f"{where}: [tool.hatch.version.raw-options] git_describe_command must pass --match '{prefix}*', "
-            "or hatch-vcs reads another unit's tag"
-        )
-    pattern = tool.get("tag-pattern", "")
-    if not pattern or not re.match(pattern, f"{prefix}1.2.3"):
-        problems.append(f"{where}: [tool.hatch.version] tag-pattern {pattern!r} does not match tags like {prefix}1.2.3")
-    return problems
+    return version_config_problems(unit, TagFormat.of(repo))
