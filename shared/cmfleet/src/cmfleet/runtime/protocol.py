@@ -20,7 +20,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from cmfleet.runtime.scheduler import JobRefused, Replica, Scheduler
+from cmfleet.runtime.scheduler import Job, JobRefused, Replica, Scheduler
 
 PREFIX = "/interactive-module/api/internal-query"
 JOB_PATH = f"{PREFIX}/job"
@@ -109,11 +109,21 @@ class ProtocolServer:
                 for line in lines[1:]:
                     name, _, value = line.partition(b":")
                     headers[name.strip().lower()] = value.strip()
+                handed: list[Job] = []  # the job this request hands out, if it is a GET job that got one
                 try:
-                    answer, close = await self._route(method, target.decode("latin-1"), headers, reader)
+                    answer, close = await self._route(method, target.decode("latin-1"), headers, reader, handed)
                 except _Aborted:
                     return
-                writer.write(answer)
+                if writer.is_closing():  # the replica went away during its long-poll: the job was not delivered
+                    for job in handed:
+                        self.scheduler.requeue(job)
+                    return
+                try:
+                    writer.write(answer)
+                except (AttributeError, RuntimeError):  # asyncio's SSL transport, closed under us
+                    for job in handed:
+                        self.scheduler.requeue(job)
+                    return
                 if writer.transport.get_write_buffer_size() > 65536:
                     await writer.drain()
                 if close or version != b"HTTP/1.1" or headers.get(b"connection", b"").lower() == b"close":
@@ -152,7 +162,12 @@ class ProtocolServer:
         return replica, None
 
     async def _route(
-        self, method: bytes, target: str, headers: dict[bytes, bytes], reader: asyncio.StreamReader
+        self,
+        method: bytes,
+        target: str,
+        headers: dict[bytes, bytes],
+        reader: asyncio.StreamReader,
+        handed: list[Job],
     ) -> tuple[bytes, bool]:
         path = target.split("?", 1)[0]
         replica, refusal = self._replica(headers)
@@ -167,6 +182,7 @@ class ProtocolServer:
             job = await self.scheduler.poll(replica)
             if job is None:
                 return _NO_CONTENT, False
+            handed.append(job)
             return _response(200, job.envelope()), False
         if path.startswith(RESULTS_PATH + "/") and method == b"POST":
             return await self._result(replica, path[len(RESULTS_PATH) + 1 :], headers, reader)

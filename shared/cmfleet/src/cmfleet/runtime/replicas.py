@@ -166,8 +166,11 @@ class ReplicaManager:
         write_token(token_file, replica.token)
         environ = self.env.build(mod.unit, mod.settings, token_file, replica.session_id)
         argv = mod.settings.replica_command(mod.unit.path)
+        loop = asyncio.get_running_loop()
+        exited: asyncio.Future[int] = loop.create_future()
         try:
-            proc = await asyncio.create_subprocess_exec(
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _ExitProtocol(exited, loop),
                 *argv,
                 cwd=str(mod.unit.path),
                 env=environ,
@@ -175,8 +178,8 @@ class ReplicaManager:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # its own process group: the SDK's workers are stopped with it
-                limit=1 << 20,
             )
+            proc = asyncio.subprocess.Process(transport, protocol, loop)
         except OSError as exc:
             self._start_failed(mod, replica, f"could not run {argv[0]!r}: {exc}")
             return
@@ -188,7 +191,8 @@ class ReplicaManager:
             asyncio.ensure_future(self._read(mod, replica, proc.stdout, "stdout", tail)),
             asyncio.ensure_future(self._read(mod, replica, proc.stderr, "stderr", tail)),
         ]
-        returncode = await proc.wait()
+        # Not proc.wait(): it also waits for the pipes, which orphaned SDK workers keep open.
+        returncode = await exited
         _kill_group(proc.pid, signal.SIGKILL)  # orphaned SDK worker processes
         try:
             await asyncio.wait_for(asyncio.gather(*readers), 2.0)
@@ -350,24 +354,45 @@ class ReplicaManager:
                 procs.append((proc.pid, proc))
                 _kill_group(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE
-        for pid, proc in procs:
-            try:
-                await asyncio.wait_for(proc.wait(), max(0.05, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
-                pass
-            _kill_group(pid, signal.SIGKILL)
-        for _, proc in procs:
-            if proc.returncode is None:
-                try:
-                    await asyncio.wait_for(proc.wait(), 2.0)
-                except asyncio.TimeoutError:
-                    pass
+        while any(proc.returncode is None for _, proc in procs) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for pid, _ in procs:
+            _kill_group(pid, signal.SIGKILL)  # whatever is left of each group, workers included
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and (
+            any(proc.returncode is None for _, proc in procs) or any(_group_exists(pid) for pid, _ in procs)
+        ):
+            await asyncio.sleep(0.05)
         tasks = [t for mod in self.modules.values() for t in mod.tasks]
         for task in tasks:
             if not task.done():
                 task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Stream protocol that reports the process's exit at once (its pipes may stay open in orphans)."""
+
+    def __init__(self, exited: asyncio.Future[int], loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=1 << 20, loop=loop)
+        self._exited = exited
+
+    def process_exited(self) -> None:
+        returncode = self._transport.get_returncode()  # type: ignore[union-attr]
+        super().process_exited()  # may close (and forget) the transport
+        if not self._exited.done():
+            self._exited.set_result(returncode if returncode is not None else -1)
+
+
+def _group_exists(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _kill_group(pid: int, sig: int) -> None:

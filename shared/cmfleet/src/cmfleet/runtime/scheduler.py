@@ -428,6 +428,18 @@ class Scheduler:
             self._assign(job, replica)
             fut.set_result(job)
 
+    def requeue(self, job: Job) -> None:
+        """A job handed to a poll whose connection had already closed: back to the front of its queue."""
+        if job.state != RUNNING:
+            return
+        mq = self.modules[job.module]
+        for replica in mq.replicas:
+            if replica.in_flight.pop(job.id, None) is not None and not replica.in_flight:
+                replica.idle_since = time.monotonic()
+        job.state, job.replica, job.session_id, job.started_at = QUEUED, None, None, None
+        mq.queue.appendleft(job)
+        self._dispatch(mq)
+
     def begin_result(self, replica: Replica, job_id: str) -> Job | None:
         """Check that ``replica`` may answer ``job_id``. Returns the job, or None for a job already finished
         (a late answer after a timeout: accepted and ignored). Raises JobRefused otherwise."""
