@@ -66,9 +66,9 @@ def test_sigkill_during_1000_jobs_leaves_every_job_in_exactly_one_terminal_state
         counts = rt.call(lambda: dict(rt.runtime.scheduler.counts))
         assert sum(counts.values()) == 1000  # each job counted once, at its one terminal transition
         assert rt.call(lambda: rt.runtime.scheduler.late_answers) == 0  # no job was answered twice
-        lost = [e for s, e in zip(states, errors) if s == "lost"]
+        lost = [e for s, e in zip(states, errors, strict=True) if s == "lost"]
         assert lost and all("killed by signal SIGKILL" in e for e in lost)
-        for i, (state, result) in enumerate(zip(states, results)):
+        for i, (state, result) in enumerate(zip(states, results, strict=True)):
             if state == "succeeded":
                 assert result == str(i + 1).encode()
         assert set(states) <= {"succeeded", "lost"}
@@ -126,7 +126,7 @@ def test_concurrency_cap_autoscaling_scale_to_zero_and_cold_start(tmp_path):
         assert len(by_session) == 2  # the load started a second replica (max 2)
         for intervals in by_session.values():  # concurrency 1: a replica never ran two jobs at once
             intervals.sort()
-            assert all(prev_end <= start for (_, prev_end), (start, _) in zip(intervals, intervals[1:]))
+            assert all(prev_end <= start for (_, prev_end), (start, _) in zip(intervals, intervals[1:], strict=False))
         assert rt.call(lambda: max(r.max_in_flight for r in rt.runtime.scheduler.modules["basic"].replicas)) == 1
 
         def scaled_to_zero():
