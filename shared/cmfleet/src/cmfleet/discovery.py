@@ -281,6 +281,80 @@ def find_root(start: Path | None = None) -> Path:
     )
 
 
+class _ProjectCache:
+    """Parsed ``[project]`` tables keyed by file path, size and mtime, kept in ``.git/cmfleet-discovery.json``.
+
+    Parsing 1,000 pyproject files costs ~0.4 s; reading this cache ~20 ms (``cmfleet affected`` must answer in
+    under a second on big repositories). It lives inside ``.git`` so it is never part of the working tree; outside
+    a git checkout nothing is cached. Set ``CMFLEET_NO_CACHE=1`` to bypass it.
+    """
+
+    VERSION = 1
+
+    def __init__(self, root: Path) -> None:
+        git_dir = root / ".git"
+        enabled = git_dir.is_dir() and not os.environ.get("CMFLEET_NO_CACHE")
+        self.file = git_dir / "cmfleet-discovery.json" if enabled else None
+        self.entries: dict[str, list] = {}
+        self.used: dict[str, list] = {}
+        self.dirty = False
+        self.saved_at = 0
+        if self.file is not None:
+            try:
+                import json
+
+                data = json.loads(self.file.read_text(encoding="utf-8"))
+                if data.get("version") == self.VERSION:
+                    self.entries = data.get("entries", {})
+                    self.saved_at = int(data.get("saved_at", 0))
+            except (OSError, ValueError):
+                self.entries = {}
+
+    def project(self, pyproject: Path) -> dict:
+        """The ``[project]`` table of ``pyproject`` (from the cache when the file is unchanged)."""
+        if self.file is None:
+            return read_toml(pyproject).get("project", {})
+        st = pyproject.stat()
+        key = str(pyproject)
+        hit = self.entries.get(key)
+        # like git's racy-index rule: a file modified around the time the cache was written is parsed again
+        trusted = st.st_mtime_ns < self.saved_at - 2_000_000_000
+        if hit is not None and trusted and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
+            self.used[key] = hit
+            return hit[2]
+        project = read_toml(pyproject).get("project", {})
+        self.used[key] = [st.st_mtime_ns, st.st_size, project]
+        self.dirty = True
+        return project
+
+    def _racy(self) -> bool:
+        """Whether some entry was still too fresh to trust when the cache was written (rewrite to settle it)."""
+        return any(entry[0] >= self.saved_at - 2_000_000_000 for entry in self.used.values())
+
+    def save(self) -> None:
+        """Write the cache (atomically) if anything was parsed; errors only cost the next run its speed."""
+        if self.file is None or not (self.dirty or len(self.used) != len(self.entries) or self._racy()):
+            return
+        import json
+        import tempfile
+        import time
+
+        try:
+            text = json.dumps({"version": self.VERSION, "saved_at": time.time_ns(), "entries": self.used})
+        except (TypeError, ValueError):  # a TOML date in [project]: not worth caching
+            return
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".cmfleet-discovery.", dir=self.file.parent)
+        except OSError:
+            return
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, self.file)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+
+
 @dataclass
 class Repository:
     """The units of a repository and the graph between them."""
@@ -294,6 +368,7 @@ class Repository:
         """Discover every unit under ``root`` (default: found from the current directory)."""
         root = (root or find_root()).resolve()
         config = read_toml(root / "pyproject.toml").get("tool", {}).get("cmfleet", {})
+        cache = _ProjectCache(root)
         units: dict[str, Unit] = {}
         for kind, folder in (("shared", SHARED_DIR), ("module", MODULES_DIR)):
             base = root / folder
@@ -305,7 +380,7 @@ class Repository:
                 pyproject = path / "pyproject.toml"
                 if not pyproject.exists() and not (path / "app.py").exists():
                     continue
-                project = read_toml(pyproject).get("project", {}) if pyproject.exists() else {}
+                project = cache.project(pyproject) if pyproject.exists() else {}
                 if path.name in units:
                     other = units[path.name]
                     raise DiscoveryError(
@@ -313,6 +388,7 @@ class Repository:
                         "across modules/ and shared/ (they name tags and tox envs)"
                     )
                 units[path.name] = Unit(path.name, kind, path, root, project)
+        cache.save()
         return cls(root, units, config)
 
     @property

@@ -208,3 +208,18 @@ def test_glob_patterns():
     assert glob_regex("**/*.md").match("modules/a/NOTES.md")
     assert not glob_regex("*.md").match("modules/a/NOTES.md")
     assert not glob_regex("tox.ini").match("modules/a/tox.ini")
+
+
+def test_discovery_cache_lives_in_git_dir_and_sees_edits(fleet):
+    """The parse cache (for big repositories) is kept in .git and never serves a stale dependency list."""
+    base = fleet.head()
+    assert Repository.load(fleet.root).get("hello").dependencies == ["foundry-compute-modules>=0.34"]
+    assert (fleet.root / ".git/cmfleet-discovery.json").exists()
+    pyproject = fleet.root / "modules/hello/pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"foundry-compute-modules>=0.34",', '"fmtlib",'))
+    fleet.commit("feat: hello uses fmtlib")
+    repo = Repository.load(fleet.root)
+    assert repo.get("hello").dependencies == ["fmtlib"]
+    fleet.change("shared/fmtlib/src/fmtlib/__init__.py", "fix: x")
+    assert {"hello", "fmtlib", "report"} <= set(affected(repo, base).units)
+    assert fleet.git("status", "--porcelain") == ""

@@ -155,17 +155,20 @@ def owner(repo: Repository, path: str) -> str | None:
     return None
 
 
-def collect_changes(git: Git, since: str | None, uncommitted: bool) -> tuple[str | None, list[Change]]:
-    """The merge base with ``since`` (None without it) and the changes since then."""
+def collect_changes(git: Git, since: str | None, uncommitted: bool) -> tuple[str | None, str, list[Change]]:
+    """The merge base with ``since`` (None without it), HEAD, and the changes since then (few git calls)."""
     changes: list[Change] = []
     base = None
     if since is not None:
-        ref = git.resolve(since)
-        base = git.merge_base(ref, "HEAD")
-        changes += git.changes(base, "HEAD", three_dot=False)
+        ref, head = git.resolve_with_head(since)
+        base = git.merge_base(ref, head)
+        changes += git.changes(base, head, three_dot=False)
+    else:
+        git.ensure_repo()
+        head = git.head()
     if uncommitted:
         changes += git.uncommitted_changes()
-    return base, changes
+    return base, head, changes
 
 
 def affected(
@@ -173,10 +176,9 @@ def affected(
 ) -> AffectedResult:
     """The units affected by the changes since ``since`` (and the working tree with ``uncommitted``)."""
     git = git or Git(repo.root)
-    git.ensure_repo()
     config = AffectedConfig.of(repo)
-    base, changes = collect_changes(git, since, uncommitted)
-    result = AffectedResult(since, base, git.head(), uncommitted, [])
+    base, head, changes = collect_changes(git, since, uncommitted)
+    result = AffectedResult(since, base, head, uncommitted, [])
 
     origins: dict[str, list[str]] = {}
     everything: list[str] = []

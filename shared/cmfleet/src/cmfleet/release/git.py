@@ -97,6 +97,18 @@ class Git:
             raise GitError(f"unknown git ref {ref!r}: {hint}")
         return out
 
+    def resolve_with_head(self, ref: str) -> tuple[str, str]:
+        """``(ref's commit, HEAD's commit)`` in one git call; errors explain as :meth:`resolve` does."""
+        if not ref.startswith("-"):
+            try:
+                lines = self.run("rev-parse", f"{ref}^{{commit}}", "HEAD^{commit}", "--").split()
+                if len(lines) == 2:
+                    return lines[0], lines[1]
+            except GitError:
+                pass
+        self.ensure_repo()
+        return self.resolve(ref), self.head()
+
     def head(self) -> str:
         return self.resolve("HEAD")
 
