@@ -1,7 +1,9 @@
 """Self-containment: a fresh venv runs the Dockerfile's own install commands against the context's wheels only
 (``--no-index``), then loads the module through the entrypoint's registry from the install folder and answers
-calls. No Docker engine runs here, so the Dockerfile's RUN lines are executed with the venv's python and the
-context/app folders mapped to tmp paths; everything else is real (pip, the wheels, the SDK, cmfleet)."""
+calls, and runs the image's ENTRYPOINT as a replica of the local runtime (``cmfleet dev``'s) that answers a
+call through the gateway. No Docker engine runs here (the one stand-in): the Dockerfile's RUN lines and
+ENTRYPOINT run with the venv's python and the context/app folders mapped to tmp paths; everything else is
+real (pip, the wheels, the official SDK, cmfleet, the runtime)."""
 
 from __future__ import annotations
 
@@ -57,6 +59,28 @@ def install_like_the_dockerfile(context: Path, venv: Path, app_root: Path) -> li
     return ran
 
 
+@pytest.fixture(scope="module")
+def installed(released, tmp_path_factory):
+    """``installed(module, version)``: (venv, the ENTRYPOINT argv mapped to tmp paths), one venv per module."""
+    cache: dict[str, tuple[Path, list[str]]] = {}
+
+    def install(module: str, version: str) -> tuple[Path, list[str]]:
+        if module not in cache:
+            tmp = tmp_path_factory.mktemp(f"venv-{module}")
+            context = released / "dist" / module / version
+            venv = tmp / "venv"
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=_clean_env(), timeout=120)
+            ran = install_like_the_dockerfile(context, venv, tmp / "app")
+            assert any("--no-index" in cmd and f"--target /app/{module}" in cmd for cmd in ran)
+            instructions = parse_dockerfile((context / "Dockerfile").read_text())
+            entry = json.loads(next(i.args for i in instructions if i.keyword == "ENTRYPOINT"))
+            argv = [str(venv / "bin" / "python"), *entry[1:-1], entry[-1].replace("/app", str(tmp / "app"), 1)]
+            cache[module] = (venv, argv)
+        return cache[module]
+
+    return install
+
+
 @pytest.mark.parametrize(
     ("module", "version", "calls", "expected"),
     [
@@ -74,15 +98,9 @@ def install_like_the_dockerfile(context: Path, venv: Path, app_root: Path) -> li
         ),
     ],
 )
-def test_fresh_venv_installs_only_context_wheels_and_answers(released, tmp_path, module, version, calls, expected):
-    context = released / "dist" / module / version
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=_clean_env(), timeout=120)
-    ran = install_like_the_dockerfile(context, venv, tmp_path / "app")
-    assert any("--no-index" in cmd and f"--target /app/{module}" in cmd for cmd in ran)
-    instructions = parse_dockerfile((context / "Dockerfile").read_text())
-    entry = json.loads(next(i.args for i in instructions if i.keyword == "ENTRYPOINT"))
-    app_dir = Path(entry[-1].replace("/app", str(tmp_path / "app"), 1))
+def test_fresh_venv_installs_only_context_wheels_and_answers(installed, tmp_path, module, version, calls, expected):
+    venv, entrypoint = installed(module, version)
+    app_dir = Path(entrypoint[-1])
     assert (app_dir / "app.py").exists()
     proc = subprocess.run(
         [str(venv / "bin" / "python"), "-c", CALL, str(app_dir), json.dumps(calls)],
@@ -97,3 +115,29 @@ def test_fresh_venv_installs_only_context_wheels_and_answers(released, tmp_path,
     assert answer["module"] == module
     assert answer["cmfleet"].startswith(str(venv))  # the wheel's cmfleet, not the monorepo's
     assert answer["results"] == expected
+
+
+def test_image_entrypoint_serves_the_local_runtime(released, installed):
+    import httpx
+
+    from cmfleet.runtime.config import load_config
+    from cmfleet.runtime.server import BackgroundRuntime
+
+    _venv, entrypoint = installed("hello", "1.0.0")
+    # hello needs no shared library, so the runtime adds no source folder to the replica's PYTHONPATH: the
+    # replica runs only what the venv installed from the context.
+    config = load_config(
+        {"dev": {"modules": {"hello": {"command": entrypoint, "replicas": "1:1"}}}},
+        port=0,
+        runtime_port=0,
+        reload=False,
+        terminal_logs=False,
+    )
+    with BackgroundRuntime(released, config, ["hello"]) as runtime, httpx.Client(base_url=runtime.url) as client:
+        response = client.post("/api/modules/hello/functions/add", json={"x": 10, "y": 20}, timeout=90)
+        assert response.status_code == 200, response.text
+        assert response.json() == 30
+        greeting = client.post("/api/modules/hello/functions/hello", json={"name": "Ada"}, timeout=30)
+        assert greeting.json() == "Hello, Ada!"
+        [module] = [m for m in client.get("/api/modules").json() if m["name"] == "hello"]
+        assert module["schemas_posted"] is True  # the SDK in the venv posted its schemas to the runtime
