@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cmmetrics import METRICS_REGISTRY, SlsFormatter
-from cmmetrics.calls import CALL_LOGGER, CALL_STATS, install_call_log
+from cmmetrics.calls import CALL_STATS, install_call_log, reset_call_log
 
 REPO = Path(__file__).resolve().parents[3]
 #: Keys every line carries (plus "safe" or "unsafeParams"); metric lines add METRIC_KEYS.
@@ -80,7 +80,7 @@ def restore_logging_and_registry():
         for adapter in common.COMPUTE_MODULES_ADAPTER_MANAGER.adapters.values():
             for handler in adapter.logger.handlers:
                 handler.setFormatter(sdk_formatter or common.SLS_FORMATTER)
-    logging.getLogger(CALL_LOGGER).handlers.clear()
+    reset_call_log()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from cmfleet.discovery import Repository
 from cmfleet.plugins import list_plugins, new_plugin_manager
 from cmfleet.registry import load_registry
-from cmmetrics.calls import CALL_LOGGER, CALL_STATS, CallStats, call_log_enabled, snapshot
+from cmmetrics.calls import CALL_STATS, CallStats, call_log_enabled, reset_call_log, snapshot
 from cmmetrics.prometheus import content_type, prometheus_text
 
 
@@ -164,22 +164,18 @@ def test_call_log_switch(monkeypatch, env, enabled):
 
 
 def test_under_a_runtime_the_call_line_goes_to_stderr(pm, monkeypatch, capsys):
-    import logging
-
     monkeypatch.setenv("GET_JOB_URI", "https://localhost:8945/job")
     monkeypatch.delenv("CMMETRICS_CALL_LOG", raising=False)
-    logging.getLogger(CALL_LOGGER).handlers.clear()
+    reset_call_log()
     load_registry(REPO / "modules" / "hello", pm=pm).invoke("add", {"x": 1, "y": 1}, job_id="job-stderr")
     (line,) = parse_lines(capsys.readouterr().err)
     assert (line["params"]["job_id"], line["params"]["outcome"]) == ("job-stderr", "ok")
 
 
 def test_in_process_tools_stay_quiet_by_default(pm, monkeypatch, capsys):
-    import logging
-
     for name in ("GET_JOB_URI", "CMMETRICS_CALL_LOG"):
         monkeypatch.delenv(name, raising=False)
-    logging.getLogger(CALL_LOGGER).handlers.clear()
+    reset_call_log()
     CALL_STATS.reset()
     assert load_registry(REPO / "modules" / "hello", pm=pm).invoke("add", {"x": 1, "y": 1}).ok
     assert capsys.readouterr().err == ""

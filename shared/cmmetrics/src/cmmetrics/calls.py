@@ -21,13 +21,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from cmmetrics.context import job_context
 from cmmetrics.formatter import METRIC_TYPE, SlsFormatter, StderrHandler
 from cmmetrics.sketch import LogSketch
 
@@ -146,6 +146,7 @@ class CallStats:
 #: The statistics of this process (what the cmfleet plugin records into).
 CALL_STATS = CallStats()
 _call_log_lock = threading.Lock()
+_call_log_on: bool | None = None  # decided on the first call (reading the environment on every call is slow)
 
 
 def snapshot() -> dict[str, dict[str, dict[str, Any]]]:
@@ -172,6 +173,7 @@ def call_logger() -> logging.Logger:
 
 def install_call_log(stream: TextIO | None = None) -> logging.Handler:
     """Write per-call lines to ``stream`` (default: the current stderr), replacing an earlier call-log handler."""
+    global _call_log_on
     logger = call_logger()
     handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else StderrHandler()
     handler.setFormatter(SlsFormatter())
@@ -180,17 +182,30 @@ def install_call_log(stream: TextIO | None = None) -> logging.Handler:
             logger.removeHandler(old)
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
+        _call_log_on = True
     return handler
+
+
+def reset_call_log() -> None:
+    """Remove the call-log handler and decide again (from the environment) on the next call."""
+    global _call_log_on
+    with _call_log_lock:
+        call_logger().handlers.clear()
+        _call_log_on = None
 
 
 def _emit_line(
     module: str, function: str, job_id: str, duration_ms: float, error: BaseException | None, origin: str | None
 ) -> None:
+    global _call_log_on
+    if _call_log_on is None:
+        if call_log_enabled():
+            install_call_log()
+        else:
+            _call_log_on = False
+    if not _call_log_on:
+        return
     logger = call_logger()
-    if not logger.handlers:
-        if not call_log_enabled():
-            return
-        install_call_log()
     params: dict[str, Any] = {
         "job_id": job_id,
         "event": CALL_EVENT,
@@ -226,9 +241,18 @@ class CallTimer:
         self.started = time.perf_counter()
         self.done = False
 
-    def job_context(self) -> Any:
-        """The SDK's log context set to this call's job id (lines logged inside carry it)."""
-        return job_context(self.job_id)
+    def __enter__(self) -> CallTimer:
+        # The SDK's log context set to this call's job id, so lines logged inside carry it (a plain
+        # attribute swap: this runs on every call of every function).
+        self._sdk = sys.modules.get("compute_modules.logging.common")
+        if self._sdk is not None:
+            self._previous_job = self._sdk.get_thread_local_data("job_id", "")
+            self._sdk.set_thread_local_data("job_id", self.job_id)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self._sdk is not None:
+            self._sdk.set_thread_local_data("job_id", self._previous_job)
 
     def finish(self, error: BaseException | None = None) -> None:
         """Record the call once (later calls do nothing)."""

@@ -21,7 +21,7 @@ def cmfleet_invoke(call):
     from cmmetrics.calls import CallTimer, origin_of
 
     timer = CallTimer(call.module, call.name, call.job_id, origin=origin_of(call.endpoint.func))
-    with timer.job_context():
+    with timer:
         try:
             result = yield
         except BaseException as exc:
