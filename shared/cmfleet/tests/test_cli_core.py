@@ -89,3 +89,10 @@ def test_plugins_lists_builtins_with_hooks(cmfleet):
     plugins = {p["name"]: p for p in json.loads(proc.stdout)}
     assert plugins["cmfleet.builtin.sdk_app"]["hooks"] == ["cmfleet_register_endpoints"]
     assert plugins["cmfleet.builtin.sdk_app"]["builtin"] is True
+
+
+def test_function_error_shows_only_the_modules_frames(cmfleet):
+    proc = cmfleet("invoke", "hello", "add", '{"x": 1}')
+    assert 'modules/hello/app.py", line' in proc.stderr
+    for tool in ("/cmfleet/", "pluggy", "compute_modules", "cmfleet_invoke"):
+        assert tool not in proc.stderr.split("failed:", 1)[1]

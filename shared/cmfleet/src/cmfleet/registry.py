@@ -255,9 +255,14 @@ _TOOL_PATHS = ("/cmfleet/", "/pluggy/", "/compute_modules/", "/importlib/")
 
 
 def format_user_error(exc: BaseException) -> str:
-    """``Traceback`` of ``exc`` keeping only frames outside cmfleet, pluggy and the SDK."""
+    """``Traceback`` of ``exc`` keeping only the module's frames: no cmfleet, pluggy, SDK or hook-wrapper frames
+    (a plugin's ``cmfleet_invoke`` middleware is not where the user's bug is)."""
     tb = traceback.TracebackException.from_exception(exc)
-    frames = [f for f in tb.stack if not any(p in f.filename.replace("\\", "/") for p in _TOOL_PATHS)]
+    frames = [
+        f
+        for f in tb.stack
+        if not any(p in f.filename.replace("\\", "/") for p in _TOOL_PATHS) and not f.name.startswith("cmfleet_")
+    ]
     lines = ["Traceback (most recent call last):\n", *traceback.StackSummary.from_list(frames).format()]
     lines.extend(tb.format_exception_only())
     return "".join(lines).rstrip()
