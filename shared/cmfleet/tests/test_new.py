@@ -170,3 +170,28 @@ def test_new_module_passes_its_tox_env_in_a_copy_of_the_repository(cmfleet, tmp_
     hello = tomllib.loads((root / "modules/hello/pyproject.toml").read_text())["tool"]["hatch"]["version"]
     demo = tomllib.loads((root / "modules/demo/pyproject.toml").read_text())["tool"]["hatch"]["version"]
     assert demo == json.loads(json.dumps(hello).replace("hello", "demo"))
+
+
+def test_new_shared_library_joins_the_hatch_workspace(cmfleet, tmp_path):
+    root = make_repo(tmp_path)
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(
+        "# the dev environment\n"
+        "[tool.hatch.envs.default]\n"
+        "workspace.members = [\n"
+        '  { path = "shared/cmfleet", features = ["runtime"] },  # the toolkit\n'
+        '  "shared/textkit",\n'
+        "]\n\n"
+        "[tool.ruff.lint.isort]\n"
+        'known-first-party = ["cmfleet"]\n'
+    )
+    proc = new(cmfleet, root, "--shared", "textutil")
+    assert proc.returncode == 0, proc.stderr
+    text = pyproject.read_text()
+    assert text.startswith("# the dev environment\n")
+    assert '{ path = "shared/cmfleet", features = ["runtime"] },  # the toolkit' in text
+    import tomllib
+
+    data = tomllib.loads(text)
+    assert data["tool"]["hatch"]["envs"]["default"]["workspace"]["members"][-1] == "shared/textutil"
+    assert data["tool"]["ruff"]["lint"]["isort"]["known-first-party"] == ["cmfleet", "textutil"]

@@ -124,7 +124,32 @@ def plan_unit(repo: Repository, name: str, kind: str) -> Plan:
             f"{RECIPES_DIR}/{name}/meta.yaml": render("shared/meta.yaml.j2"),
         }
         plan.edits = {BUILD_CONFIG.as_posix(): add_pin(repo.root / BUILD_CONFIG, name)}
+        workspace = add_workspace_member(repo.root / "pyproject.toml", name)
+        if workspace is not None:
+            plan.edits["pyproject.toml"] = workspace
     return plan
+
+
+def add_workspace_member(pyproject: Path, name: str) -> str | None:
+    """The root ``pyproject.toml`` with ``shared/<name>`` in the hatch workspace and ruff's first-party list
+    (tomlkit: formatting and comments kept); ``None`` when the root declares no hatch workspace."""
+    import tomlkit
+
+    doc = tomlkit.parse(pyproject.read_text(encoding="utf-8"))
+    try:
+        members = doc["tool"]["hatch"]["envs"]["default"]["workspace"]["members"]
+    except KeyError:
+        return None
+    member = f"{SHARED_DIR}/{name}"
+    if member not in [m if isinstance(m, str) else m.get("path") for m in members]:
+        members.append(member)
+    try:
+        first_party = doc["tool"]["ruff"]["lint"]["isort"]["known-first-party"]
+    except KeyError:
+        first_party = None
+    if first_party is not None and name not in first_party:
+        first_party.append(name)
+    return tomlkit.dumps(doc)
 
 
 def add_pin(config: Path, name: str, pin: str = INITIAL_PIN) -> str:
