@@ -64,6 +64,25 @@ def _error(status: int, message: str) -> bytes:
     return _response(status, json.dumps({"error": message}).encode(), close=True)
 
 
+class _Headers:
+    """The few request headers the runtime reads, found on demand in the raw header block (parsing every
+    header of every request costs more than the rest of a job's handling here)."""
+
+    __slots__ = ("raw", "lower")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = b"\r\n" + raw
+        self.lower = self.raw.lower()
+
+    def get(self, name: bytes, default: bytes | None = None) -> bytes | None:
+        start = self.lower.find(b"\r\n" + name + b":")
+        if start < 0:
+            return default
+        start += len(name) + 3
+        end = self.raw.find(b"\r\n", start)
+        return self.raw[start : end if end >= 0 else len(self.raw)].strip()  # values keep their case (tokens)
+
+
 class _Aborted(Exception):
     """The client went away in the middle of a request."""
 
@@ -99,16 +118,13 @@ class ProtocolServer:
                     head = await reader.readuntil(b"\r\n\r\n")
                 except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ssl.SSLError):
                     return
-                lines = head[:-4].split(b"\r\n")
+                first, _, rest = head[:-4].partition(b"\r\n")
                 try:
-                    method, target, version = lines[0].split(b" ", 2)
+                    method, target, version = first.split(b" ", 2)
                 except ValueError:
                     writer.write(_error(400, "malformed request line"))
                     return
-                headers: dict[bytes, bytes] = {}
-                for line in lines[1:]:
-                    name, _, value = line.partition(b":")
-                    headers[name.strip().lower()] = value.strip()
+                headers = _Headers(rest)
                 handed: list[Job] = []  # the job this request hands out, if it is a GET job that got one
                 try:
                     answer, close = await self._route(method, target.decode("latin-1"), headers, reader, handed)
@@ -138,7 +154,7 @@ class ProtocolServer:
             except (ConnectionError, OSError, RuntimeError):
                 pass
 
-    async def _read_body(self, headers: dict[bytes, bytes], reader: asyncio.StreamReader) -> bytes:
+    async def _read_body(self, headers: _Headers, reader: asyncio.StreamReader) -> bytes:
         if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
             parts = []
             async for chunk in _chunks(reader):
@@ -152,7 +168,7 @@ class ProtocolServer:
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             raise _Aborted from None
 
-    def _replica(self, headers: dict[bytes, bytes]) -> tuple[Replica | None, bytes | None]:
+    def _replica(self, headers: _Headers) -> tuple[Replica | None, bytes | None]:
         token = headers.get(b"module-auth-token")
         if token is None:
             return None, _error(401, "missing Module-Auth-Token header")
@@ -165,7 +181,7 @@ class ProtocolServer:
         self,
         method: bytes,
         target: str,
-        headers: dict[bytes, bytes],
+        headers: _Headers,
         reader: asyncio.StreamReader,
         handed: list[Job],
     ) -> tuple[bytes, bool]:
@@ -204,7 +220,7 @@ class ProtocolServer:
         return _error(404, f"no runtime endpoint {path}; the SDK uses {PREFIX}/{{job,results,schemas,...}}"), True
 
     async def _result(
-        self, replica: Replica, job_id: str, headers: dict[bytes, bytes], reader: asyncio.StreamReader
+        self, replica: Replica, job_id: str, headers: _Headers, reader: asyncio.StreamReader
     ) -> tuple[bytes, bool]:
         try:
             job = self.scheduler.begin_result(replica, job_id)

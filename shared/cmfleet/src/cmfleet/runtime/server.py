@@ -188,6 +188,10 @@ class Runtime:
             http=http,
             timeout_graceful_shutdown=1,
             timeout_keep_alive=30,
+            # local and direct: no proxy headers to trust, and fewer response headers to build and validate per call
+            proxy_headers=False,
+            server_header=False,
+            date_header=False,
         )
         self._uvicorn = _QuietServer(uv_config)
         self._tasks.append(loop.create_task(self._uvicorn.serve(sockets=[gateway_sock])))
