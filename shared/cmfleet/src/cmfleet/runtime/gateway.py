@@ -124,6 +124,7 @@ class Gateway:
         self.runtime = runtime
         self.scheduler = runtime.scheduler
         self.started = time.time()
+        self._schema_cache: dict[str, tuple[Any, list[str], dict[str, Any]]] = {}
 
     # -- helpers -------------------------------------------------------------------------------------------
 
@@ -158,11 +159,13 @@ class Gateway:
     def _function_schema(self, module: str, function: str) -> tuple[list[str], dict[str, Any] | None]:
         mod = self._module(module)
         posted = mod.queue.schemas
-        if posted is not None:
-            names = [s.get("functionName", "") for s in posted]
-            schema = next((s for s in posted if s.get("functionName") == function), None)
-            return names, schema
-        return [f.name for f in mod.unit.functions], None
+        if posted is None:
+            return [f.name for f in mod.unit.functions], None
+        cached = self._schema_cache.get(module)
+        if cached is None or cached[0] is not posted:  # new schemas were posted (a replica started)
+            by_name = {s.get("functionName", ""): s for s in posted if isinstance(s, dict)}
+            cached = self._schema_cache[module] = (posted, list(by_name), by_name)
+        return cached[1], cached[2].get(function)
 
     def submit(self, module: str, function: str, body: bytes) -> Job | tuple[int, dict[str, Any], dict[str, str]]:
         """Check and queue a call: the Job, or ``(status, error body, headers)`` when it is refused."""

@@ -12,7 +12,6 @@ with a growing delay.
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import secrets
 import signal
@@ -298,12 +297,6 @@ class ReplicaManager:
         if not live or len(mq.queue) > free + starting:
             crashed = [r for r in mq.replicas if r.state == CRASHED and not r.external]
             self.spawn(mod, crashed[0] if crashed else None)
-
-    def desired(self, mod: ModuleRuntime) -> int:
-        """Replicas the load asks for: (running + queued) / concurrency, within min and max."""
-        load = mod.queue.running + len(mod.queue.queue)
-        want = math.ceil(load / mod.settings.concurrency) if load else 0
-        return max(mod.settings.min_replicas, min(mod.settings.max_replicas, want))
 
     async def _tick(self) -> None:
         while not self.closing:
