@@ -1,0 +1,175 @@
+"""Discovery: ``cmfleet list --json`` beside ``tox -l`` (cmfleet's tox plugin generating one env per unit) on
+generated repositories of 10, 100 and 1,000 modules; how each grows. Both are real CLI processes (start-up
+included, which is what a user waits for)."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from benchlib import (
+    BIN,
+    REPO,
+    BenchError,
+    Figure,
+    Section,
+    at_most,
+    bench_env,
+    fmt,
+    run_timed,
+    summarize_profile,
+    unit_pyproject,
+)
+
+TARGET_S = 0.5
+LIBS = 5
+
+APP = '''"""Generated module {name}."""
+
+from compute_modules.annotations import function
+{imports}
+
+@function
+def add(context, event):
+    return event["x"] + event["y"]
+
+
+@function
+def describe(context, event):
+    return "{name}"
+'''
+
+
+def generate(root: Path, modules: int, seed: int = 7) -> Path:
+    """A repository of ``modules`` modules and a few shared libraries (each module uses 0-2 of them)."""
+    rng = random.Random(seed)
+    (root / "modules").mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[tool.cmfleet]\ntag-format = "{unit}/v{version}"\n')
+    (root / "tox.ini").write_text((REPO / "tox.ini").read_text())
+    for i in range(LIBS):
+        lib = root / "shared" / f"lib{i}"
+        (lib / "src" / f"lib{i}").mkdir(parents=True)
+        (lib / "src" / f"lib{i}" / "__init__.py").write_text(f"VALUE = {i}\n")
+        (lib / "pyproject.toml").write_text(unit_pyproject(f"lib{i}", []))
+    for i in range(modules):
+        libs = [f"lib{j}" for j in rng.sample(range(LIBS), k=rng.randint(0, 2))]
+        mod = root / "modules" / f"m{i}"
+        mod.mkdir()
+        (mod / "pyproject.toml").write_text(unit_pyproject(f"m{i}", ["foundry-compute-modules>=0.34", *libs]))
+        (mod / "app.py").write_text(APP.format(name=f"m{i}", imports="".join(f"import {lib}\n" for lib in libs)))
+    return root
+
+
+def check_outputs(root: Path, modules: int) -> None:
+    """Both commands must see every unit (a fast wrong answer is no answer)."""
+    env = bench_env()
+    listed = json.loads(
+        subprocess.run(
+            [str(BIN / "cmfleet"), "list", "--json"], cwd=root, env=env, capture_output=True, check=True
+        ).stdout
+    )
+    if len(listed) != modules + LIBS:
+        raise BenchError(f"cmfleet list saw {len(listed)} units, expected {modules + LIBS}")
+    envs = subprocess.run([str(BIN / "tox"), "-l"], cwd=root, env=env, capture_output=True, text=True)
+    names = set(envs.stdout.split())
+    if envs.returncode != 0 or f"module-m{modules - 1}" not in names:
+        raise BenchError(f"tox -l did not list the generated envs: {envs.stdout[-500:]}{envs.stderr[-1000:]}")
+
+
+def import_time(root: Path) -> str:
+    """The slowest imports (cumulative) of ``cmfleet list --json``, from ``python -X importtime``."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "cmfleet", "list", "--json"],
+        cwd=root,
+        env=bench_env(),
+        capture_output=True,
+        text=True,
+    )
+    rows = []
+    for line in proc.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
+        if m:
+            rows.append((int(m.group(2)), len(m.group(3)), m.group(4)))
+    top = sorted((r for r in rows if r[1] <= 3), key=lambda r: -r[0])[:10]
+    total = sum(r[0] for r in rows if r[1] == 1)
+    lines = [f"Imports take {total / 1000:.0f} ms in all (top level, cumulative):", ""]
+    lines += ["| import | cumulative ms |", "|---|---:|"]
+    lines += [f"| {'  ' * (depth - 1)}{name} | {us / 1000:.1f} |" for us, depth, name in top]
+    return "\n".join(lines)
+
+
+def profile(root: Path, out: Path) -> str:
+    subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(out), str(BIN / "cmfleet"), "list", "--json"],
+        cwd=root,
+        env=bench_env(),
+        capture_output=True,
+        check=True,
+    )
+    return summarize_profile(out)
+
+
+def run(smoke: bool, workdir: Path) -> Section:
+    sizes = [3, 10] if smoke else [10, 100, 1000]
+    runs = 1 if smoke else 5
+    env = bench_env()
+    rows: list[tuple[int, Figure, Figure]] = []
+    roots = {}
+    for n in sizes:
+        root = generate(workdir / f"repo-{n}", n)
+        roots[n] = root
+        check_outputs(root, n)  # also the warm-up run of each (file cache, .pyc)
+        cm, tx = Figure(f"cmfleet list --json, {n} modules", "s"), Figure(f"tox -l, {n} modules", "s")
+        for _ in range(runs):  # interleaved, so background load hits both alike
+            cm.samples.append(run_timed([str(BIN / "cmfleet"), "list", "--json"], root, env))
+            tx.samples.append(run_timed([str(BIN / "tox"), "-l"], root, env))
+        rows.append((n, cm, tx))
+
+    section = Section("Discovery")
+    section.add(
+        f"Generated repositories: N modules (two `@function`s each, 0-2 of {LIBS} shared libraries imported and "
+        "declared) and the example repository's `tox.ini`. Each command is a fresh CLI process (interpreter start "
+        f"included), run in the repository root; {runs} runs each, interleaved, after one warm-up run that also "
+        "checks both see every unit. Seconds.",
+    )
+    table = [
+        "| modules | `cmfleet list --json` median | min | max | `tox -l` median | min | max | runs | tox / cmfleet |"
+    ]
+    table.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n, cm, tx in rows:
+        table.append(
+            f"| {n} | {fmt(cm.median)} | {fmt(cm.min)} | {fmt(cm.max)} | {fmt(tx.median)} | {fmt(tx.min)} | "
+            f"{fmt(tx.max)} | {len(cm.samples)} | {tx.median / cm.median:.2f}x |"
+        )
+    section.add("\n".join(table))
+    (n0, cm0, tx0), (n1, cm1, tx1) = rows[0], rows[-1]
+    growth = []
+    for label, a, b in (("`cmfleet list`", cm0, cm1), ("`tox -l`", tx0, tx1)):
+        per_module = (b.median - a.median) / (n1 - n0) * 1000
+        growth.append(
+            f"- {label}: {n0} -> {n1} modules takes {b.median / a.median:.2f}x the time; "
+            f"{per_module:.2f} ms per added module beyond a fixed {fmt(a.median - per_module * n0 / 1000)} s."
+        )
+    section.add("Growth (medians, linear fit through the smallest and largest repository):", "\n".join(growth))
+    section.targets = [
+        at_most(
+            f"cmfleet list, {n1} modules",
+            cm1.median,
+            TARGET_S,
+            "s",
+            "see the import and cProfile breakdown below: defer what `list` does not need, cache per-unit "
+            "parses (pyproject, AST) keyed by mtime",
+        )
+    ]
+    if not smoke and not section.targets[0].passed:
+        section.add(
+            f"### Why `cmfleet list` misses on {n1} modules",
+            import_time(roots[n1]),
+            "cProfile of one run:",
+            profile(roots[n1], workdir / "list.prof"),
+        )
+    return section

@@ -1,0 +1,347 @@
+"""Invocation: ``hello.add`` through ``cmfleet dev`` beside a direct call and functions-framework on gunicorn;
+the runtime's own CPU per job; and the scaling run of a 200 ms I/O-bound function.
+
+Every HTTP figure comes from a stdlib ``http.client`` keep-alive connection on loopback, sequential calls (one in
+flight), so latency is the server's and the client's share is small and the same for both servers. CPU per job
+comes from ``/proc/<pid>/stat`` (user + system) over the calls of a run: the ``cmfleet dev`` process (runtime and
+gateway, one process) apart from its replica processes (the official SDK), and functions-framework's gunicorn
+processes together.
+"""
+
+from __future__ import annotations
+
+import cProfile  # noqa: F401 - the profile run uses `python -m cProfile`; imported so a missing module fails early
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchlib import (
+    BenchError,
+    Figure,
+    Section,
+    at_least,
+    at_most,
+    figure_table,
+    fmt,
+    percentile,
+    process_cpu,
+    ratio_lines,
+    summarize_profile,
+    tree_cpu,
+)
+from devserver import SLEEP_S, Client, DevServer, build_fleet, sleep_module
+from peer import PeerServer, ensure_venv, versions
+
+ADD_PATH = "/api/modules/hello/functions/add"
+ADD_BODY = b'{"x": 1, "y": 2}'
+P50_LIMIT = 3.2  # x functions-framework's p50
+CPU_LIMIT_MS = 0.3  # runtime CPU per job
+SCALING_LIMIT = 0.9  # x ideal, up to 16 slots
+
+
+@dataclass
+class Sizes:
+    runs: int
+    calls: int  # sequential HTTP calls per run
+    warmup: int
+    direct_calls: int
+    scaling: list[tuple[int, int]]  # (replicas, concurrency)
+    waves: int  # jobs per slot in a scaling run
+    profile: bool
+
+
+FULL = Sizes(5, 1000, 200, 20000, [(1, 1), (1, 4), (2, 1), (2, 4), (4, 1), (4, 4)], 8, True)
+SMOKE = Sizes(1, 40, 10, 200, [(1, 1), (1, 2)], 2, False)
+
+
+@dataclass
+class Latency:
+    """p50, p95 (ms) and jobs/s figures of one way of calling ``add``."""
+
+    name: str
+    p50: Figure = field(init=False)
+    p95: Figure = field(init=False)
+    rate: Figure = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.p50 = Figure(self.name, "ms")
+        self.p95 = Figure(self.name, "ms")
+        self.rate = Figure(self.name, "jobs/s")
+
+    def run(self, call: Callable[[], None], n: int) -> None:
+        """``n`` sequential calls: one sample of each figure."""
+        times = []
+        clock = time.perf_counter
+        started = clock()
+        for _ in range(n):
+            t = clock()
+            call()
+            times.append(clock() - t)
+        wall = clock() - started
+        self.p50.samples.append(percentile(times, 0.5) * 1000)
+        self.p95.samples.append(percentile(times, 0.95) * 1000)
+        self.rate.samples.append(n / wall)
+
+
+def http_add(client: Client, path: str) -> Callable[[], None]:
+    def call() -> None:
+        status, body = client.post(path, ADD_BODY)
+        if status != 200 or body.strip() != b"3":
+            raise BenchError(f"add answered {status}: {body[:300]!r}")
+
+    return call
+
+
+def measure_direct(hello_dir: Path, sizes: Sizes) -> tuple[Latency, Latency]:
+    """``ModuleRegistry.invoke`` (the SDK's handle_job path, hooks included) and the bare function, in process."""
+    from cmfleet.registry import load_registry
+
+    registry = load_registry(hello_dir)
+    bare_fn = registry.get("add").func
+    event = {"x": 1, "y": 2}
+    outcome = registry.invoke("add", event)
+    if not outcome.ok or outcome.value != 3:
+        raise BenchError(f"registry.invoke('add') gave {outcome}")
+    invoke, bare = Latency("registry.invoke (in process)"), Latency("bare function (in process)")
+
+    def via_registry() -> None:
+        registry.invoke("add", event)
+
+    def direct() -> None:
+        bare_fn({}, event)
+
+    for _ in range(sizes.runs):
+        invoke.run(via_registry, sizes.direct_calls)
+        bare.run(direct, sizes.direct_calls)
+    return invoke, bare
+
+
+def measure_server(
+    name: str, client: Client, path: str, sizes: Sizes, cpu: Callable[[], dict[str, float]]
+) -> tuple[Latency, dict[str, Figure]]:
+    """Warm up, then ``runs`` runs of sequential calls; ``cpu()`` gives CPU seconds per process group."""
+    call = http_add(client, path)
+    for _ in range(sizes.warmup):
+        call()
+    lat = Latency(name)
+    cpu_figs: dict[str, Figure] = {}
+    for _ in range(sizes.runs):
+        before = cpu()
+        lat.run(call, sizes.calls)
+        after = cpu()
+        for key in after:
+            fig = cpu_figs.setdefault(key, Figure(key, "ms CPU/job"))
+            fig.samples.append((after[key] - before[key]) * 1000 / sizes.calls)
+    return lat, cpu_figs
+
+
+def measure_dev(root: Path, sizes: Sizes, logs: Path) -> tuple[Latency, dict[str, Figure]]:
+    with DevServer(root, ["hello"], "--replicas", "1:1", "--no-reload", log=logs / "dev-hello.log") as dev:
+        dev.wait_ready()
+        replicas = dev.replica_pids("hello")
+        client = Client(dev.port)
+
+        def cpu() -> dict[str, float]:
+            return {
+                "cmfleet dev runtime + gateway process": process_cpu(dev.pid),
+                "its replica (official SDK, 2 processes)": sum(tree_cpu(p) for p in replicas),
+            }
+
+        try:
+            return measure_server("cmfleet dev (gateway)", client, ADD_PATH, sizes, cpu)
+        finally:
+            client.close()
+
+
+def measure_peer(root: Path, sizes: Sizes, logs: Path) -> tuple[Latency, dict[str, Figure], dict[str, str]]:
+    python = ensure_venv()
+    with PeerServer(python, root / "modules" / "hello", logs / "peer", log=logs / "peer.log") as peer:
+        peer.wait_ready()
+        client = Client(peer.port)
+        name = "functions-framework (gunicorn)"
+        try:
+            lat, cpu = measure_server(name, client, "/", sizes, lambda: {name: tree_cpu(peer.pid)})
+        finally:
+            client.close()
+    return lat, cpu, versions(python)
+
+
+def scaling_run(port: int, module: str, jobs: int, threads: int) -> float:
+    """Jobs/s for ``jobs`` calls from ``threads`` concurrent keep-alive clients (enough to keep every slot busy)."""
+    lock = threading.Lock()
+    remaining = list(range(jobs))
+    errors: list[str] = []
+    start = threading.Barrier(threads + 1)
+    path = f"/api/modules/{module}/functions/wait"
+
+    def worker() -> None:
+        client = Client(port, timeout=120)
+        try:
+            start.wait(30)
+            while True:
+                with lock:
+                    if not remaining or errors:
+                        return
+                    n = remaining.pop()
+                status, body = client.post(path, json.dumps({"n": n}).encode())
+                if status != 200 or json.loads(body) != n:
+                    with lock:
+                        errors.append(f"{module} job {n}: {status} {body[:200]!r}")
+        except Exception as exc:  # noqa: BLE001 - reported below, the run is void
+            with lock:
+                errors.append(f"{module}: {exc!r}")
+        finally:
+            client.close()
+
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    start.wait(30)
+    began = time.perf_counter()
+    for t in pool:
+        t.join(300)
+    wall = time.perf_counter() - began
+    if errors or any(t.is_alive() for t in pool):
+        raise BenchError(f"scaling run failed: {errors[:3] or 'a client thread hung'}")
+    return jobs / wall
+
+
+def measure_scaling(root: Path, sizes: Sizes, logs: Path) -> list[tuple[int, int, Figure]]:
+    modules = [sleep_module(r, c) for r, c in sizes.scaling]
+    out = []
+    with DevServer(root, modules, "--no-reload", "--timeout", "120", log=logs / "dev-scaling.log") as dev:
+        dev.wait_ready()
+        for replicas, concurrency in sizes.scaling:
+            slots = replicas * concurrency
+            module = sleep_module(replicas, concurrency)
+            threads = max(2 * slots, slots + 2)
+            scaling_run(dev.port, module, slots, threads)  # warm-up: one wave
+            fig = Figure(f"{replicas} replica(s) x concurrency {concurrency}", "jobs/s")
+            for _ in range(sizes.runs):
+                fig.samples.append(scaling_run(dev.port, module, slots * sizes.waves, threads))
+            out.append((replicas, concurrency, fig))
+    return out
+
+
+def profile_runtime(root: Path, calls: int, logs: Path) -> str:
+    """cProfile of the ``cmfleet dev`` process (its main thread: the event loop) over ``calls`` add calls."""
+    out = logs / "runtime.prof"
+    prefix = [sys.executable, "-m", "cProfile", "-o", str(out)]
+    profiled = DevServer(
+        root, ["hello"], "--replicas", "1:1", "--no-reload", log=logs / "dev-profile.log", prefix=prefix
+    )
+    with profiled:
+        profiled.wait_ready()
+        client = Client(profiled.port)
+        call = http_add(client, ADD_PATH)
+        for _ in range(calls):
+            call()
+        client.close()
+    if not out.exists():
+        raise BenchError(f"cProfile wrote no {out}:\n{profiled.log_tail()}")
+    return summarize_profile(out)
+
+
+def run(smoke: bool, workdir: Path) -> tuple[Section, dict[str, str]]:
+    """The Invocation section and the peer's versions."""
+    sizes = SMOKE if smoke else FULL
+    logs = workdir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    root = build_fleet(workdir / "fleet", sizes.scaling)
+    invoke, bare = measure_direct(root / "modules" / "hello", sizes)
+    dev, dev_cpu = measure_dev(root, sizes, logs)
+    peer, peer_cpu, peer_versions = measure_peer(root, sizes, logs)
+    scaling = measure_scaling(root, sizes, logs)
+
+    section = Section("Invocation")
+    section.add(
+        f"`hello.add` called {sizes.calls} times per run over one keep-alive `http.client` connection (sequential, "
+        f"after {sizes.warmup} warm-up calls), {sizes.runs} runs; in-process calls {sizes.direct_calls} per run. "
+        "`cmfleet dev hello --replicas 1:1 --no-reload` (one replica, concurrency 1, the official SDK unchanged) "
+        "beside `functions-framework --target add` (gunicorn, its defaults) serving the same function from "
+        "`modules/hello/app.py`.",
+    )
+    rows = [bare, invoke, peer, dev]
+    for title, attr in (("p50 latency", "p50"), ("p95 latency", "p95"), ("throughput, one client", "rate")):
+        figs = [getattr(r, attr) for r in rows]
+        section.add(f"**{title}**", figure_table(figs, baseline=peer.__getattribute__(attr)))
+    section.add(
+        "Pair by pair (p50):",
+        ratio_lines([(dev.p50, peer.p50), (dev.p50, invoke.p50), (peer.p50, bare.p50), (invoke.p50, bare.p50)]),
+    )
+    runtime_cpu = dev_cpu["cmfleet dev runtime + gateway process"]
+    replica_cpu = dev_cpu["its replica (official SDK, 2 processes)"]
+    peer_total = peer_cpu["functions-framework (gunicorn)"]
+    section.add(
+        "**CPU per job** (`/proc/<pid>/stat` user + system over each run's calls; the runtime figure excludes its "
+        "replica processes)",
+        figure_table([runtime_cpu, replica_cpu, peer_total], baseline=peer_total),
+        ratio_lines([(runtime_cpu, replica_cpu), (runtime_cpu, peer_total)]),
+    )
+
+    slots_rows = ["| replicas x concurrency | slots | ideal jobs/s | median | min | max | runs | median / ideal |"]
+    slots_rows.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    targets = []
+    for replicas, concurrency, fig in scaling:
+        slots = replicas * concurrency
+        ideal = slots / SLEEP_S
+        slots_rows.append(
+            f"| {replicas} x {concurrency} | {slots} | {fmt(ideal)} | {fmt(fig.median)} | {fmt(fig.min)} | "
+            f"{fmt(fig.max)} | {len(fig.samples)} | {fig.median / ideal:.3f} |"
+        )
+        if slots <= 16:
+            targets.append(
+                at_least(
+                    f"scaling {replicas} x {concurrency} ({slots} slots) vs ideal",
+                    fig.median / ideal,
+                    SCALING_LIMIT,
+                    "x ideal",
+                    "find where jobs wait (queue hand-off to the replica's long poll, result post) with the "
+                    "scaling run under cProfile; every slot must get its next job as soon as it posts a result",
+                )
+            )
+    section.add(
+        f"### Scaling\n\nA function that sleeps {SLEEP_S * 1000:.0f} ms (I/O-bound), each configuration its own "
+        f'module with `replicas = "R:R"` and `concurrency = C`; per run {sizes.waves} jobs per slot from '
+        "2 x slots concurrent keep-alive clients (never fewer than slots + 2, so every slot always has a job "
+        "waiting); one warm-up wave first. Ideal = slots / 0.2 s.",
+        "\n".join(slots_rows),
+    )
+
+    p50_ratio = dev.p50.median / peer.p50.median
+    targets.insert(
+        0,
+        at_most(
+            "hello.add p50 via cmfleet dev / functions-framework p50",
+            p50_ratio,
+            P50_LIMIT,
+            "x",
+            f"take {fmt(dev.p50.median - P50_LIMIT * peer.p50.median)} ms off each call's path: the runtime's "
+            "own CPU per job (below) is on that path twice (job hand-off and result); see the profile",
+        ),
+    )
+    targets.insert(
+        1,
+        at_most(
+            "runtime's own CPU per job",
+            runtime_cpu.median,
+            CPU_LIMIT_MS,
+            "ms",
+            f"cut {fmt(runtime_cpu.median - CPU_LIMIT_MS)} ms of CPU per job from the runtime process; "
+            "the profile below shows what dominates",
+        ),
+    )
+    section.targets = targets
+    if sizes.profile and not targets[1].passed:
+        section.add(
+            "### Where the runtime's CPU goes\n\n"
+            "`python -m cProfile` around `cmfleet dev hello` (the event loop's thread) over "
+            f"{sizes.calls} calls of `add`; shares of the profiled own time (cProfile inflates Python-level "
+            "calls, so read the shares, not the absolute times).",
+            profile_runtime(root, sizes.calls, logs),
+        )
+    return section, peer_versions
