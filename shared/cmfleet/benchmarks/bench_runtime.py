@@ -169,8 +169,8 @@ def bench_direct(calls: int) -> dict[str, float]:
     return percentiles(samples)
 
 
-def bench_peer(calls: int) -> dict[str, float] | str:
-    exe = shutil.which("functions-framework") or str(Path(sys.executable).parent / "functions-framework")
+def bench_peer(calls: int, exe: str | None = None) -> dict[str, float] | str:
+    exe = exe or shutil.which("functions-framework") or str(Path(sys.executable).parent / "functions-framework")
     if not Path(exe).exists():
         return "functions-framework is not installed (pip install functions-framework) - peer skipped"
     folder = Path(tempfile.mkdtemp())
@@ -258,11 +258,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--no-scaling", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--peer", metavar="PATH", help="the functions-framework executable (e.g. in its own venv)")
     args = parser.parse_args()
     report = {
         "gateway": bench_gateway(args.calls),
         "direct": bench_direct(args.calls),
-        "functions_framework": bench_peer(args.calls),
+        "functions_framework": bench_peer(args.calls, args.peer),
     }
     peer = report["functions_framework"]
     if isinstance(peer, dict):
