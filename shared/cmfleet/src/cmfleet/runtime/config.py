@@ -111,13 +111,15 @@ def _apply(base: ModuleSettings, table: dict[str, Any], where: str) -> ModuleSet
             f"{where}: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}"
         )
     changes: dict[str, Any] = {}
+    cli = where == "command line"
     try:
         if "replicas" in table:
-            changes["min_replicas"], changes["max_replicas"] = parse_replicas(table["replicas"], f"{where}.replicas")
+            label = "--replicas" if cli else f"{where}.replicas"
+            changes["min_replicas"], changes["max_replicas"] = parse_replicas(table["replicas"], label)
         if "concurrency" in table:
             changes["concurrency"] = int(table["concurrency"])
             if changes["concurrency"] < 1:
-                raise ConfigError(f"{where}.concurrency must be >= 1")
+                raise ConfigError(f"{'--concurrency' if cli else where + '.concurrency'} must be >= 1")
         if "timeout" in table:
             changes["timeout"] = float(table["timeout"])
         if "idle-timeout" in table:

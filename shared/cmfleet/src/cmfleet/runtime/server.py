@@ -128,7 +128,7 @@ class Runtime:
         from cmfleet.discovery import DiscoveryError, Repository
         from cmfleet.runtime.gateway import Gateway
         from cmfleet.runtime.protocol import ProtocolServer
-        from cmfleet.runtime.sources import load_sources, secret_values, write_module_sources
+        from cmfleet.runtime.sources import SourcesError, load_sources, secret_values, write_module_sources
         from cmfleet.runtime.tls import ensure_tls
 
         loop = asyncio.get_running_loop()
@@ -143,7 +143,10 @@ class Runtime:
             self.config.access_token = os.environ.get("CMFLEET_DEV_TOKEN") or secrets.token_urlsafe(24)  # type: ignore[attr-defined]
 
         tls = ensure_tls(self.root / STATE_DIR / "tls")
-        sources = load_sources(self.root)
+        try:
+            sources = load_sources(self.root)
+        except SourcesError as exc:
+            raise StartError(str(exc)) from None
         self.logs.add_secrets(secret_values(sources))
         self.run_dir = Path(tempfile.mkdtemp(prefix="cmfleet-dev-"))
         os.chmod(self.run_dir, 0o700)

@@ -1,0 +1,50 @@
+"""Pure parts of the runtime (no processes): settings, result decoding, the local sources file."""
+
+from __future__ import annotations
+
+import pytest
+
+from cmfleet.runtime.config import ConfigError, load_config, parse_replicas
+from cmfleet.runtime.scheduler import _error_message, _StreamDecoder
+from cmfleet.runtime.sources import SourcesError, load_sources
+
+
+def test_replicas_and_module_settings():
+    assert parse_replicas("0:4") == (0, 4) and parse_replicas("3") == (3, 3)
+    with pytest.raises(ConfigError, match="--replicas: 'x' is not MIN:MAX"):
+        parse_replicas("x", "--replicas")
+    config = load_config(
+        {"dev": {"concurrency": 2, "modules": {"hello": {"replicas": "0:3", "command": ["node", "index.js"]}}}},
+        timeout=9,
+    )
+    hello, other = config.for_module("hello"), config.for_module("other")
+    assert (hello.min_replicas, hello.max_replicas, hello.concurrency, hello.timeout) == (0, 3, 2, 9)
+    assert hello.command == ("node", "index.js") and other.concurrency == 2 and other.command is None
+    with pytest.raises(ConfigError, match=r"pyproject.toml \[tool.cmfleet.dev\].modules.hello: unknown setting"):
+        load_config({"dev": {"modules": {"hello": {"replica": "1:2"}}}})
+
+
+def test_streamed_items_by_chunk_with_a_raw_stream_fallback():
+    decoder = _StreamDecoder()
+    assert decoder.feed(b"12") == [12]  # one chunk is one item: digits of two chunks never merge
+    assert decoder.feed(b'{"a": 1}{"b": 2}') == [{"a": 1}, {"b": 2}]  # a client that merged items
+    assert decoder.feed(b'{"c": ') == [] and decoder.feed(b"3}") == [{"c": 3}]  # and one that split an item
+    assert decoder.pending == ""
+
+
+def test_sdk_error_results_are_recognised():
+    assert _error_message(b'{"exception": "boom: Traceback ..."}') == "boom: Traceback ..."
+    assert _error_message(b'{"error": "Unknown query type"}') == "Unknown query type"
+    assert _error_message(b'{"error": "TypeError", "reason": "bad"}') == "TypeError: bad"  # the TS SDK's shape
+    assert _error_message(b'{"error": "x", "count": 2}') is None  # an ordinary result that has an error key
+    assert _error_message(b"[1, 2]") is None
+
+
+def test_local_sources_file_errors_name_the_table(tmp_path):
+    assert load_sources(tmp_path) == []
+    (tmp_path / "cmfleet.local.toml").write_text("[sources.Api]\nsecrets = { key = 3 }\n")
+    with pytest.raises(SourcesError, match=r"\[sources.Api\].secrets must map names to strings"):
+        load_sources(tmp_path)
+    (tmp_path / "cmfleet.local.toml").write_text('[sources.Api]\nsecret = { key = "v" }\n')
+    with pytest.raises(SourcesError, match="unknown key"):
+        load_sources(tmp_path)
