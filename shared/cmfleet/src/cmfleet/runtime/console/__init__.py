@@ -51,9 +51,8 @@ def mount(app: Any, runtime: Any) -> None:
         return JSONResponse(metrics.snapshot(list(runtime.manager.modules)))
 
     async def metrics_text(request: Any) -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST
-
-        return Response(prometheus_text(metrics, runtime), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body, content_type = prometheus_text(metrics, runtime, request.headers.get("accept", ""))
+        return Response(body, headers={"Content-Type": content_type})
 
     app.router.routes.extend(
         [

@@ -202,10 +202,13 @@ class RuntimeCollector:
         yield from (queued, running, replicas)
 
 
-def prometheus_text(metrics: RuntimeMetrics, runtime: Any) -> bytes:
-    """The Prometheus text exposition of ``metrics`` and the runtime's queues and replicas."""
-    from prometheus_client import CollectorRegistry, generate_latest
+def prometheus_text(metrics: RuntimeMetrics, runtime: Any, accept: str = "") -> tuple[bytes, str]:
+    """The exposition of ``metrics`` and the runtime's queues and replicas, and its Content-Type: Prometheus
+    text 0.0.4 by default, or what the scraper's ``Accept`` header asks for (prometheus-client's negotiation)."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.exposition import choose_encoder
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RuntimeCollector(metrics, runtime))
-    return generate_latest(registry)
+    encoder, content_type = choose_encoder(accept)
+    return encoder(registry), content_type

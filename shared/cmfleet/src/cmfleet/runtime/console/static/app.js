@@ -611,7 +611,7 @@ async function refreshJobs() {
       "tr",
       { dataset: { job: j.id }, title: j.error || j.id, onclick: () => openJob(j.id) },
       h("td", {}, fmtTime(j.submitted_at)),
-      h("td", {}, `${j.module}.${j.function}`),
+      h("td", { class: "fn-name" }, `${j.module}.${j.function}`),
       h("td", {}, badge(j.state)),
       h("td", {}, j.replica || ""),
       h("td", { class: "num" }, fmtMs(j.duration_ms)),
@@ -631,7 +631,7 @@ async function refreshMetrics() {
   const rows = [];
   const cells = (s) => [
     h("td", { class: "num calls" }, s.calls),
-    h("td", { class: "num errors" + (s.errors ? " bad" : "") }, s.errors),
+    h("td", { class: "num err-count" + (s.errors ? " bad" : "") }, s.errors),
     h("td", { class: "num" }, fmtMs(s.p50_ms)),
     h("td", { class: "num" }, fmtMs(s.p95_ms)),
   ];

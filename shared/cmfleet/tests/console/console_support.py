@@ -1,0 +1,123 @@
+"""Helpers of the console tests: a copy of the repository's example modules and a real ``cmfleet dev``
+subprocess over it (official SDK replicas).
+
+The runtime is bound to 0.0.0.0 so that it requires its access token: every browser test goes through the
+``?token=`` → cookie path that a console opened from another machine uses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+from runtime_support import wait_for  # noqa: E402  (the runtime tests' helper)
+
+REPO = Path(__file__).resolve().parents[4]
+FIXTURES = Path(__file__).parent / "fixtures"
+MODULES = ["hello", "typed", "streaming", "observed"]  # observed: tests/console/fixtures/observed
+SOURCE_SECRET = "console-s3cret-never-shown"
+__all__ = ["DevServer", "copy_examples", "wait_for"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+_IGNORE = shutil.ignore_patterns("tests", "__pycache__", "conda_recipe", "*.pyc", ".tox")
+
+
+def copy_examples(dest: Path) -> Path:
+    """The repository's example modules hello, typed and streaming, and the test module ``observed``, in a fresh
+    repo at ``dest``, with a local source whose secret the console must never show. (Nothing here needs cmmetrics:
+    cmfleet's tox environment has only cmfleet.)"""
+    dest.mkdir(parents=True)
+    shutil.copy(REPO / "pyproject.toml", dest / "pyproject.toml")
+    with (dest / "pyproject.toml").open("a") as fh:  # hello scales to zero: its first call is a cold start
+        fh.write('\n[tool.cmfleet.dev.modules.hello]\nreplicas = "0:1"\n')
+    for name in MODULES:
+        src = FIXTURES / name if (FIXTURES / name).is_dir() else REPO / "modules" / name
+        shutil.copytree(src, dest / "modules" / name, ignore=_IGNORE)
+    (dest / "cmfleet.local.toml").write_text(
+        f'[sources.DemoApi]\nsecrets = {{ apiKey = "{SOURCE_SECRET}" }}\nmodules = ["hello"]\n'
+    )
+    return dest
+
+
+class DevServer:
+    """A ``cmfleet dev`` subprocess: its URL, token, an authorised client, and a clean stop."""
+
+    def __init__(self, root: Path, log: Path) -> None:
+        self.token = secrets.token_urlsafe(16)
+        env = {k: v for k, v in os.environ.items() if k != "CMFLEET_ROOT"}
+        env.update({"CMFLEET_DEV_TOKEN": self.token, "COLUMNS": "300"})
+        self.log = log
+        self._log_file = log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cmfleet", "dev", *MODULES, "--host", "0.0.0.0"]
+            + ["--port", "0", "--runtime-port", "0", "--no-reload"],
+            cwd=root,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log_file,  # a file, not a pipe: the runtime prints every replica line and must never block
+            env=env,
+        )
+        try:
+            banner = wait_for(self._banner, 60, "the cmfleet dev banner")
+        except AssertionError:
+            self.stop()
+            raise AssertionError(f"cmfleet dev did not start:\n{log.read_text()}") from None
+        match = re.search(r"gateway\s+(http://\S+)/api", banner)
+        assert match, banner
+        self.url = match.group(1)
+        self.client = httpx.Client(base_url=self.url, timeout=60, headers={"Authorization": f"Bearer {self.token}"})
+
+    def _banner(self) -> str | None:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"cmfleet dev exited with {self.proc.returncode}:\n{self.log.read_text()}")
+        text = self.log.read_text()
+        return text if "Ctrl-C stops everything" in text else None
+
+    def replica_pids(self) -> list[int]:
+        return [r["pid"] for m in self.client.get("/api/modules").json() for r in m["replicas"] if r["pid"]]
+
+    def stop(self) -> None:
+        """SIGTERM (as Ctrl-C), then make sure the runtime and every replica process group is gone."""
+        pids: list[int] = []
+        if self.proc.poll() is None:
+            try:
+                pids = self.replica_pids()
+            except (httpx.HTTPError, AttributeError):
+                pids = []
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        for pid in pids:  # replicas run in their own process groups
+            wait_for(lambda pid=pid: not _group_alive(pid), 15, f"replica process group {pid} gone")
+        if hasattr(self, "client"):
+            self.client.close()
+        self._log_file.close()
+
+
+def _group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
