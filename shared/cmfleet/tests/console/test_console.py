@@ -157,10 +157,16 @@ def test_streaming_function_shows_its_items(console, dev_server):
 
 def test_a_job_shows_its_own_log_lines(console, dev_server):
     select(console, "observed", "record")
+    # an optional boolean is a true/false/empty choice; a nested object is a JSON text field; both optional
+    assert console.locator("#f-urgent").evaluate("e => e.tagName") == "SELECT"
+    assert console.locator("#f-place").evaluate("e => e.tagName") == "TEXTAREA"
+    expect(console.locator('.field[data-path="$.place"] .opt')).to_have_text("optional")
     console.fill("#f-sensor", "s1")
     console.fill("#f-value", "2.5")
+    console.select_option("#f-urgent", "true")
+    console.fill("#f-place", '{"site": "lab", "floor": 2}')
     job_id = run_and_wait(console)
-    assert result_json(console) == {"value": 2.5}
+    assert result_json(console) == {"value": 2.5, "urgent": True, "place": "lab/2"}
     # the SDK's logger wrote an SLS line with this job id; lines may reach the runtime just after the result
     line = console.locator("#job-logs .log-line").filter(has_text="recorded s1=2.5")
     expect(line).to_have_count(1)

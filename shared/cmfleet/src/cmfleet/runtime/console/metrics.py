@@ -82,11 +82,15 @@ class RuntimeMetrics:
     def observe_job(self, job: Any) -> None:
         """Count a job that reached its terminal state (a ``scheduler.Job``)."""
         duration = float(job.duration_ms or 0.0)
-        for series in (
-            self.functions.setdefault((job.module, job.function), CallSeries()),
-            self.modules.setdefault(job.module, CallSeries()),
-        ):
-            series.add(duration, job.state, bool(job.cold_start))
+        key = (job.module, job.function)
+        function = self.functions.get(key)
+        if function is None:
+            function = self.functions[key] = CallSeries()
+        module = self.modules.get(job.module)
+        if module is None:
+            module = self.modules[job.module] = CallSeries()
+        function.add(duration, job.state, bool(job.cold_start))
+        module.add(duration, job.state, bool(job.cold_start))
 
     def observe_line(self, module: str, raw: bytes) -> bool:
         """Keep a replica's output line if it is a ``metric.1`` line; True when it was one."""
