@@ -56,14 +56,14 @@ def test_callable_through_cmfleet_invoke(monkeypatch):
 
     monkeypatch.delenv("CMFLEET_LOAD_PLUGINS", raising=False)
     proc = subprocess.run(
-        [sys.executable, "-m", "cmfleet", "invoke", "wordcount", "health", "{}"],
+        [sys.executable, "-m", "cmfleet", "invoke", "hello", "health", "{}"],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["module"] == "wordcount"
+    assert json.loads(proc.stdout)["module"] == "hello"
     listed = subprocess.run(
         [sys.executable, "-m", "cmfleet", "plugins", "--json"], cwd=REPO, capture_output=True, text=True, timeout=60
     )

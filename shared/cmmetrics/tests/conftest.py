@@ -3,39 +3,15 @@
 from __future__ import annotations
 
 import io
-import json
 import logging
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
+from slslines import CONTEXT_KEYS, LINE_KEYS, METRIC_KEYS, REPO, assert_documented_shape, parse_lines  # noqa: F401
 
 from cmmetrics import METRICS_REGISTRY, SlsFormatter
 from cmmetrics.calls import CALL_STATS, install_call_log, reset_call_log
-
-REPO = Path(__file__).resolve().parents[3]
-#: Keys every line carries (plus "safe" or "unsafeParams"); metric lines add METRIC_KEYS.
-LINE_KEYS = {"type", "level", "time", "origin", "thread", "params", "message"}
-METRIC_KEYS = {"metricName", "metricType", "values", "tags"}
-CONTEXT_KEYS = {"process_id", "job_id", "session_id"}
-
-
-def parse_lines(text: str) -> list[dict]:
-    """Every non-empty line as JSON (fails the test if one is not)."""
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def assert_documented_shape(entry: dict) -> None:
-    """The keys the README documents, for a service or a metric line."""
-    assert LINE_KEYS <= set(entry), entry
-    assert ("safe" in entry) != ("unsafeParams" in entry), entry
-    assert CONTEXT_KEYS <= set(entry["params"]), entry
-    if entry["type"] == "metric.1":
-        assert METRIC_KEYS <= set(entry), entry
-        assert entry["metricType"] in ("gauge", "counter", "histogram")
-    else:
-        assert entry["type"] == "service.1"
 
 
 class Capture:

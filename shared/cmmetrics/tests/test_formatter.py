@@ -10,7 +10,7 @@ import pytest
 from compute_modules.logging import get_logger
 from compute_modules.logging.common import COMPUTE_MODULES_ADAPTER_MANAGER
 from compute_modules.logging.common import SlsFormatter as SdkSlsFormatter
-from conftest import CONTEXT_KEYS, assert_documented_shape, parse_lines
+from slslines import CONTEXT_KEYS, assert_documented_shape, parse_lines
 
 from cmmetrics import MetricArg, SlsFormatter, install_metrics, job_context
 

@@ -6,8 +6,8 @@ import json
 import textwrap
 
 import pytest
-from conftest import REPO, assert_documented_shape, parse_lines
 from prometheus_client.parser import text_string_to_metric_families
+from slslines import REPO, assert_documented_shape, parse_lines
 
 from cmfleet.discovery import Repository
 from cmfleet.plugins import list_plugins, new_plugin_manager

@@ -7,7 +7,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import assert_documented_shape, parse_lines
+from slslines import assert_documented_shape, parse_lines
 
 from cmmetrics import Counter, Gauge, ManualClock, MetricsRegistry
 

@@ -6,7 +6,7 @@ import importlib.util
 import logging
 
 import pytest
-from conftest import assert_documented_shape, parse_lines
+from slslines import assert_documented_shape, parse_lines
 
 from cmmetrics import METRICS_REGISTRY, ManualClock, RealClock
 

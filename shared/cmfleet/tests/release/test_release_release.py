@@ -243,9 +243,7 @@ def test_refuses_shallow_clone(fleet, tmp_path):
     fleet.change("modules/hello/app.py", "fix: y")
     clone = tmp_path / "shallow"
     fleet.git("clone", "-q", "--depth", "1", "--no-tags", f"file://{fleet.root}", str(clone))
-    from conftest import GitRepo
-
-    shallow = GitRepo(clone)
+    shallow = type(fleet)(clone)  # the fixture's GitRepo class (no import of an ambiguous "conftest")
     snapshot = shallow.snapshot()
     result = shallow.cmfleet("release", "hello")
     assert result.returncode == 2
