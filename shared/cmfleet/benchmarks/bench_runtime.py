@@ -208,15 +208,16 @@ def bench_peer(calls: int, exe: str | None = None) -> dict[str, float] | str:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _slow_caller(port: int, stop_at: float, done: list[int]) -> None:
+def _slow_caller(port: int, calls: int, done: list[int]) -> None:
     client = Client(port)
-    while time.monotonic() < stop_at:
+    for _ in range(calls):
         status, _ = client.post("/api/modules/basic/functions/slow", b'{"seconds": 0.2}')
         if status == 200:
             done[0] += 1
 
 
-def bench_scaling(seconds: float = 3.0) -> list[dict[str, float]]:
+def bench_scaling(calls_per_slot: int = 12) -> list[dict[str, float]]:
+    """One client per slot, each making the same number of calls (no tail of unfinished calls in the window)."""
     root = Path(tempfile.mkdtemp()) / "fleet"
     shutil.copytree(FLEET, root)
     rows = []
@@ -227,8 +228,7 @@ def bench_scaling(seconds: float = 3.0) -> list[dict[str, float]]:
                 proc, port = start_dev(root, ["basic"], f"{replicas}:{replicas}", concurrency)
                 try:
                     done = [0]
-                    stop_at = time.monotonic() + seconds
-                    args = (port, stop_at, done)
+                    args = (port, calls_per_slot, done)
                     threads = [threading.Thread(target=_slow_caller, args=args) for _ in range(slots)]
                     started = time.monotonic()
                     for t in threads:
