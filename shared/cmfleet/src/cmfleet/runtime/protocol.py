@@ -8,8 +8,9 @@
 Every call carries ``Module-Auth-Token``: missing 401, unknown 403; a token names one replica of one module, so a
 replica cannot take or answer another module's (or another replica's) jobs (403).
 
-A small HTTP/1.1 server on asyncio streams rather than an ASGI stack: it keeps the chunk boundaries of a
-streamed result (the SDK sends one item per chunk, with no delimiter) and costs little CPU per job.
+A small HTTP/1.1 server (an ``asyncio.Protocol`` parser) rather than an ASGI stack: it keeps the chunk boundaries
+of a streamed result (the SDK sends one item per chunk, with no delimiter) and costs little CPU per job: no task
+or coroutine per request, a parked long-poll answers from a future's callback.
 """
 
 from __future__ import annotations
@@ -83,10 +84,6 @@ class _Headers:
         return self.raw[start : end if end >= 0 else len(self.raw)].strip()  # values keep their case (tokens)
 
 
-class _Aborted(Exception):
-    """The client went away in the middle of a request."""
-
-
 class ProtocolServer:
     """Serves the internal-query API for every replica of every module on one TLS port."""
 
@@ -94,81 +91,25 @@ class ProtocolServer:
         self.scheduler = scheduler
         self.ssl_context = ssl_context
         self.server: asyncio.base_events.Server | None = None
-        self.connections: set[asyncio.StreamWriter] = set()
+        self.connections: set[_Connection] = set()
         #: Called when a replica (by its token) first talks to the runtime.
         self.on_contact: Callable[[Replica], None] = lambda r: None
 
     async def start(self, sock: Any) -> None:
         """Serve on an already bound listening socket."""
-        self.server = await asyncio.start_server(self._connection, sock=sock, ssl=self.ssl_context, limit=_MAX_HEAD)
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(lambda: _Connection(self), sock=sock, ssl=self.ssl_context)
 
     async def stop(self) -> None:
         """Stop listening and close open connections."""
         if self.server is not None:
             self.server.close()
-        for writer in list(self.connections):
-            writer.close()
+        for conn in list(self.connections):
+            conn.close()
         self.connections.clear()
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections.add(writer)
-        try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ssl.SSLError):
-                    return
-                first, _, rest = head[:-4].partition(b"\r\n")
-                try:
-                    method, target, version = first.split(b" ", 2)
-                except ValueError:
-                    writer.write(_error(400, "malformed request line"))
-                    return
-                headers = _Headers(rest)
-                handed: list[Job] = []  # the job this request hands out, if it is a GET job that got one
-                try:
-                    answer, close = await self._route(method, target.decode("latin-1"), headers, reader, handed)
-                except _Aborted:
-                    return
-                if writer.is_closing():  # the replica went away during its long-poll: the job was not delivered
-                    for job in handed:
-                        self.scheduler.requeue(job)
-                    return
-                try:
-                    writer.write(answer)
-                except (AttributeError, RuntimeError):  # asyncio's SSL transport, closed under us
-                    for job in handed:
-                        self.scheduler.requeue(job)
-                    return
-                if writer.transport.get_write_buffer_size() > 65536:
-                    await writer.drain()
-                if close or version != b"HTTP/1.1" or headers.get(b"connection", b"").lower() == b"close":
-                    await writer.drain()
-                    return
-        except (ConnectionError, ssl.SSLError, OSError):
-            return
-        finally:
-            self.connections.discard(writer)
-            try:
-                writer.close()
-            except (ConnectionError, OSError, RuntimeError):
-                pass
-
-    async def _read_body(self, headers: _Headers, reader: asyncio.StreamReader) -> bytes:
-        if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
-            parts = []
-            async for chunk in _chunks(reader):
-                parts.append(chunk)
-            return b"".join(parts)
-        length = int(headers.get(b"content-length", b"0") or 0)
-        if not length:
-            return b""
-        try:
-            return await reader.readexactly(length)
-        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
-            raise _Aborted from None
-
-    def _replica(self, headers: _Headers) -> tuple[Replica | None, bytes | None]:
+    def replica(self, headers: _Headers) -> tuple[Replica | None, bytes | None]:
+        """The replica a request's token names, or the refusal to send."""
         token = headers.get(b"module-auth-token")
         if token is None:
             return None, _error(401, "missing Module-Auth-Token header")
@@ -177,88 +118,249 @@ class ProtocolServer:
             return None, _error(403, "unknown Module-Auth-Token")
         return replica, None
 
-    async def _route(
-        self,
-        method: bytes,
-        target: str,
-        headers: _Headers,
-        reader: asyncio.StreamReader,
-        handed: list[Job],
-    ) -> tuple[bytes, bool]:
-        path = target.split("?", 1)[0]
-        replica, refusal = self._replica(headers)
+
+_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILER, _WAIT = range(6)
+
+
+class _Connection(asyncio.Protocol):
+    """One replica connection: an HTTP/1.1 request parser driven by ``data_received`` (no task per request).
+
+    A request body goes to ``on_chunk`` (each chunk of a chunked body, as sent) and ``on_done`` (the whole body);
+    a GET job that must wait parks a future in the scheduler and answers from its callback."""
+
+    def __init__(self, server: ProtocolServer) -> None:
+        self.server = server
+        self.scheduler = server.scheduler
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.state = _HEAD
+        self.remaining = 0
+        self.parts: list[bytes] = []
+        self.on_chunk: Callable[[bytes], None] | None = None
+        self.on_done: Callable[[bytes], None] = lambda body: None
+        self.uploading: Job | None = None  # a result upload in progress (aborted if the connection drops)
+        self.parked: tuple[Replica, asyncio.Future[Job | None]] | None = None
+        self.keep_alive = True
+        self.closed = False
+
+    # -- transport events ----------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        self.server.connections.discard(self)
+        if self.uploading is not None:
+            self.scheduler.result_aborted(self.uploading)
+            self.uploading = None
+        if self.parked is not None:
+            replica, fut = self.parked
+            self.parked = None
+            self.scheduler.unpark(replica, fut)
+            if fut.done() and not fut.cancelled() and fut.result() is not None:
+                self.scheduler.requeue(fut.result())  # handed out as the connection went: not delivered
+            else:
+                fut.cancel()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        try:
+            self._process()
+        except _BadRequest as exc:
+            self._send(_error(400, str(exc)), close=True)
+
+    def _send(self, answer: bytes, close: bool = False) -> None:
+        if self.closed or self.transport is None:
+            return
+        self.transport.write(answer)
+        if close or not self.keep_alive:
+            self.transport.close()
+            self.closed = True
+
+    # -- parsing -------------------------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        buf = self.buf
+        while not self.closed:
+            state = self.state
+            if state == _HEAD:
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(buf) > _MAX_HEAD:
+                        raise _BadRequest("request head too large")
+                    return
+                head = bytes(buf[:end])
+                del buf[: end + 4]
+                self._request(head)
+            elif state == _LENGTH:
+                if not buf:
+                    return
+                take = min(self.remaining, len(buf))
+                self.parts.append(bytes(buf[:take]))
+                del buf[:take]
+                self.remaining -= take
+                if self.remaining == 0:
+                    self._finish_body()
+            elif state == _CHUNK_SIZE:
+                end = buf.find(b"\r\n")
+                if end < 0:
+                    return
+                try:
+                    size = int(bytes(buf[:end]).split(b";", 1)[0].strip() or b"0", 16)
+                except ValueError:
+                    raise _BadRequest("malformed chunk size") from None
+                del buf[: end + 2]
+                if size == 0:
+                    self.state = _TRAILER
+                else:
+                    self.remaining, self.state = size, _CHUNK_DATA
+            elif state == _CHUNK_DATA:
+                if len(buf) < self.remaining + 2:
+                    return
+                chunk = bytes(buf[: self.remaining])
+                del buf[: self.remaining + 2]
+                self.state = _CHUNK_SIZE
+                if self.on_chunk is not None:
+                    self.on_chunk(chunk)
+                else:
+                    self.parts.append(chunk)
+            elif state == _TRAILER:
+                end = buf.find(b"\r\n")
+                if end < 0:
+                    return
+                line = bytes(buf[:end])
+                del buf[: end + 2]
+                if not line:
+                    self._finish_body()
+            else:  # _WAIT: a parked poll or a delayed refusal answers first
+                return
+
+    def _expect_body(self, headers: _Headers, on_done: Callable[[bytes], None], on_chunk=None) -> None:
+        self.parts = []
+        self.on_done, self.on_chunk = on_done, on_chunk
+        if (headers.get(b"transfer-encoding") or b"").lower() == b"chunked":
+            self.state = _CHUNK_SIZE
+            return
+        try:
+            self.remaining = int(headers.get(b"content-length") or b"0")
+        except ValueError:
+            raise _BadRequest("malformed Content-Length") from None
+        if self.remaining:
+            self.state = _LENGTH
+        else:
+            self._finish_body()
+
+    def _finish_body(self) -> None:
+        body = b"".join(self.parts)
+        self.parts = []
+        self.state = _HEAD
+        on_done, self.on_done, self.on_chunk = self.on_done, (lambda body: None), None
+        on_done(body)
+
+    # -- requests ------------------------------------------------------------------------------------------
+
+    def _request(self, head: bytes) -> None:
+        first, _, rest = head.partition(b"\r\n")
+        try:
+            method, target, version = first.split(b" ", 2)
+        except ValueError:
+            raise _BadRequest("malformed request line") from None
+        headers = _Headers(rest)
+        self.keep_alive = version == b"HTTP/1.1" and (headers.get(b"connection") or b"").lower() != b"close"
+        path = target.decode("latin-1").split("?", 1)[0]
+        replica, refusal = self.server.replica(headers)
         if refusal is not None:
-            if method == b"GET":
-                await asyncio.sleep(ERROR_DELAY)
-            return refusal, True
+            if method == b"GET":  # the SDK re-polls at once after an error answer: slow it down
+                self.state = _WAIT
+                asyncio.get_running_loop().call_later(ERROR_DELAY, self._send, refusal, True)
+            else:
+                self._send(refusal, close=True)
+            return
         assert replica is not None
         if path == JOB_PATH and method == b"GET":
-            if replica.state == "starting":
-                self.on_contact(replica)
-            job = await self.scheduler.poll(replica)
-            if job is None:
-                return _NO_CONTENT, False
-            handed.append(job)
-            return _response(200, job.envelope()), False
-        if path.startswith(RESULTS_PATH + "/") and method == b"POST":
-            return await self._result(replica, path[len(RESULTS_PATH) + 1 :], headers, reader)
-        if path == SCHEMAS_PATH and method == b"POST":
-            body = await self._read_body(headers, reader)
-            try:
-                self.scheduler.post_schemas(replica, json.loads(body or b"null"))
-            except ValueError:
-                return _error(400, "schemas must be a JSON array"), True
-            self.on_contact(replica)
-            return _NO_CONTENT, False
-        if path == RESTART_PATH and method == b"POST":
-            await self._read_body(headers, reader)
-            lost = self.scheduler.restart_notified(replica)
-            self.on_contact(replica)
-            return _response(200, json.dumps(lost).encode()), False
-        if path in (JOB_PATH, SCHEMAS_PATH, RESTART_PATH) or path.startswith(RESULTS_PATH + "/"):
-            return _error(405, f"{method.decode()} is not allowed on {path}"), True
-        return _error(404, f"no runtime endpoint {path}; the SDK uses {PREFIX}/{{job,results,schemas,...}}"), True
+            self._poll(replica)
+        elif path.startswith(RESULTS_PATH + "/") and method == b"POST":
+            self._result(replica, path[len(RESULTS_PATH) + 1 :], headers)
+        elif path == SCHEMAS_PATH and method == b"POST":
+            self._expect_body(headers, lambda body: self._schemas(replica, body))
+        elif path == RESTART_PATH and method == b"POST":
+            self._expect_body(headers, lambda body: self._restart(replica))
+        elif path in (JOB_PATH, SCHEMAS_PATH, RESTART_PATH) or path.startswith(RESULTS_PATH + "/"):
+            self._send(_error(405, f"{method.decode()} is not allowed on {path}"), close=True)
+        else:
+            message = f"no runtime endpoint {path}; the SDK uses {PREFIX}/{{job,results,schemas,...}}"
+            self._send(_error(404, message), close=True)
 
-    async def _result(
-        self, replica: Replica, job_id: str, headers: _Headers, reader: asyncio.StreamReader
-    ) -> tuple[bytes, bool]:
+    def _poll(self, replica: Replica) -> None:
+        if replica.state == "starting":
+            self.server.on_contact(replica)
+        job = self.scheduler.take(replica)
+        if job is not None:
+            self._send(_response(200, job.envelope()))
+            return
+        fut = self.scheduler.park(replica)
+        self.parked = (replica, fut)
+        self.state = _WAIT
+        fut.add_done_callback(self._polled)
+
+    def _polled(self, fut: asyncio.Future[Job | None]) -> None:
+        if self.parked is None or self.parked[1] is not fut:
+            return  # the connection went away first (connection_lost handled it)
+        replica, _ = self.parked
+        self.parked = None
+        self.scheduler.unpark(replica, fut)
+        job = None if fut.cancelled() else fut.result()
+        if self.closed:
+            if job is not None:
+                self.scheduler.requeue(job)
+            return
+        self.state = _HEAD
+        self._send(_response(200, job.envelope()) if job is not None else _NO_CONTENT)
+        if self.buf and not self.closed:
+            self._process()
+
+    def _result(self, replica: Replica, job_id: str, headers: _Headers) -> None:
         try:
             job = self.scheduler.begin_result(replica, job_id)
         except JobRefused as exc:
-            return _error(exc.status, str(exc)), True  # the body is not read: close the connection
-        chunked = headers.get(b"transfer-encoding", b"").lower() == b"chunked"
+            self._send(_error(exc.status, str(exc)), close=True)  # the body is not read: close the connection
+            return
         if job is None:  # a late answer (the job already timed out): read and drop it
-            await self._read_body(headers, reader)
-            return _NO_CONTENT, False
-        if not chunked:
-            try:
-                body = await self._read_body(headers, reader)
-            except _Aborted:
-                self.scheduler.result_aborted(job)
-                raise
-            self.scheduler.result_complete(job, body, chunked=False)
-            return _NO_CONTENT, False
+            self._expect_body(headers, lambda body: self._send(_NO_CONTENT), lambda chunk: None)
+            return
+        self.uploading = job
+        chunked = (headers.get(b"transfer-encoding") or b"").lower() == b"chunked"
+
+        def done(body: bytes) -> None:
+            self.uploading = None
+            self.scheduler.result_complete(job, None if chunked else body, chunked=chunked)
+            self._send(_NO_CONTENT)
+
+        if chunked:
+            self._expect_body(headers, done, lambda chunk: self.scheduler.result_chunk(job, chunk))
+        else:
+            self._expect_body(headers, done)
+
+    def _schemas(self, replica: Replica, body: bytes) -> None:
         try:
-            async for chunk in _chunks(reader):
-                self.scheduler.result_chunk(job, chunk)
-        except _Aborted:
-            self.scheduler.result_aborted(job)
-            raise
-        self.scheduler.result_complete(job, None, chunked=True)
-        return _NO_CONTENT, False
+            self.scheduler.post_schemas(replica, json.loads(body or b"null"))
+        except ValueError:
+            self._send(_error(400, "schemas must be a JSON array"), close=True)
+            return
+        self.server.on_contact(replica)
+        self._send(_NO_CONTENT)
+
+    def _restart(self, replica: Replica) -> None:
+        lost = self.scheduler.restart_notified(replica)
+        self.server.on_contact(replica)
+        self._send(_response(200, json.dumps(lost).encode()))
 
 
-async def _chunks(reader: asyncio.StreamReader):
-    """The chunks of a chunked body, as sent; _Aborted when the connection ends first."""
-    try:
-        while True:
-            line = await reader.readuntil(b"\r\n")
-            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
-                    pass
-                return
-            data = await reader.readexactly(size + 2)
-            yield data[:-2]
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ssl.SSLError, ValueError):
-        raise _Aborted from None
+class _BadRequest(Exception):
+    """A request the parser cannot read (answered 400, connection closed)."""

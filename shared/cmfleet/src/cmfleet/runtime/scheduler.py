@@ -375,24 +375,35 @@ class Scheduler:
 
     async def poll(self, replica: Replica) -> Job | None:
         """A replica's GET job: a job now, one within the long-poll hold, or None (204)."""
-        if replica.state == STARTING or (replica.external and replica.state in (STOPPED, CRASHED)):
-            replica.state = READY
-        mq = self.modules[replica.module]
-        job = self._take(mq, replica)
+        job = self.take(replica)
         if job is not None:
             return job
-        fut: asyncio.Future[Job | None] = self.loop.create_future()
-        entry = (replica, fut)
-        mq.pollers.append(entry)
-        timer = self.loop.call_later(self.poll_hold, _resolve_none, fut)
+        fut = self.park(replica)
         try:
             return await fut
         finally:
-            timer.cancel()
-            try:  # still parked (hold ended, or the connection went away): forget the poll
-                mq.pollers.remove(entry)
-            except ValueError:
-                pass
+            self.unpark(replica, fut)
+
+    def take(self, replica: Replica) -> Job | None:
+        """A job for ``replica`` right now, if it has a free slot and one is queued (its first poll makes it ready)."""
+        if replica.state == STARTING or (replica.external and replica.state in (STOPPED, CRASHED)):
+            replica.state = READY
+        return self._take(self.modules[replica.module], replica)
+
+    def park(self, replica: Replica) -> asyncio.Future[Job | None]:
+        """Park a poll: the future gets a job when one can go to ``replica``, or None after the hold."""
+        fut: asyncio.Future[Job | None] = self.loop.create_future()
+        self.modules[replica.module].pollers.append((replica, fut))
+        timer = self.loop.call_later(self.poll_hold, _resolve_none, fut)
+        fut.add_done_callback(lambda f: timer.cancel())
+        return fut
+
+    def unpark(self, replica: Replica, fut: asyncio.Future[Job | None]) -> None:
+        """Forget a parked poll (its hold ended or its connection went away)."""
+        try:
+            self.modules[replica.module].pollers.remove((replica, fut))
+        except ValueError:
+            pass
 
     def _take(self, mq: ModuleQueue, replica: Replica) -> Job | None:
         if replica.state != READY or len(replica.in_flight) >= replica.capacity or not mq.queue:
