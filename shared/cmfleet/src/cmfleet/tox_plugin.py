@@ -36,7 +36,8 @@ def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) ->
     from tox.config.types import Command
 
     toolkit = repo.units.get("cmfleet")
-    shared_paths = [str(lib.path) for lib in repo.closure(unit)]
+    # Local units are installed editable, so a reused env always tests the current source.
+    shared_paths = [f"-e {lib.path}" for lib in repo.closure(unit)]
     local = {lib.distribution for lib in repo.shared()}
     third_party = [req for req in unit.dependencies if requirement_name(req) not in local]
     tests = f"{unit.rel}/tests"
@@ -44,15 +45,17 @@ def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) ->
         return {
             "description": "the cmfleet toolkit: its own tests (runtime, release, build, browser)",
             "package": "skip",
-            "deps": [f"{unit.path}[runtime,test]"],
+            "deps": [f"-e {unit.path}[runtime,test]"],
             "commands": [Command(["pytest", tests, *posargs])],
             "labels": ["shared", "toolkit"],
         }
     deps = [*third_party, *shared_paths]
-    if toolkit is not None and str(toolkit.path) not in deps:
-        deps.append(str(toolkit.path))
+    if toolkit is not None and f"-e {toolkit.path}" not in deps:
+        deps.append(f"-e {toolkit.path}")
     if unit.kind == "shared":
-        deps.append(str(unit.path))
+        # A library's own `test` extra (if it declares one) holds what only its tests need.
+        extras = unit.project.get("optional-dependencies", {})
+        deps.append(f"-e {unit.path}[test]" if "test" in extras else f"-e {unit.path}")
     deps.append("pytest>=8")
     kind = "module" if unit.is_module else "shared library"
     return {
