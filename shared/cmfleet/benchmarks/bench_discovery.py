@@ -15,6 +15,7 @@ from pathlib import Path
 
 from benchlib import (
     BIN,
+    HERE,
     REPO,
     BenchError,
     Figure,
@@ -114,7 +115,7 @@ def import_time(root: Path) -> str:
 
 def profile(root: Path, out: Path) -> str:
     subprocess.run(
-        [sys.executable, "-m", "cProfile", "-o", str(out), str(BIN / "cmfleet"), "list", "--json"],
+        [sys.executable, str(HERE / "cpuprofile.py"), str(out), str(BIN / "cmfleet"), "list", "--json"],
         cwd=root,
         env=bench_env(),
         capture_output=True,

@@ -10,8 +10,9 @@ processes together.
 
 from __future__ import annotations
 
-import cProfile  # noqa: F401 - the profile run uses `python -m cProfile`; imported so a missing module fails early
 import json
+import os
+import signal
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchlib import (
+    HERE,
     BenchError,
     Figure,
     Section,
@@ -210,7 +212,24 @@ def scaling_run(port: int, module: str, jobs: int, threads: int) -> float:
     return jobs / wall
 
 
-def measure_scaling(root: Path, sizes: Sizes, logs: Path) -> list[tuple[int, int, Figure]]:
+@dataclass
+class SlotUse:
+    """How the slots spent the last run, from the runtime's job records (``GET /api/jobs``)."""
+
+    hold_ms: float  # median time a replica held a job: handed out -> result in (the sleep + the SDK's overhead)
+    busy: float  # share of slots x wall time during which a slot held a job
+
+
+def slot_use(dev: DevServer, module: str, jobs: int, slots: int) -> SlotUse:
+    records = [j for j in dev.api(f"/api/jobs?module={module}&limit={jobs}") if j["started_at"] and j["finished_at"]]
+    if not records:
+        raise BenchError(f"no finished job records for {module}")
+    held = [j["finished_at"] - j["started_at"] for j in records]
+    window = max(j["finished_at"] for j in records) - min(j["started_at"] for j in records)
+    return SlotUse(percentile(held, 0.5) * 1000, sum(held) / (slots * window) if window > 0 else 0.0)
+
+
+def measure_scaling(root: Path, sizes: Sizes, logs: Path) -> list[tuple[int, int, Figure, SlotUse]]:
     modules = [sleep_module(r, c) for r, c in sizes.scaling]
     out = []
     with DevServer(root, modules, "--no-reload", "--timeout", "120", log=logs / "dev-scaling.log") as dev:
@@ -223,14 +242,14 @@ def measure_scaling(root: Path, sizes: Sizes, logs: Path) -> list[tuple[int, int
             fig = Figure(f"{replicas} replica(s) x concurrency {concurrency}", "jobs/s")
             for _ in range(sizes.runs):
                 fig.samples.append(scaling_run(dev.port, module, slots * sizes.waves, threads))
-            out.append((replicas, concurrency, fig))
+            out.append((replicas, concurrency, fig, slot_use(dev, module, slots * sizes.waves, slots)))
     return out
 
 
 def profile_runtime(root: Path, calls: int, logs: Path) -> str:
-    """cProfile of the ``cmfleet dev`` process (its main thread: the event loop) over ``calls`` add calls."""
+    """cProfile (CPU clock) of the ``cmfleet dev`` process's main thread, the event loop, over ``calls`` calls."""
     out = logs / "runtime.prof"
-    prefix = [sys.executable, "-m", "cProfile", "-o", str(out)]
+    prefix = [sys.executable, str(HERE / "cpuprofile.py"), "--on-signal", str(out)]
     profiled = DevServer(
         root, ["hello"], "--replicas", "1:1", "--no-reload", log=logs / "dev-profile.log", prefix=prefix
     )
@@ -238,12 +257,16 @@ def profile_runtime(root: Path, calls: int, logs: Path) -> str:
         profiled.wait_ready()
         client = Client(profiled.port)
         call = http_add(client, ADD_PATH)
+        for _ in range(50):  # warm-up, not profiled
+            call()
+        os.kill(profiled.pid, signal.SIGUSR1)
         for _ in range(calls):
             call()
+        os.kill(profiled.pid, signal.SIGUSR2)
         client.close()
     if not out.exists():
         raise BenchError(f"cProfile wrote no {out}:\n{profiled.log_tail()}")
-    return summarize_profile(out)
+    return summarize_profile(out, per=calls)
 
 
 def run(smoke: bool, workdir: Path) -> tuple[Section, dict[str, str]]:
@@ -283,15 +306,18 @@ def run(smoke: bool, workdir: Path) -> tuple[Section, dict[str, str]]:
         ratio_lines([(runtime_cpu, replica_cpu), (runtime_cpu, peer_total)]),
     )
 
-    slots_rows = ["| replicas x concurrency | slots | ideal jobs/s | median | min | max | runs | median / ideal |"]
-    slots_rows.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    slots_rows = [
+        "| replicas x concurrency | slots | ideal jobs/s | median | min | max | runs | median / ideal "
+        "| replica holds a job (ms, p50) | slots busy |"
+    ]
+    slots_rows.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     targets = []
-    for replicas, concurrency, fig in scaling:
+    for replicas, concurrency, fig, use in scaling:
         slots = replicas * concurrency
         ideal = slots / SLEEP_S
         slots_rows.append(
             f"| {replicas} x {concurrency} | {slots} | {fmt(ideal)} | {fmt(fig.median)} | {fmt(fig.min)} | "
-            f"{fmt(fig.max)} | {len(fig.samples)} | {fig.median / ideal:.3f} |"
+            f"{fmt(fig.max)} | {len(fig.samples)} | {fig.median / ideal:.3f} | {fmt(use.hold_ms)} | {use.busy:.1%} |"
         )
         if slots <= 16:
             targets.append(
@@ -308,7 +334,10 @@ def run(smoke: bool, workdir: Path) -> tuple[Section, dict[str, str]]:
         f"### Scaling\n\nA function that sleeps {SLEEP_S * 1000:.0f} ms (I/O-bound), each configuration its own "
         f'module with `replicas = "R:R"` and `concurrency = C`; per run {sizes.waves} jobs per slot from '
         "2 x slots concurrent keep-alive clients (never fewer than slots + 2, so every slot always has a job "
-        "waiting); one warm-up wave first. Ideal = slots / 0.2 s.",
+        "waiting); one warm-up wave first. Ideal = slots / 0.2 s. From the runtime's job records of the last run: "
+        "how long a replica held a job (handed out to result in: the sleep plus the SDK's own overhead) and how "
+        "busy the slots were (held time / (slots x wall)); median / ideal is about 200 ms / hold x busy, so a low "
+        "busy share points at the scheduler or the clients, a long hold at the replica.",
         "\n".join(slots_rows),
     )
 
@@ -336,12 +365,13 @@ def run(smoke: bool, workdir: Path) -> tuple[Section, dict[str, str]]:
         ),
     )
     section.targets = targets
-    if sizes.profile and not targets[1].passed:
+    if sizes.profile:  # what dominates the runtime's CPU, missed or not
         section.add(
             "### Where the runtime's CPU goes\n\n"
-            "`python -m cProfile` around `cmfleet dev hello` (the event loop's thread) over "
-            f"{sizes.calls} calls of `add`; shares of the profiled own time (cProfile inflates Python-level "
-            "calls, so read the shares, not the absolute times).",
+            "cProfile with a CPU clock (`benchmarks/cpuprofile.py`) around `cmfleet dev hello`, main thread (the "
+            f"event loop: runtime protocol and gateway), over {sizes.calls} calls of `add` after start-up and "
+            "warm-up; shares of the profiled own time (cProfile inflates Python-level calls, so read the shares, "
+            "not the absolute times).",
             profile_runtime(root, sizes.calls, logs),
         )
     return section, peer_versions

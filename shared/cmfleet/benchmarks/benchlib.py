@@ -439,25 +439,29 @@ def _group(filename: str, funcname: str) -> str:
     if path == "~":
         return f"built-in {funcname}"
     if "/cmfleet/" in path and "/site-packages/" not in path:
-        return "cmfleet." + path.split("/cmfleet/", 1)[1].removesuffix(".py").replace("/", ".")
+        return "cmfleet." + path.rsplit("/cmfleet/", 1)[1].removesuffix(".py").replace("/", ".")
     if "/site-packages/" in path:
         return path.split("/site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
     if "/lib/python3" in path:
         rest = path.split("/lib/python3", 1)[1].split("/", 1)[1]
-        return "stdlib " + rest.split("/", 1)[0].removesuffix(".py")
+        return "stdlib " + "/".join(rest.split("/", 2)[:2]).removesuffix(".py")
     return path.rsplit("/", 1)[-1]
 
 
-def summarize_profile(path: Path) -> str:
-    """Own time (tottime) by package or file, and the top functions: what dominates the runtime's CPU."""
+def summarize_profile(path: Path, per: int | None = None) -> str:
+    """Own time (tottime) by package or file, and the top functions: what dominates the runtime's CPU;
+    with ``per`` (calls made while profiling) also the profiled time per call."""
     stats = pstats.Stats(str(path))
     raw = stats.stats  # type: ignore[attr-defined]
     total = sum(v[2] for v in raw.values()) or 1.0
+    head = []
+    if per:
+        head = [f"Profiled time: {total * 1000 / per:.3f} ms per call (cProfile's own overhead included).", ""]
     groups: dict[str, float] = {}
     for (filename, _line, funcname), (_cc, _nc, tt, _ct, _callers) in raw.items():
         key = _group(filename, funcname)
         groups[key] = groups.get(key, 0.0) + tt
-    lines = ["| where (own time) | share |", "|---|---:|"]
+    lines = [*head, "| where (own time) | share |", "|---|---:|"]
     for key, tt in sorted(groups.items(), key=lambda kv: -kv[1])[:14]:
         lines.append(f"| {key} | {tt / total:.1%} |")
     lines += ["", "| function (own time) | calls | share | cumulative share |", "|---|---:|---:|---:|"]

@@ -141,6 +141,26 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_report(output: Path, fresh: dict[str, str], versions: dict[str, str], extra: dict[str, str], smoke: bool):
+    """Write the report: the sections measured now, the others kept from ``output`` (each says when it was
+    measured), in the suite's order."""
+    old = split_sections(output.read_text(encoding="utf-8")) if output.exists() else {}
+    sections = []
+    for name, (heading, _) in SECTIONS.items():
+        if name in fresh:
+            sections.append(fresh[name])
+        elif heading in old:
+            sections.append(old[heading])
+    peer = dict(extra)
+    if "functions-framework (peer)" not in peer:  # keep the peer's versions of the last invocation run
+        for line in old.get("Versions", "").splitlines():
+            if "(peer)" in line and line.startswith("| "):
+                key, value = [c.strip() for c in line.strip().strip("|").split("|")][:2]
+                peer[key] = value
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(output, render(sections, {**versions, **peer}, smoke))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run cmfleet's benchmarks and write BENCHMARKS.md.")
     parser.add_argument("--smoke", action="store_true", help="1 run each, tiny sizes, in parallel, to a temp file")
@@ -156,39 +176,21 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or (Path(tempfile.gettempdir()) / "cmfleet-BENCHMARKS-smoke.md" if args.smoke else OUTPUT)
     versions = tool_versions()
     extra: dict[str, str] = {}
+    fresh: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="cmfleet-bench-") as tmp:
         workroot = Path(tmp)
         if args.smoke:  # timings do not matter here, only that every section still works
             with ThreadPoolExecutor(len(names)) as pool:
-                rendered = list(pool.map(lambda n: run_section(n, True, workroot, extra), names))
+                texts = list(pool.map(lambda n: run_section(n, True, workroot, extra), names))
+            fresh = dict(zip(names, texts, strict=True))
         else:  # one at a time: benchmarks must not compete for the 2 cores
-            rendered = []
             for name in names:
                 print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-                rendered.append(run_section(name, False, workroot, extra))
-    fresh = dict(zip(names, rendered, strict=True))
-    if args.only and output.exists():  # keep the sections not re-run, in the suite's order
-        kept = split_sections(output.read_text(encoding="utf-8"))
-        sections = []
-        for name, (heading, _) in SECTIONS.items():
-            if name in fresh:
-                sections.append(fresh[name])
-            elif heading in kept:
-                sections.append(kept[heading])
-        if "functions-framework (peer)" not in extra:  # keep the peer's versions from the last invocation run
-            old = split_sections(output.read_text(encoding="utf-8")).get("Versions", "")
-            for line in old.splitlines():
-                if "(peer)" in line and line.startswith("| "):
-                    key, value = [c.strip() for c in line.strip("|").split("|")][:2]
-                    extra[key] = value
-    else:
-        sections = rendered
-    versions.update(extra)
-    text = render(sections, versions, args.smoke)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(output, text)
+                fresh[name] = run_section(name, False, workroot, extra)
+                write_report(output, fresh, versions, extra, args.smoke)  # progress survives an interrupted run
+    write_report(output, fresh, versions, extra, args.smoke)
     print(f"wrote {output}", file=sys.stderr)
-    return 1 if any("**FAILED**" in s for s in rendered) else 0
+    return 1 if any("**FAILED**" in text for text in fresh.values()) else 0
 
 
 if __name__ == "__main__":
