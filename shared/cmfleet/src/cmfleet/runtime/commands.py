@@ -19,6 +19,14 @@ from cmfleet.hookspecs import hookimpl
 @click.option("--no-reload", is_flag=True, help="Do not restart a module's replicas when its files change.")
 @click.option("--timeout", type=float, metavar="S", help="Seconds a job may take, queue included (504 after). [60]")
 @click.option("--idle-timeout", type=float, metavar="S", help="Seconds before an idle replica above MIN stops. [300]")
+@click.option(
+    "--env",
+    "environments",
+    type=click.Choice(["module", "shared"]),
+    default=None,
+    help="module: each module's replicas in a venv with only what it declares (.cmfleet/envs/); shared: all in "
+    "this Python. [module]",
+)
 @click.option("--print-env", "print_env", metavar="MODULE", help="Print the environment of a replica started by hand.")
 def dev_command(
     modules: tuple[str, ...],
@@ -30,6 +38,7 @@ def dev_command(
     no_reload: bool,
     timeout: float | None,
     idle_timeout: float | None,
+    environments: str | None,
     print_env: str | None,
 ) -> None:
     """Run every module (or only MODULES) locally as Foundry does: replicas running the official SDK, the
@@ -54,28 +63,34 @@ def dev_command(
             concurrency=concurrency,
             timeout=timeout,
             idle_timeout=idle_timeout,
+            environments=environments,
         )
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
     if print_env:
-        from cmfleet.runtime.manual import manual_environment
+        from cmfleet.cli import EXIT_FAILED
+        from cmfleet.runtime.environments import EnvBuildError
+        from cmfleet.runtime.manual import manual_environment, manual_python
 
         try:
             env = manual_environment(repo, config, print_env)
+            python = manual_python(repo, config, print_env)
         except KeyError as exc:
             fail(str(exc), EXIT_USAGE)
-        _print_env(env, repo, print_env, config.runtime_port)
+        except EnvBuildError as exc:
+            fail(f"module {print_env!r}: could not create its environment: {exc}", EXIT_FAILED)
+        _print_env(env, repo, print_env, config.runtime_port, python)
         return
     _serve(repo.root, config, list(modules))
 
 
-def _print_env(env: dict[str, str], repo, module: str, runtime_port: int) -> None:
+def _print_env(env: dict[str, str], repo, module: str, runtime_port: int, python: str = "python") -> None:
     import shlex
 
     unit = repo.module(module)
     click.echo(f"# Environment of a hand-started replica of {module!r}. The runtime must be running on port")
     click.echo(f"# {runtime_port} (`cmfleet dev` in another terminal); then, in this shell:")
-    click.echo(f"#   cd {unit.path} && python -m cmfleet.entrypoint .      (or your SDK's command)")
+    click.echo(f"#   cd {unit.path} && {shlex.quote(python)} -m cmfleet.entrypoint .      (or your SDK's command)")
     for key, value in sorted(env.items()):
         click.echo(f"export {key}={shlex.quote(value)}")
 

@@ -9,6 +9,7 @@ Root ``pyproject.toml``::
     idle-timeout = 300        # seconds a replica above MIN may stay idle before it is stopped
     queue-limit = 1000        # jobs waiting per module before 429
     max-body = 1048576        # largest accepted event, bytes (413 above)
+    environments = "module"   # each module's replicas in their own venv (.cmfleet/envs/<module>/), or "shared"
 
     [tool.cmfleet.dev.modules.hello]
     replicas = "0:4"
@@ -63,12 +64,18 @@ class ModuleSettings:
     command: tuple[str, ...] | None = None  # replaces `python -m cmfleet.entrypoint <dir>`
     python: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    environments: str = "module"  # "module": a venv of its own (environments.py); "shared": the runtime's Python
 
-    def replica_command(self, module_dir: Path) -> list[str]:
-        """The argv of one replica process."""
+    @property
+    def own_environment(self) -> bool:
+        """Whether replicas run in the module's own venv (not when ``python`` or ``command`` overrides it)."""
+        return self.environments == "module" and not self.command and not self.python
+
+    def replica_command(self, module_dir: Path, env_python: str | None = None) -> list[str]:
+        """The argv of one replica process (``env_python``: the module's own venv, when it has one)."""
         if self.command:
             return list(self.command)
-        return [self.python or sys.executable, "-m", "cmfleet.entrypoint", str(module_dir)]
+        return [self.python or env_python or sys.executable, "-m", "cmfleet.entrypoint", str(module_dir)]
 
 
 @dataclass
@@ -101,6 +108,7 @@ _KEYS = {
     "command",
     "python",
     "env",
+    "environments",
 }
 
 
@@ -137,6 +145,15 @@ def _apply(base: ModuleSettings, table: dict[str, Any], where: str) -> ModuleSet
             if not isinstance(table["env"], dict):
                 raise ConfigError(f"{where}.env must be a table of strings")
             changes["env"] = {str(k): str(v) for k, v in table["env"].items()}
+        if "environments" in table:
+            value = table["environments"]
+            if value not in ("module", "shared"):
+                label = "--env" if cli else f"{where}.environments"
+                raise ConfigError(
+                    f'{label}: {value!r} is not "module" (a venv per module with only what it declares) '
+                    'or "shared" (every replica in the runtime\'s own Python)'
+                )
+            changes["environments"] = value
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):
             raise
@@ -148,7 +165,8 @@ def load_config(tool_cmfleet: dict[str, Any], *, pyproject: str = "pyproject.tom
     """Build the config from ``[tool.cmfleet]`` (as read by discovery) and command-line ``overrides``.
 
     Overrides: host, port, runtime_port, reload, replicas ("MIN:MAX"), concurrency, timeout, idle_timeout,
-    queue_limit, max_body, terminal_logs. ``None`` values are ignored. Command-line values apply to every module.
+    queue_limit, environments ("module"|"shared"), max_body, terminal_logs. ``None`` values are ignored.
+    Command-line values apply to every module.
     """
     dev = tool_cmfleet.get("dev", {}) or {}
     where = f"{pyproject} [tool.cmfleet.dev]"
@@ -157,7 +175,7 @@ def load_config(tool_cmfleet: dict[str, Any], *, pyproject: str = "pyproject.tom
     ov = {k: v for k, v in overrides.items() if v is not None}
     if "replicas" in ov:
         cli["replicas"] = ov.pop("replicas")
-    for key in ("concurrency", "timeout", "idle_timeout", "queue_limit"):
+    for key in ("concurrency", "timeout", "idle_timeout", "queue_limit", "environments"):
         if key in ov:
             cli[key.replace("_", "-")] = ov.pop(key)
     defaults = _apply(defaults, cli, "command line")

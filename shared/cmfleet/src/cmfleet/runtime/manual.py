@@ -25,8 +25,28 @@ def manual_environment(repo: Any, config: DevConfig, module: str) -> dict[str, s
     discovery.write_text(SERVICE_DISCOVERY)
     env = ReplicaEnvironment(repo.root, config.runtime_port, tls.ca, folder, discovery)
     env.source_env[module] = write_module_sources(load_sources(repo.root), module, folder)
-    env.pythonpath[module] = [str(_src(lib)) for lib in repo.closure(unit)]
-    environ = env.build(unit, config.for_module(module), token_file, f"{module}-manual")
+    settings = config.for_module(module)
+    if not settings.own_environment:  # a module's own venv has its shared libs installed
+        env.pythonpath[module] = [str(_src(lib)) for lib in repo.closure(unit)]
+    environ = env.build(unit, settings, token_file, f"{module}-manual")
     for key in ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER"):
         environ.pop(key, None)  # the shell has its own
     return environ
+
+
+def manual_python(repo: Any, config: DevConfig, module: str) -> str:
+    """The Python a hand-started replica of ``module`` should use: its own venv (created or reused now, with
+    progress on stderr), its configured ``python``, or ``python``. Raises EnvBuildError when the venv fails."""
+    settings = config.for_module(module)
+    if settings.python or not settings.own_environment:
+        return settings.python or "python"
+    from rich.console import Console
+
+    from cmfleet.runtime.environments import ensure_module_environment
+
+    console = Console(stderr=True, highlight=False)
+    with console.status(f"environment of {module}: checking") as status:
+        python, _ = ensure_module_environment(
+            repo.root, module, on_line=lambda line: status.update(f"environment of {module}: {line[:100]}")
+        )
+    return str(python)

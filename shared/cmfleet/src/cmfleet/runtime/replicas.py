@@ -1,8 +1,10 @@
 """Replica processes: start, supervise, restart, scale (min/max, on load, to zero when idle), reload.
 
-A replica is a process running ``python -m cmfleet.entrypoint <module dir>`` (the official SDK, unchanged) or the
-module's own ``command``, in its own process group (so its SDK worker processes end with it), with the
-environment Foundry gives a container. Its stdout and stderr go to the LogHub line by line.
+A replica is a process running ``python -m cmfleet.entrypoint <module dir>`` (the official SDK, unchanged) with
+the Python of the module's own venv (environments.py; made before its first replica starts) or the runtime's own
+(``environments = "shared"``), or the module's own ``command``, in its own process group (so its SDK worker
+processes end with it), with the environment Foundry gives a container. Its stdout and stderr go to the
+LogHub line by line.
 
 A replica that dies is restarted at once; the jobs it held end as ``lost`` naming the exit code or signal.
 A replica that dies before it ever polled (import error) fails the queued jobs with the cause and is retried
@@ -12,6 +14,7 @@ with a growing delay.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cmfleet.runtime.config import DevConfig, ModuleSettings
+from cmfleet.runtime.environments import EnvBuildError, EnvironmentManager
 from cmfleet.runtime.logs import LogHub
 from cmfleet.runtime.protocol import runtime_uris
 from cmfleet.runtime.scheduler import CRASHED, DRAINING, LIVE, READY, STARTING, STOPPED, ModuleQueue, Replica, Scheduler
@@ -68,6 +72,8 @@ class ReplicaEnvironment:
     def build(self, module: Any, settings: ModuleSettings, token_file: Path, session_id: str) -> dict[str, str]:
         """The complete environment of one replica of ``module`` (a discovery Unit)."""
         env = {k: os.environ[k] for k in INHERITED if k in os.environ}
+        if settings.own_environment:
+            env.pop("PYTHONPATH", None)  # the module's venv is all it gets, as in its container
         paths = [*self.pythonpath.get(module.name, []), *filter(None, [env.get("PYTHONPATH")])]
         if paths:
             env["PYTHONPATH"] = os.pathsep.join(paths)
@@ -112,11 +118,19 @@ class ModuleRuntime:
 class ReplicaManager:
     """Starts and supervises every module's replicas."""
 
-    def __init__(self, scheduler: Scheduler, logs: LogHub, config: DevConfig, env: ReplicaEnvironment) -> None:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        logs: LogHub,
+        config: DevConfig,
+        env: ReplicaEnvironment,
+        envs: EnvironmentManager | None = None,
+    ) -> None:
         self.scheduler = scheduler
         self.logs = logs
         self.config = config
         self.env = env
+        self.envs = envs  # per-module venvs (None: every replica uses its configured or the runtime's Python)
         self.modules: dict[str, ModuleRuntime] = {}
         self.closing = False
         self._ticker: asyncio.Task[None] | None = None
@@ -132,7 +146,9 @@ class ReplicaManager:
         return mod
 
     def start(self) -> None:
-        """Start every module's minimum replicas and the scaling ticker."""
+        """Start building the modules' own envs, every module's minimum replicas and the scaling ticker."""
+        if self.envs is not None:
+            self.envs.prepare([m.unit.name for m in self.modules.values() if m.settings.own_environment])
         for mod in self.modules.values():
             for _ in range(mod.settings.min_replicas):
                 self.spawn(mod)
@@ -161,10 +177,24 @@ class ReplicaManager:
         return replica
 
     async def _run(self, mod: ModuleRuntime, replica: Replica) -> None:
+        env_python: str | None = None
+        if self.envs is not None and mod.settings.own_environment:
+            try:
+                env_python = str(await self.envs.python(mod.unit.name))
+            except EnvBuildError as exc:
+                if not (self.closing or replica.stopping):
+                    self._start_failed(mod, replica, str(exc))
+                return
+            if self.closing or replica.stopping or replica.state != STARTING:
+                return  # stopped, drained or reloaded while its env was being made
         token_file = self.env.run_dir / "tokens" / replica.id
         write_token(token_file, replica.token)
         environ = self.env.build(mod.unit, mod.settings, token_file, replica.session_id)
-        argv = mod.settings.replica_command(mod.unit.path)
+        if env_python is not None:  # as if activated: `python` and console scripts in a subprocess are the env's
+            bin_dir = os.path.dirname(env_python)
+            environ["PATH"] = os.pathsep.join(filter(None, [bin_dir, environ.get("PATH")]))
+            environ["VIRTUAL_ENV"] = os.path.dirname(bin_dir)
+        argv = mod.settings.replica_command(mod.unit.path, env_python)
         loop = asyncio.get_running_loop()
         exited: asyncio.Future[int] = loop.create_future()
         try:
@@ -319,7 +349,28 @@ class ReplicaManager:
     # -- reload --------------------------------------------------------------------------------------------
 
     def reload(self, name: str, why: str = "") -> None:
-        """Replace the module's replicas: old ones drain (finish their jobs) and stop, new ones start at once."""
+        """Replace the module's replicas: old ones drain (finish their jobs) and stop, new ones start at once.
+
+        A module with its own env has it checked first (rebuilt when its pyproject files changed) while the old
+        replicas keep serving; a failed build then shows as the new replicas' start error.
+        """
+        mod = self.modules[name]
+        if self.envs is None or not mod.settings.own_environment:
+            self._replace(name, why)
+            return
+        self.envs.invalidate(name)
+
+        async def after_env() -> None:
+            with contextlib.suppress(EnvBuildError):
+                await self.envs.python(name)  # type: ignore[union-attr]
+            if not self.closing:
+                self._replace(name, why)
+
+        task = asyncio.get_running_loop().create_task(after_env())
+        mod.tasks.add(task)
+        task.add_done_callback(mod.tasks.discard)
+
+    def _replace(self, name: str, why: str) -> None:
         mod = self.modules[name]
         old = [r for r in mod.queue.replicas if r.state in LIVE and not r.external]
         crashed = [r for r in mod.queue.replicas if r.state == CRASHED and not r.external]
@@ -341,6 +392,8 @@ class ReplicaManager:
         self.closing = True
         if self._ticker is not None:
             self._ticker.cancel()
+        if self.envs is not None:
+            await self.envs.stop()  # uv processes of unfinished builds end now
         procs: list[tuple[int, asyncio.subprocess.Process]] = []
         for mod in self.modules.values():
             for proc in list(mod.processes.values()):

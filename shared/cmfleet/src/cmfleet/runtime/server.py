@@ -4,6 +4,7 @@ the gateway (HTTP, gateway port), every module's replicas, logs and hot reload.
 State on disk:
   ``<root>/.cmfleet/dev/tls/``            the CA and server certificate (kept between runs, git-ignored)
   ``<root>/.cmfleet/dev/manual/<module>/`` token and source files for a replica started by hand (``--print-env``)
+  ``<root>/.cmfleet/envs/<module>/``       each module's own venv (environments.py), reused while its inputs match
   a private temporary folder per run     replica tokens, source files (0600), removed at stop
 
 ``Runtime`` can run in the current loop (``await runtime.start()`` ... ``await runtime.stop()``) or in a thread
@@ -159,12 +160,19 @@ class Runtime:
         self.gateway_port = gateway_sock.getsockname()[1]
 
         env = ReplicaEnvironment(self.root, self.runtime_port, tls.ca, self.run_dir, discovery)
+        own_env = [u for u in units if self.config.for_module(u.name).own_environment]
         for unit in units:
             env.source_env[unit.name] = write_module_sources(sources, unit.name, self.run_dir / "sources" / unit.name)
-            env.pythonpath[unit.name] = [str(_src(lib)) for lib in self.repo.closure(unit)]
+            if unit not in own_env:  # a module's own venv has its shared libs installed (editable)
+                env.pythonpath[unit.name] = [str(_src(lib)) for lib in self.repo.closure(unit)]
+        envs = None
+        if own_env:
+            from cmfleet.runtime.environments import EnvironmentManager
+
+            envs = EnvironmentManager(self.root, self.logs)
 
         self.scheduler = Scheduler(loop, job_history=self.config.job_history, poll_hold=self.config.poll_hold)
-        self.manager = ReplicaManager(self.scheduler, self.logs, self.config, env)
+        self.manager = ReplicaManager(self.scheduler, self.logs, self.config, env, envs)
         for unit in units:
             self.manager.add_module(unit)
             _, token = manual_token(self.root, unit.name)

@@ -1,0 +1,455 @@
+"""Per-module replica environments of ``cmfleet dev`` (``environments = "module"``, the default).
+
+A container in Foundry holds only what its module declares, so locally each module's replicas run in a venv of
+their own, ``<root>/.cmfleet/envs/<module>/`` (git-ignored), made with uv from:
+
+* the module's declared third-party dependencies (``[project].dependencies`` minus the repository's shared libs),
+* its shared libraries (``Repository.closure``), editable from their folders,
+* cmfleet itself, editable and without extras (the entrypoint needs only the core).
+
+A module that imports something it does not declare fails here as it would in Foundry. The env is reused while a
+hash of (Python version, requirement list, the pyproject files' contents) matches the one stored in
+``cmfleet-env.json`` inside it; otherwise it is built again, in a temporary folder swapped in when complete (an
+env without a stamp is never used). ``environments = "shared"`` runs every replica with the runtime's own Python.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENVS_DIR = Path(".cmfleet") / "envs"
+STAMP = "cmfleet-env.json"
+MODES = ("module", "shared")
+WORKERS = 3  # envs built at once (uv parallelises each build too)
+RETRY_AFTER = 60.0  # seconds before a failed build with unchanged inputs is tried again
+OUTPUT_LIMIT = 4000  # characters of uv's output kept in an error
+
+
+class EnvBuildError(Exception):
+    """A module's environment could not be made; the message carries uv's own error text."""
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What one module's environment is made of."""
+
+    module: str
+    folder: Path
+    base_python: str
+    requirements: tuple[str, ...]  # third-party requirement strings, as declared
+    editables: tuple[Path, ...]  # shared libraries (deepest first), then cmfleet
+    files: tuple[Path, ...]  # pyproject files whose contents are part of the key
+
+    @property
+    def python(self) -> Path:
+        """The env's interpreter."""
+        return python_of(self.folder)
+
+    def key(self) -> str:
+        """The hash that decides between reuse and rebuild."""
+        digest = hashlib.sha256()
+        head = {
+            "python": [sys.implementation.name, sys.version, sys.base_prefix, self.base_python],
+            "requirements": list(self.requirements),
+            "editables": [str(p) for p in self.editables],
+        }
+        digest.update(json.dumps(head, sort_keys=True).encode())
+        for file in self.files:
+            digest.update(b"\0" + str(file).encode() + b"\0")
+            digest.update(file.read_bytes() if file.is_file() else b"(missing)")
+        return digest.hexdigest()
+
+
+def python_of(folder: Path) -> Path:
+    """The interpreter of the venv at ``folder``."""
+    return folder / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def env_folder(root: Path, module: str) -> Path:
+    """Where ``module``'s environment lives."""
+    return Path(root) / ENVS_DIR / module
+
+
+def toolkit_source(repo: Any) -> Path | None:
+    """cmfleet's source folder: the repository's ``shared/cmfleet``, else the checkout this cmfleet runs from;
+    ``None`` when cmfleet is an installed wheel (then it is installed from the index at this version)."""
+    unit = repo.units.get("cmfleet")
+    if unit is not None and not unit.is_module:
+        return unit.path
+    import cmfleet
+
+    candidate = Path(cmfleet.__file__).resolve().parents[2]  # <checkout>/src/cmfleet/__init__.py
+    pyproject = candidate / "pyproject.toml"
+    if pyproject.is_file() and 'name = "cmfleet"' in pyproject.read_text(encoding="utf-8"):
+        return candidate
+    return None
+
+
+def environment_spec(repo: Any, unit: Any, base_python: str | None = None) -> EnvSpec:
+    """The spec of ``unit``'s environment (``repo`` should be freshly loaded: pyprojects are read from it)."""
+    from cmfleet.discovery import requirement_name
+
+    libs = repo.closure(unit)
+    shared = {lib.distribution for lib in repo.shared()}
+    requirements = [r for r in unit.dependencies if requirement_name(r) not in shared]
+    toolkit = toolkit_source(repo)
+    editables = [lib.path for lib in libs if lib.path != toolkit]
+    files = [unit.pyproject, *(lib.pyproject for lib in libs if lib.path != toolkit)]
+    if toolkit is not None:
+        editables.append(toolkit)
+        files.append(toolkit / "pyproject.toml")
+    else:
+        from importlib.metadata import version
+
+        requirements.append(f"cmfleet=={version('cmfleet')}")
+    return EnvSpec(
+        unit.name,
+        env_folder(repo.root, unit.name),
+        base_python or sys.executable,
+        tuple(requirements),
+        tuple(editables),
+        tuple(files),
+    )
+
+
+def read_stamp(folder: Path) -> dict[str, Any] | None:
+    """The stamp of a complete env at ``folder`` (``None`` when there is none)."""
+    try:
+        return json.loads((folder / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+_UV_LOCK = threading.Lock()
+_UV: list[str] = []
+
+
+def find_uv() -> str:
+    """The uv executable: the ``uv`` Python package's, else one on PATH."""
+    # Once, under a lock: find_uv_bin reads sysconfig, whose first use is not thread-safe (None from another thread)
+    with _UV_LOCK:
+        if not _UV:
+            try:
+                from uv import find_uv_bin
+
+                _UV.append(find_uv_bin())
+            except (ImportError, FileNotFoundError):
+                found = shutil.which("uv")
+                if found:
+                    _UV.append(found)
+        if _UV:
+            return _UV[0]
+    raise EnvBuildError(
+        "uv is needed to make per-module environments: install cmfleet[runtime] (or `pip install uv`), "
+        'or run every module in the runtime\'s own Python with `cmfleet dev --env shared` / environments = "shared"'
+    )
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock across processes (two ``cmfleet dev`` on one repository build an env once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: the in-process lock is all there is
+            yield
+            return
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+LineSink = Callable[[str], None]
+
+
+class Builder:
+    """Runs uv; ``stop()`` ends every uv process it started (the runtime is stopping)."""
+
+    def __init__(self) -> None:
+        self._procs: set[subprocess.Popen[str]] = set()
+        self._lock = threading.Lock()
+        self.stopped = False
+
+    def stop(self) -> None:
+        """Kill the uv processes still running; later builds fail at once."""
+        with self._lock:
+            self.stopped = True
+            procs = list(self._procs)
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+
+    def run(self, argv: list[str], cwd: Path, on_line: LineSink | None) -> None:
+        """Run one uv command; its output goes to ``on_line`` line by line and, on failure, into the error."""
+        with self._lock:
+            if self.stopped:
+                raise EnvBuildError("the runtime is stopping")
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                env={**os.environ, "NO_COLOR": "1"},
+            )
+            self._procs.add(proc)
+        lines: list[str] = []
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                line = line.rstrip()
+                if line:
+                    lines.append(line)
+                    if on_line is not None:
+                        on_line(line)
+            returncode = proc.wait()
+        finally:
+            with self._lock:
+                self._procs.discard(proc)
+        if self.stopped:
+            raise EnvBuildError("the runtime is stopping")
+        if returncode != 0:
+            output = "\n".join(line for line in lines if not line.startswith("Using Python"))  # names the temp folder
+            if len(output) > OUTPUT_LIMIT:
+                output = "...\n" + output[-OUTPUT_LIMIT:]
+            command = " ".join(argv[1:3])
+            raise EnvBuildError(f"`uv {command}` failed (exit code {returncode}):\n{output}")
+
+    def ensure(self, spec: EnvSpec, on_line: LineSink | None = None) -> tuple[Path, bool]:
+        """The env's Python, building the env first unless its stamp matches: ``(python, built)``."""
+        key = spec.key()
+        with _file_lock(spec.folder.parent / f".{spec.module}.lock"):
+            stamp = read_stamp(spec.folder)
+            if stamp is not None and stamp.get("key") == key and spec.python.exists():
+                return spec.python, False
+            uv = find_uv()
+            spec.folder.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{spec.module}.building-", dir=spec.folder.parent))
+            try:
+                # --relocatable: the env is built beside its final place and renamed into it when complete
+                self.run(
+                    [uv, "venv", "--quiet", "--no-project", "--relocatable", "--clear", "--python"]
+                    + [spec.base_python, str(tmp)],
+                    spec.folder.parent,
+                    on_line,
+                )
+                install = [uv, "pip", "install", "--python", str(python_of(tmp)), *spec.requirements]
+                for path in spec.editables:
+                    install += ["--editable", str(path)]
+                self.run(install, spec.folder.parent, on_line)
+                stamp = {
+                    "key": key,
+                    "module": spec.module,
+                    "python": sys.version.split()[0],
+                    "requirements": list(spec.requirements),
+                    "editables": [str(p) for p in spec.editables],
+                    "created": time.time(),
+                }
+                (tmp / STAMP).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
+                old = spec.folder.with_name(f".{spec.module}.old-{os.getpid()}-{threading.get_ident()}")
+                if spec.folder.exists():
+                    os.rename(spec.folder, old)
+                os.rename(tmp, spec.folder)
+                # Replicas of the old env that are still draining keep the files they opened; new ones use this env.
+                shutil.rmtree(old, ignore_errors=True)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        return spec.python, True
+
+
+def ensure_module_environment(
+    root: Path, module: str, builder: Builder | None = None, on_line: LineSink | None = None
+) -> tuple[Path, bool]:
+    """Create or reuse ``module``'s env from the repository's current files: ``(python, built)``."""
+    from cmfleet.discovery import DiscoveryError, Repository
+
+    try:
+        repo = Repository.load(Path(root))
+        spec = environment_spec(repo, repo.module(module))
+    except DiscoveryError as exc:
+        raise EnvBuildError(str(exc)) from None
+    return (builder or Builder()).ensure(spec, on_line)
+
+
+class _Progress:
+    """Live rich progress lines (one per env being built) on the runtime's terminal console."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self._progress: Any = None
+        self._lock = threading.Lock()
+
+    def add(self, module: str) -> Any:
+        if self.console is None:
+            return None
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with self._lock:
+            if self._progress is None:
+                self._progress = Progress(
+                    SpinnerColumn(),
+                    TextColumn("[bold]env[/] {task.fields[module]}"),
+                    TimeElapsedColumn(),
+                    TextColumn("[dim]{task.description}"),
+                    console=self.console,
+                    transient=True,
+                )
+                self._progress.start()
+            return self._progress.add_task("creating venv", module=module, total=None)
+
+    def update(self, task: Any, line: str) -> None:
+        if task is None:
+            return
+        with self._lock:
+            if self._progress is not None:
+                self._progress.update(task, description=line[:100])
+
+    def done(self, task: Any) -> None:
+        if task is None:
+            return
+        with self._lock:
+            if self._progress is None:
+                return
+            self._progress.remove_task(task)
+            if not self._progress.tasks:
+                self._progress.stop()
+                self._progress = None
+
+
+class EnvironmentManager:
+    """The runtime's side: builds off the event loop (a bounded thread pool, several modules in parallel),
+    one build per module at a time, results remembered until :meth:`invalidate` (hot reload)."""
+
+    def __init__(self, root: Path, logs: Any, workers: int = WORKERS) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.root = Path(root)
+        self.logs = logs
+        self.builder = Builder()
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cmfleet-env")
+        self._ready: dict[str, Path] = {}
+        self._building: dict[str, asyncio.Future[Path]] = {}
+        self._generation: dict[str, int] = {}
+        self._failed: dict[str, tuple[str, float, str]] = {}  # module -> (key, when, message)
+        self._progress = _Progress(getattr(logs, "_console", None))  # the LogHub's console: lines print above
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def prepare(self, modules: list[str]) -> None:
+        """Start building ``modules``' envs now (a module scaled to zero then cold-starts without the wait)."""
+        for name in modules:
+            task = asyncio.get_running_loop().create_task(self._quietly(name))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _quietly(self, name: str) -> None:
+        with contextlib.suppress(EnvBuildError):  # reported when a replica needs the env
+            await self.python(name)
+
+    def invalidate(self, module: str) -> None:
+        """Files of ``module`` changed: check its env again (rebuilt only if its inputs changed)."""
+        self._ready.pop(module, None)
+        self._failed.pop(module, None)
+        self._generation[module] = self._generation.get(module, 0) + 1
+
+    async def python(self, module: str) -> Path:
+        """The Python of ``module``'s env, once it exists; raises EnvBuildError with the cause."""
+        loop = self._loop = asyncio.get_running_loop()
+        while True:
+            if self.builder.stopped:
+                raise EnvBuildError("the runtime is stopping")
+            if module in self._ready:
+                return self._ready[module]
+            generation = self._generation.get(module, 0)
+            future = self._building.get(module)
+            if future is None:
+                future = self._building[module] = loop.run_in_executor(self._executor, self._build, module)
+                future.add_done_callback(
+                    lambda f, m=module: self._building.pop(m, None) if self._building.get(m) is f else None
+                )
+            try:
+                python = await asyncio.shield(future)
+            except EnvBuildError:
+                if self._generation.get(module, 0) != generation:
+                    continue  # files changed while it was being built: try the new ones
+                raise
+            if self._generation.get(module, 0) == generation:
+                self._ready[module] = python
+                return python
+
+    def _log(self, message: str, module: str, level: str = "INFO") -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.logs.system, message, module, "-", level)
+
+    def _build(self, module: str) -> Path:
+        """(In a worker thread.) Create or reuse one module's env."""
+        from cmfleet.discovery import DiscoveryError, Repository
+
+        try:
+            repo = Repository.load(self.root)
+            spec = environment_spec(repo, repo.module(module))
+            key = spec.key()
+        except DiscoveryError as exc:
+            raise EnvBuildError(str(exc)) from None
+        failed = self._failed.get(module)
+        if failed is not None and failed[0] == key and time.monotonic() - failed[1] < RETRY_AFTER:
+            raise EnvBuildError(failed[2])
+        where = _rel(spec.folder, self.root)
+        stamp = read_stamp(spec.folder)
+        task = None
+        if stamp is None or stamp.get("key") != key:
+            what = f"{len(spec.requirements)} requirement(s), {len(spec.editables)} editable"
+            self._log(f"{'creating' if stamp is None else 'rebuilding'} environment {where} ({what})", module)
+            task = self._progress.add(module)
+        started = time.monotonic()
+        try:
+            python, built = self.builder.ensure(spec, lambda line: self._progress.update(task, line))
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the module's replicas report it
+            detail = str(exc) if isinstance(exc, (EnvBuildError, OSError)) else f"{type(exc).__name__}: {exc}"
+            message = f"could not create its environment {where}: {detail}"
+            self._failed[module] = (key, time.monotonic(), message)
+            if not self.builder.stopped:
+                self._log(message, module, "ERROR")
+            raise EnvBuildError(message) from None
+        finally:
+            self._progress.done(task)
+        self._failed.pop(module, None)
+        if built:
+            self._log(f"environment {where} ready ({time.monotonic() - started:.1f} s)", module)
+        else:
+            self._log(f"reusing environment {where}", module)
+        return python
+
+    async def stop(self) -> None:
+        """End running builds (their uv processes) and the worker threads."""
+        self.builder.stop()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)

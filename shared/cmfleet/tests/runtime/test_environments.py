@@ -1,0 +1,161 @@
+"""Per-module replica environments: real uv, real venvs under <root>/.cmfleet/envs/, real SDK replicas.
+
+A module runs in a venv holding only what it declares, so an undeclared import fails locally as it would in its
+Foundry container; the venv is reused while its inputs are unchanged and rebuilt when its pyproject changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from runtime_support import copy_fleet, ready_replicas, start_runtime, wait_for
+
+from cmfleet.runtime.config import ConfigError, load_config
+from cmfleet.runtime.environments import STAMP
+
+ENV_FIXTURES = Path(__file__).parent / "fixtures" / "envs"
+
+
+def _repo(tmp_path: Path, *extra: str) -> Path:
+    root = copy_fleet(tmp_path / "repo")
+    for name in extra:
+        shutil.copytree(ENV_FIXTURES / name, root / "modules" / name)
+    return root
+
+
+def _modules(client: httpx.Client) -> dict[str, dict]:
+    return {m["name"]: m for m in client.get("/api/modules").json()}
+
+
+def _argv0(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+
+
+def test_a_module_gets_only_what_it_declares(tmp_path, monkeypatch):
+    root = _repo(tmp_path, "sneaky", "unresolvable")
+    # fixlib importable from the runtime's own environment, as the hatch workspace env makes every shared lib
+    # importable: what made an undeclared import work locally and fail in Foundry.
+    monkeypatch.setenv("PYTHONPATH", str(root / "shared" / "fixlib" / "src"))
+    envs = root / ".cmfleet" / "envs"
+
+    rt = start_runtime(root, ["basic", "sneaky", "unresolvable"], environments="module", replicas="1:1")
+    try:
+        client = httpx.Client(base_url=rt.url, timeout=60)
+        (replica,) = wait_for(lambda: ready_replicas(client, "basic"), 60, "basic in its own env")
+        # declared shared lib: installed (editable) in basic's env, and the replica runs that env's python
+        assert client.post("/api/modules/basic/functions/version", json={}).json()["lib"] == "lib-1"
+        assert _argv0(replica["pid"]) == str(envs / "basic" / "bin" / "python")
+        stamp = json.loads((envs / "basic" / STAMP).read_text())
+        assert stamp["requirements"] == ["foundry-compute-modules>=0.34"]
+        assert stamp["editables"][0] == str(root / "shared" / "fixlib")
+
+        # undeclared shared lib: the import fails in the module's env, named in the caller's error and start_error
+        r = client.post("/api/modules/sneaky/functions/lib_version", json={})
+        assert r.status_code == 500
+        assert "could not start" in r.json()["error"]
+        assert "ModuleNotFoundError: No module named 'fixlib'" in r.json()["error"]
+        assert "No module named 'fixlib'" in _modules(client)["sneaky"]["start_error"]
+
+        # requirements uv cannot resolve: uv's own text is the module's start error; the others keep running
+        error = wait_for(lambda: _modules(client)["unresolvable"]["start_error"], 60, "the uv failure")
+        assert "could not create its environment .cmfleet/envs/unresolvable" in error
+        assert "foundry-compute-modules>=999" in error and "unsatisfiable" in error
+        r = client.post("/api/modules/unresolvable/functions/nothing", json={})
+        assert r.status_code == 500 and "foundry-compute-modules>=999" in r.json()["error"]
+        assert client.post("/api/modules/basic/functions/add", json={"x": 2, "y": 3}).json() == 5
+        assert not (envs / "unresolvable").exists()
+        assert not list(envs.glob(".unresolvable.building-*"))  # nothing half-written left behind
+        client.close()
+    finally:
+        rt.close()
+
+    rt = start_runtime(root, ["sneaky"], environments="shared", replicas="1:1")
+    try:
+        client = httpx.Client(base_url=rt.url, timeout=60)
+        (replica,) = wait_for(lambda: ready_replicas(client, "sneaky"), 60, "sneaky in the shared env")
+        assert client.post("/api/modules/sneaky/functions/lib_version", json={}).json() == "lib-1"
+        assert _argv0(replica["pid"]) == sys.executable
+        client.close()
+    finally:
+        rt.close()
+
+
+def _stamp(root: Path) -> tuple[dict, int]:
+    path = root / ".cmfleet" / "envs" / "basic" / STAMP
+    return json.loads(path.read_text()), path.stat().st_mtime_ns
+
+
+def _session(client: httpx.Client) -> str:
+    return client.post("/api/modules/basic/functions/version", json={}).json()["session"]
+
+
+def _print_env(root: Path, mode: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CMFLEET_ROOT"}
+    argv = [sys.executable, "-m", "cmfleet", "dev", "--print-env", "basic", "--env", mode]
+    out = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_env_is_reused_then_rebuilt_when_the_pyproject_changes(tmp_path):
+    root = _repo(tmp_path)
+    rt = start_runtime(root, ["basic"], environments="module", replicas="1:1")
+    try:
+        client = httpx.Client(base_url=rt.url, timeout=60)
+        wait_for(lambda: ready_replicas(client, "basic"), 60, "basic in its own env")
+        client.close()
+    finally:
+        rt.close()
+    first, first_mtime = _stamp(root)
+
+    rt = start_runtime(root, ["basic"], environments="module", replicas="1:1", reload=True)
+    try:
+        client = httpx.Client(base_url=rt.url, timeout=60)
+        wait_for(lambda: ready_replicas(client, "basic"), 60, "basic again")
+        assert _stamp(root) == (first, first_mtime)  # reused: not written again
+        logs = [r["message"] for r in client.get("/api/logs", params={"module": "basic"}).json()]
+        assert "reusing environment .cmfleet/envs/basic" in logs
+        before = _session(client)
+
+        pyproject = root / "modules" / "basic" / "pyproject.toml"
+        pyproject.write_text(pyproject.read_text().replace('"fixlib"]', '"fixlib", "iniconfig"]'))
+        wait_for(lambda: _session(client) != before, 90, "the reload after the env rebuild")
+        second, second_mtime = _stamp(root)
+        assert second["key"] != first["key"] and second_mtime != first_mtime
+        assert second["requirements"] == ["foundry-compute-modules>=0.34", "iniconfig"]
+        python = root / ".cmfleet" / "envs" / "basic" / "bin" / "python"
+        assert subprocess.run([python, "-c", "import iniconfig"], capture_output=True).returncode == 0
+        logs = [r["message"] for r in client.get("/api/logs", params={"module": "basic"}).json()]
+        assert any(m.startswith("rebuilding environment .cmfleet/envs/basic") for m in logs)
+        client.close()
+    finally:
+        rt.close()
+
+    # --print-env suggests the module env's python (reused: the stamp stays as it is)
+    out = _print_env(root, "module")
+    assert f"{python} -m cmfleet.entrypoint ." in out.stdout
+    assert "PYTHONPATH" not in out.stdout  # the env has fixlib installed
+    assert _stamp(root) == (second, second_mtime)
+    shared = _print_env(root, "shared")
+    assert "&& python -m cmfleet.entrypoint ." in shared.stdout
+    assert f"export PYTHONPATH={root / 'shared' / 'fixlib' / 'src'}" in shared.stdout
+
+
+def test_environments_setting():
+    assert load_config({}).defaults.environments == "module"
+    tool = {"dev": {"environments": "shared", "modules": {"hello": {"environments": "module"}}}}
+    config = load_config(tool)
+    assert not config.for_module("other").own_environment and config.for_module("hello").own_environment
+    assert not load_config(tool, environments="shared").for_module("hello").own_environment
+    # a module's own python or command runs as configured, without an env of its own
+    assert not load_config({"dev": {"python": "/usr/bin/python3"}}).defaults.own_environment
+    assert not load_config({"dev": {"command": ["node", "index.js"]}}).defaults.own_environment
+    with pytest.raises(ConfigError, match=r"\[tool.cmfleet.dev\].modules.hello.environments: 'venv' is not"):
+        load_config({"dev": {"modules": {"hello": {"environments": "venv"}}}})
