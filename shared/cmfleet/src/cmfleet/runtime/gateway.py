@@ -58,7 +58,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
+from http import HTTPStatus
 from typing import Any
 
 from starlette.applications import Starlette
@@ -66,6 +68,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from cmfleet.runtime.protocol import Headers
 from cmfleet.runtime.scheduler import FAILED, LOST, QUEUED, SUCCEEDED, TIMED_OUT, Job, QueueFull
 
 NDJSON = "application/x-ndjson"
@@ -401,6 +404,8 @@ class Gateway:
         if token:
             outer = TokenMiddleware(outer, token)
         outer.router = app.router  # for those who add routes later (the console)
+        outer.cmfleet_gateway = self  # for GatewayProtocol (it answers the hot path before any ASGI app)
+        outer.cmfleet_token = token or None
         return outer
 
 
@@ -446,16 +451,197 @@ class FastCalls:
             await _send_json(send, status, content, headers)
             return
         await job.done
-        headers = [(k.lower().encode(), v.encode()) for k, v in _job_headers(job).items()]
-        if job.state == SUCCEEDED:
-            payload = json.dumps(job.items).encode() if job.streamed else (job.result or b"null")
-            status = 200
-        else:
-            payload = json.dumps({"error": job.error, "job_id": job.id}).encode()
-            status = _ERROR_STATUS.get(job.state, 500)
-        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        status, headers, payload = job_answer(job)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+
+def job_answer(job: Job) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, headers and body of the answer to a finished call (the replica's result body passed through)."""
+    if job.state == SUCCEEDED:
+        payload = json.dumps(job.items).encode() if job.streamed else (job.result or b"null")
+        status = 200
+    else:
+        payload = json.dumps({"error": job.error, "job_id": job.id}).encode()
+        status = _ERROR_STATUS.get(job.state, 500)
+    duration = job.duration_ms if job.duration_ms is not None else 0
+    headers = [
+        (b"x-cmfleet-job-id", job.id.encode()),
+        (b"x-cmfleet-replica", (job.replica or "").encode()),
+        (b"x-cmfleet-cold-start", b"true" if job.cold_start else b"false"),
+        (b"x-cmfleet-duration-ms", f"{duration:g}".encode()),
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(payload)),
+    ]
+    return status, headers, payload
+
+
+_STATUS_LINES = {
+    code: b"HTTP/1.1 %d %s\r\n" % (code, HTTPStatus(code).phrase.encode())
+    for code in (200, 400, 404, 413, 422, 429, 500, 502, 504)
+}
+_CALL_PREFIX = b"POST /api/modules/"
+
+
+class GatewayProtocol(asyncio.Protocol):
+    """uvicorn's HTTP protocol for the gateway port, with the hot path in front of it.
+
+    A connection starts here: a plain ``POST /api/modules/{m}/functions/{f}`` (Content-Length body, no query,
+    not streamed) is answered from the job's done-callback (no ASGI scope, task, or header validation per call:
+    that machinery cost more CPU per job than the scheduler and the replica protocol together). The first request
+    that is anything else hands the connection, with the bytes already read, to uvicorn's own protocol
+    (``inner``), which serves it and every later request through the ASGI app: the same answers either way.
+    """
+
+    inner: Any = None  # uvicorn's protocol class (httptools or h11)
+
+    @classmethod
+    def over(cls, http: str) -> type[GatewayProtocol]:
+        """The protocol class to give uvicorn's ``Config(http=...)``, handing over to uvicorn's ``http``."""
+        from uvicorn.config import HTTP_PROTOCOLS
+        from uvicorn.importer import import_from_string
+
+        return type("GatewayProtocol", (cls,), {"inner": import_from_string(HTTP_PROTOCOLS.get(http, http))})
+
+    def __init__(self, config: Any, server_state: Any, app_state: Any, _loop: Any = None) -> None:
+        self.config, self.server_state, self.app_state, self._loop = config, server_state, app_state, _loop
+        self.gateway: Gateway | None = getattr(config.app, "cmfleet_gateway", None)
+        token = getattr(config.app, "cmfleet_token", None)
+        self.token = token.encode() if token else None
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.job: Job | None = None  # the call whose answer this connection waits for
+        self.keep_alive = True
+        self.closing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.server_state.connections.add(self)
+        if self.gateway is None:
+            self._hand_over()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.server_state.connections.discard(self)
+        self.transport = None  # the answer of a call still running is dropped
+
+    def eof_received(self) -> bool | None:
+        return None  # close once the peer is done
+
+    def shutdown(self) -> None:
+        """uvicorn stops: close now when idle, else after the answer being waited for."""
+        if self.job is None and self.transport is not None:
+            self.transport.close()
+        self.closing = True
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.job is None:
+            self._next()
+
+    def _hand_over(self) -> None:
+        """Give the connection, and what it sent so far, to uvicorn's protocol for good."""
+        self.server_state.connections.discard(self)
+        transport = self.transport
+        if transport is None:
+            return
+        inner = self.inner(
+            config=self.config, server_state=self.server_state, app_state=self.app_state, _loop=self._loop
+        )
+        transport.set_protocol(inner)
+        inner.connection_made(transport)
+        if self.buf:
+            data, self.buf = bytes(self.buf), bytearray()
+            inner.data_received(data)
+
+    def _next(self) -> None:
+        """Answer complete requests in the buffer (one at a time: the next waits for the current call's answer)."""
+        buf = self.buf
+        while buf and self.job is None and self.transport is not None:
+            if not buf.startswith(_CALL_PREFIX[: len(buf)]):
+                self._hand_over()
+                return
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > 65536:
+                    self._hand_over()
+                return
+            call = self._parse(bytes(buf[:end]))
+            if call is None:
+                self._hand_over()
+                return
+            module, function, length = call
+            start = end + 4
+            if len(buf) < start + length:
+                return  # the body is still coming
+            body = bytes(buf[start : start + length])
+            del buf[: start + length]
+            assert self.gateway is not None
+            out = self.gateway.submit(module, function, body)
+            if not isinstance(out, Job):
+                status, content, extra = out
+                payload = json.dumps(content).encode()
+                headers = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+                headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
+                self._write(status, headers, payload)
+            elif out.finished:
+                self._write(*job_answer(out))
+            else:
+                self.job = out
+                out.done.add_done_callback(self._answer)
+
+    def _parse(self, head: bytes) -> tuple[str, str, int] | None:
+        """(module, function, body length) of a call the hot path answers, else None (uvicorn's to serve)."""
+        line, _, rest = head.partition(b"\r\n")
+        parts = line.split(b" ")
+        if len(parts) != 3 or parts[2] != b"HTTP/1.1" or b"%" in parts[1] or b"?" in parts[1]:
+            return None
+        path = parts[1].split(b"/")  # b"", b"api", b"modules", module, b"functions", function
+        if len(path) != 6 or path[4] != b"functions" or not path[3] or not path[5]:
+            return None
+        headers = Headers(rest)
+        lower = headers.lower
+        if b"\r\ntransfer-encoding:" in lower or b"\r\nexpect:" in lower or b"\r\nupgrade:" in lower:
+            return None
+        accept = headers.get(b"accept")
+        if accept is not None and NDJSON.encode() in accept:
+            return None
+        length = headers.get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.gateway.runtime.config.max_body:  # type: ignore[union-attr]
+            return None
+        if self.token is not None:
+            auth = headers.get(b"authorization") or b""
+            if auth[:7].lower() != b"bearer " or not secrets.compare_digest(auth[7:].strip(), self.token):
+                return None
+        connection = headers.get(b"connection")
+        self.keep_alive = connection is None or connection.lower() != b"close"
+        try:
+            return path[3].decode("ascii"), path[5].decode("ascii"), int(length)
+        except UnicodeDecodeError:
+            return None
+
+    def _answer(self, done: asyncio.Future[None]) -> None:
+        job, self.job = self.job, None
+        if job is None or self.transport is None:
+            return
+        self._write(*job_answer(job))
+        if self.buf and self.job is None:
+            self._next()
+
+    def _write(self, status: int, headers: list[tuple[bytes, bytes]], payload: bytes) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        head = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())]
+        for name, value in headers:
+            head.append(b"%s: %s\r\n" % (name, value))
+        if not self.keep_alive:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        head.append(payload)
+        transport.write(b"".join(head))
+        if not self.keep_alive or self.closing:
+            transport.close()
+            self.transport = None
 
 
 async def _send_json(send: Any, status: int, content: dict[str, Any], headers: dict[str, str] | None = None) -> None:

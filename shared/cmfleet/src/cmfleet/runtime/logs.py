@@ -1,5 +1,7 @@
 """Replica output: every stdout/stderr line collected, SLS JSON lines parsed, kept in a bounded ring buffer,
-streamed to subscribers (the gateway's Server-Sent Events) and printed to the terminal with rich.
+streamed to subscribers (the gateway's Server-Sent Events) and printed to the terminal (colours as rich would
+choose them; each line written with precomputed ANSI codes, since rendering through rich cost more CPU than the
+rest of a job's handling).
 
 A record (the shape ``GET /api/logs`` returns)::
 
@@ -20,6 +22,12 @@ from typing import Any
 
 _LEVEL_STYLE = {"ERROR": "bold red", "FATAL": "bold red", "WARN": "yellow", "WARNING": "yellow", "DEBUG": "dim"}
 REDACTED = "***"
+# What rich writes for a line (prefix + message + job): the whole line in the prefix's colour (cyan, magenta for
+# the runtime's own lines), the level's style over it, the job id dim. (SGR parameters, precomputed.)
+_BASE = {False: "36", True: "35"}  # runtime line?
+_OVER = {"bold red": "1;31", "yellow": "33", "dim": "2;{base}"}
+# Control codes rich removes from printed text (bell, backspace, vertical tab, form feed, carriage return).
+_STRIP = {7: None, 8: None, 11: None, 12: None, 13: None}
 
 
 class LogHub:
@@ -30,11 +38,13 @@ class LogHub:
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.secrets: list[str] = []
         self.seq = 0
-        self._console = None
+        self._console = None  # a rich Console: decides colours; prints while a live display (progress) is shown
+        self._color = False
         if terminal:
             from rich.console import Console
 
             self._console = Console(stderr=True, highlight=False)
+            self._color = self._console.color_system is not None
 
     def add_secrets(self, values: Iterable[str]) -> None:
         """Values that must never be shown (longest first, so a secret containing another is fully hidden)."""
@@ -113,6 +123,24 @@ class LogHub:
             self._print(record)
 
     def _print(self, record: dict[str, Any]) -> None:
+        console = self._console
+        if getattr(console, "_live_stack", None):  # a live display (progress) is on screen: rich prints above it
+            self._print_rich(record)
+            return
+        message = record["message"].translate(_STRIP)
+        job = record.get("job_id")
+        prefix = f"{record['module']}/{record['replica']} "
+        if self._color:
+            text = _colored(prefix, message, job, record["stream"] == "runtime", _LEVEL_STYLE.get(record["level"]))
+        else:
+            text = f"{prefix}{message}  job={job[:8]}\n" if job else f"{prefix}{message}\n"
+            if "\t" in text:
+                text = text.expandtabs(8)
+        file = console.file
+        file.write(text)
+        file.flush()
+
+    def _print_rich(self, record: dict[str, Any]) -> None:
         from rich.text import Text
 
         style = _LEVEL_STYLE.get(record["level"], "")
@@ -156,3 +184,17 @@ class LogHub:
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         self.subscribers.discard(queue)
+
+
+def _colored(prefix: str, message: str, job: str | None, runtime: bool, style: str | None) -> str:
+    """One terminal line with the SGR codes rich would write for it (a style ends at each line break, as there)."""
+    base = _BASE[runtime]
+    tail = f"\x1b[2;{base}m  job={job[:8]}\x1b[0m\n" if job else "\n"
+    if style is None:
+        if "\n" in message:
+            message = message.replace("\n", f"\x1b[0m\n\x1b[{base}m")
+        return f"\x1b[{base}m{prefix}{message}\x1b[0m{tail}"
+    over = _OVER[style].format(base=base)
+    if "\n" in message:
+        message = message.replace("\n", f"\x1b[0m\n\x1b[{over}m")
+    return f"\x1b[{base}m{prefix}\x1b[0m\x1b[{over}m{message}\x1b[0m{tail}"

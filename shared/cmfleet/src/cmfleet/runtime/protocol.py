@@ -65,9 +65,9 @@ def _error(status: int, message: str) -> bytes:
     return _response(status, json.dumps({"error": message}).encode(), close=True)
 
 
-class _Headers:
-    """The few request headers the runtime reads, found on demand in the raw header block (parsing every
-    header of every request costs more than the rest of a job's handling here)."""
+class Headers:
+    """The few request headers the runtime (and the gateway's hot path) reads, found on demand in the raw header
+    block (parsing every header of every request costs more than the rest of a job's handling here)."""
 
     __slots__ = ("raw", "lower")
 
@@ -108,7 +108,7 @@ class ProtocolServer:
             conn.close()
         self.connections.clear()
 
-    def replica(self, headers: _Headers) -> tuple[Replica | None, bytes | None]:
+    def replica(self, headers: Headers) -> tuple[Replica | None, bytes | None]:
         """The replica a request's token names, or the refusal to send."""
         token = headers.get(b"module-auth-token")
         if token is None:
@@ -241,7 +241,7 @@ class _Connection(asyncio.Protocol):
             else:  # _WAIT: a parked poll or a delayed refusal answers first
                 return
 
-    def _expect_body(self, headers: _Headers, on_done: Callable[[bytes], None], on_chunk=None) -> None:
+    def _expect_body(self, headers: Headers, on_done: Callable[[bytes], None], on_chunk=None) -> None:
         self.parts = []
         self.on_done, self.on_chunk = on_done, on_chunk
         if (headers.get(b"transfer-encoding") or b"").lower() == b"chunked":
@@ -271,7 +271,7 @@ class _Connection(asyncio.Protocol):
             method, target, version = first.split(b" ", 2)
         except ValueError:
             raise _BadRequest("malformed request line") from None
-        headers = _Headers(rest)
+        headers = Headers(rest)
         self.keep_alive = version == b"HTTP/1.1" and (headers.get(b"connection") or b"").lower() != b"close"
         path = target.decode("latin-1").split("?", 1)[0]
         replica, refusal = self.server.replica(headers)
@@ -325,7 +325,7 @@ class _Connection(asyncio.Protocol):
         if self.buf and not self.closed:
             self._process()
 
-    def _result(self, replica: Replica, job_id: str, headers: _Headers) -> None:
+    def _result(self, replica: Replica, job_id: str, headers: Headers) -> None:
         try:
             job = self.scheduler.begin_result(replica, job_id)
         except JobRefused as exc:

@@ -127,7 +127,7 @@ class Runtime:
     async def start(self) -> None:
         """Bind both ports, start the servers and every module's minimum replicas."""
         from cmfleet.discovery import DiscoveryError, Repository
-        from cmfleet.runtime.gateway import Gateway
+        from cmfleet.runtime.gateway import Gateway, GatewayProtocol
         from cmfleet.runtime.protocol import ProtocolServer
         from cmfleet.runtime.sources import SourcesError, load_sources, secret_values, write_module_sources
         from cmfleet.runtime.tls import ensure_tls
@@ -196,7 +196,7 @@ class Runtime:
             log_level="warning",
             access_log=False,
             lifespan="off",
-            http=http,
+            http=GatewayProtocol.over(http),  # the hot path (calls) first, then uvicorn's own protocol
             timeout_graceful_shutdown=1,
             timeout_keep_alive=30,
             # local and direct: no proxy headers to trust, and fewer response headers to build and validate per call
