@@ -448,6 +448,17 @@ def _group(filename: str, funcname: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
+def profile_groups(path: Path) -> list[tuple[str, float]]:
+    """Shares of the profiled own time by package, file or built-in, largest first."""
+    raw = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    total = sum(v[2] for v in raw.values()) or 1.0
+    groups: dict[str, float] = {}
+    for (filename, _line, funcname), (_cc, _nc, tt, _ct, _callers) in raw.items():
+        key = _group(filename, funcname)
+        groups[key] = groups.get(key, 0.0) + tt
+    return sorted(((k, v / total) for k, v in groups.items()), key=lambda kv: -kv[1])
+
+
 def summarize_profile(path: Path, per: int | None = None) -> str:
     """Own time (tottime) by package or file, and the top functions: what dominates the runtime's CPU;
     with ``per`` (calls made while profiling) also the profiled time per call."""
@@ -457,13 +468,9 @@ def summarize_profile(path: Path, per: int | None = None) -> str:
     head = []
     if per:
         head = [f"Profiled time: {total * 1000 / per:.3f} ms per call (cProfile's own overhead included).", ""]
-    groups: dict[str, float] = {}
-    for (filename, _line, funcname), (_cc, _nc, tt, _ct, _callers) in raw.items():
-        key = _group(filename, funcname)
-        groups[key] = groups.get(key, 0.0) + tt
     lines = [*head, "| where (own time) | share |", "|---|---:|"]
-    for key, tt in sorted(groups.items(), key=lambda kv: -kv[1])[:14]:
-        lines.append(f"| {key} | {tt / total:.1%} |")
+    for key, share in profile_groups(path)[:14]:
+        lines.append(f"| {key} | {share:.1%} |")
     lines += ["", "| function (own time) | calls | share | cumulative share |", "|---|---:|---:|---:|"]
     top = sorted(raw.items(), key=lambda kv: -kv[1][2])[:15]
     for (filename, line, funcname), (_cc, nc, tt, ct, _callers) in top:
