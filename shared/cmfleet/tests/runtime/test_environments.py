@@ -148,6 +148,28 @@ def test_env_is_reused_then_rebuilt_when_the_pyproject_changes(tmp_path):
     assert f"export PYTHONPATH={root / 'shared' / 'fixlib' / 'src'}" in shared.stdout
 
 
+def test_stopping_while_an_env_is_built_ends_uv_and_leaves_nothing_half_written(tmp_path):
+    root = _repo(tmp_path)
+    rt = start_runtime(root, ["other"], environments="module", replicas="1:1")
+    try:
+        envs = rt.runtime.manager.envs
+        pids = wait_for(lambda: rt.call(lambda: [p.pid for p in envs.builder._procs]), 30, "uv running")
+    finally:
+        rt.close()
+    for pid in pids:  # uv and the build backends it started (its process group)
+        wait_for(lambda pid=pid: not _group_alive(pid), 15, f"uv process group {pid} gone")
+    folder = root / ".cmfleet" / "envs"
+    assert not (folder / "other").exists() and not list(folder.glob(".other.building-*"))
+
+
+def _group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_environments_setting():
     assert load_config({}).defaults.environments == "module"
     tool = {"dev": {"environments": "shared", "modules": {"hello": {"environments": "module"}}}}

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -193,8 +194,8 @@ class Builder:
             self.stopped = True
             procs = list(self._procs)
         for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # uv and the build backends it started
 
     def run(self, argv: list[str], cwd: Path, on_line: LineSink | None) -> None:
         """Run one uv command; its output goes to ``on_line`` line by line and, on failure, into the error."""
@@ -210,6 +211,7 @@ class Builder:
                 text=True,
                 errors="replace",
                 env={**os.environ, "NO_COLOR": "1"},
+                start_new_session=True,  # its own process group, so stop() can end its build backends too
             )
             self._procs.add(proc)
         lines: list[str] = []
@@ -217,7 +219,7 @@ class Builder:
             assert proc.stdout is not None
             for line in proc.stdout:
                 line = line.rstrip()
-                if line:
+                if line and not line.startswith("Using Python"):  # it names the temporary folder
                     lines.append(line)
                     if on_line is not None:
                         on_line(line)
@@ -228,7 +230,7 @@ class Builder:
         if self.stopped:
             raise EnvBuildError("the runtime is stopping")
         if returncode != 0:
-            output = "\n".join(line for line in lines if not line.startswith("Using Python"))  # names the temp folder
+            output = "\n".join(lines)
             if len(output) > OUTPUT_LIMIT:
                 output = "...\n" + output[-OUTPUT_LIMIT:]
             command = " ".join(argv[1:3])
