@@ -19,6 +19,7 @@ from runtime_support import copy_fleet, ready_replicas, start_runtime, wait_for
 
 from cmfleet.runtime.config import ConfigError, load_config
 from cmfleet.runtime.environments import STAMP
+from cmfleet.runtime.replicas import group_exists
 
 ENV_FIXTURES = Path(__file__).parent / "fixtures" / "envs"
 
@@ -157,17 +158,9 @@ def test_stopping_while_an_env_is_built_ends_uv_and_leaves_nothing_half_written(
     finally:
         rt.close()
     for pid in pids:  # uv and the build backends it started (its process group)
-        wait_for(lambda pid=pid: not _group_alive(pid), 15, f"uv process group {pid} gone")
+        wait_for(lambda pid=pid: not group_exists(pid), 15, f"uv process group {pid} gone")
     folder = root / ".cmfleet" / "envs"
     assert not (folder / "other").exists() and not list(folder.glob(".other.building-*"))
-
-
-def _group_alive(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_environments_setting():

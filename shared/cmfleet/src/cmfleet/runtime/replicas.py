@@ -406,7 +406,7 @@ class ReplicaManager:
             _kill_group(pid, signal.SIGKILL)  # whatever is left of each group, workers included
         deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline and (
-            any(proc.returncode is None for _, proc in procs) or any(_group_exists(pid) for pid, _ in procs)
+            any(proc.returncode is None for _, proc in procs) or any(group_exists(pid) for pid, _ in procs)
         ):
             await asyncio.sleep(0.05)
         tasks = [t for mod in self.modules.values() for t in mod.tasks]
@@ -431,7 +431,8 @@ class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
             self._exited.set_result(returncode if returncode is not None else -1)
 
 
-def _group_exists(pid: int) -> bool:
+def group_exists(pid: int) -> bool:
+    """Whether any process of the process group ``pid`` is still there."""
     try:
         os.killpg(pid, 0)
     except ProcessLookupError:
