@@ -511,6 +511,7 @@ class GatewayProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.job: Job | None = None  # the call whose answer this connection waits for
+        self.head: tuple[str, str, int, int] | None = None  # a call whose body is still coming
         self.keep_alive = True
         self.closing = False
 
@@ -560,19 +561,22 @@ class GatewayProtocol(asyncio.Protocol):
             if not buf.startswith(_CALL_PREFIX[: len(buf)]):
                 self._hand_over()
                 return
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > 65536:
-                    self._hand_over()
-                return
-            call = self._parse(bytes(buf[:end]))
+            call = self.head
             if call is None:
-                self._hand_over()
-                return
-            module, function, length = call
-            start = end + 4
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(buf) > 65536:
+                        self._hand_over()
+                    return
+                call = self._parse(bytes(buf[:end]), end + 4)
+                if call is None:
+                    self._hand_over()
+                    return
+            module, function, start, length = call
             if len(buf) < start + length:
+                self.head = call
                 return  # the body is still coming
+            self.head = None
             body = bytes(buf[start : start + length])
             del buf[: start + length]
             assert self.gateway is not None
@@ -583,14 +587,12 @@ class GatewayProtocol(asyncio.Protocol):
                 headers = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
                 headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
                 self._write(status, headers, payload)
-            elif out.finished:
-                self._write(*job_answer(out))
             else:
                 self.job = out
-                out.done.add_done_callback(self._answer)
+                out.when_done(self._answer)
 
-    def _parse(self, head: bytes) -> tuple[str, str, int] | None:
-        """(module, function, body length) of a call the hot path answers, else None (uvicorn's to serve)."""
+    def _parse(self, head: bytes, start: int) -> tuple[str, str, int, int] | None:
+        """(module, function, body offset, body length) of a call the hot path answers, else None (for uvicorn)."""
         line, _, rest = head.partition(b"\r\n")
         parts = line.split(b" ")
         if len(parts) != 3 or parts[2] != b"HTTP/1.1" or b"%" in parts[1] or b"?" in parts[1]:
@@ -615,17 +617,20 @@ class GatewayProtocol(asyncio.Protocol):
         connection = headers.get(b"connection")
         self.keep_alive = connection is None or connection.lower() != b"close"
         try:
-            return path[3].decode("ascii"), path[5].decode("ascii"), int(length)
+            return path[3].decode("ascii"), path[5].decode("ascii"), start, int(length)
         except UnicodeDecodeError:
             return None
 
-    def _answer(self, done: asyncio.Future[None]) -> None:
-        job, self.job = self.job, None
-        if job is None or self.transport is None:
+    def _answer(self, job: Job) -> None:
+        """The call ended (called by the scheduler): write its answer."""
+        if self.job is not job:
+            return
+        self.job = None
+        if self.transport is None:
             return
         self._write(*job_answer(job))
-        if self.buf and self.job is None:
-            self._next()
+        if self.buf and self.transport is not None:  # a request sent behind this one: read it outside this call
+            asyncio.get_running_loop().call_soon(self._next)
 
     def _write(self, status: int, headers: list[tuple[bytes, bytes]], payload: bytes) -> None:
         transport = self.transport

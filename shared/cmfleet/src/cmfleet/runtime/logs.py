@@ -28,6 +28,8 @@ _BASE = {False: "36", True: "35"}  # runtime line?
 _OVER = {"bold red": "1;31", "yellow": "33", "dim": "2;{base}"}
 # Control codes rich removes from printed text (bell, backspace, vertical tab, form feed, carriage return).
 _STRIP = {7: None, 8: None, 11: None, 12: None, 13: None}
+# Replica lines reach the terminal in batches at most this late (s): one write per batch rather than per line.
+FLUSH_AFTER = 0.05
 
 
 class LogHub:
@@ -40,11 +42,16 @@ class LogHub:
         self.seq = 0
         self._console = None  # a rich Console: decides colours; prints while a live display (progress) is shown
         self._color = False
+        self._pending: list[str] = []  # terminal lines not written yet
+        self._flush_timer: asyncio.TimerHandle | None = None
         if terminal:
+            import atexit
+
             from rich.console import Console
 
             self._console = Console(stderr=True, highlight=False)
             self._color = self._console.color_system is not None
+            atexit.register(self.flush)
 
     def add_secrets(self, values: Iterable[str]) -> None:
         """Values that must never be shown (longest first, so a secret containing another is fully hidden)."""
@@ -125,6 +132,7 @@ class LogHub:
     def _print(self, record: dict[str, Any]) -> None:
         console = self._console
         if getattr(console, "_live_stack", None):  # a live display (progress) is on screen: rich prints above it
+            self.flush()
             self._print_rich(record)
             return
         message = record["message"].translate(_STRIP)
@@ -136,9 +144,28 @@ class LogHub:
             text = f"{prefix}{message}  job={job[:8]}\n" if job else f"{prefix}{message}\n"
             if "\t" in text:
                 text = text.expandtabs(8)
-        file = console.file
-        file.write(text)
-        file.flush()
+        self._pending.append(text)
+        if record["stream"] == "runtime":  # the runtime's own lines (rare) show at once, after those before them
+            self.flush()
+        elif self._flush_timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._flush_timer = loop.call_later(FLUSH_AFTER, self.flush)
+
+    def flush(self) -> None:
+        """Write the terminal lines not written yet."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if self._pending and self._console is not None:
+            text = "".join(self._pending)
+            self._pending.clear()
+            file = self._console.file
+            file.write(text)
+            file.flush()
 
     def _print_rich(self, record: dict[str, Any]) -> None:
         from rich.text import Text

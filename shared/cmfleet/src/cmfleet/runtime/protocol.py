@@ -10,7 +10,7 @@ replica cannot take or answer another module's (or another replica's) jobs (403)
 
 A small HTTP/1.1 server (an ``asyncio.Protocol`` parser) rather than an ASGI stack: it keeps the chunk boundaries
 of a streamed result (the SDK sends one item per chunk, with no delimiter) and costs little CPU per job: no task
-or coroutine per request, a parked long-poll answers from a future's callback.
+or coroutine per request, a parked long-poll is answered by the scheduler's call (no future, no loop trip).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from cmfleet.runtime.scheduler import Job, JobRefused, Replica, Scheduler
+from cmfleet.runtime.scheduler import Job, JobRefused, Poll, Replica, Scheduler
 
 PREFIX = "/interactive-module/api/internal-query"
 JOB_PATH = f"{PREFIX}/job"
@@ -59,6 +59,11 @@ def _response(status: int, body: bytes = b"", content_type: bytes = b"applicatio
     if close:
         head += b"Connection: close\r\n"
     return head + b"\r\n" + body
+
+
+def _job_response(job: Job) -> bytes:
+    body = job.envelope()
+    return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
 
 def _error(status: int, message: str) -> bytes:
@@ -126,7 +131,7 @@ class _Connection(asyncio.Protocol):
     """One replica connection: an HTTP/1.1 request parser driven by ``data_received`` (no task per request).
 
     A request body goes to ``on_chunk`` (each chunk of a chunked body, as sent) and ``on_done`` (the whole body);
-    a GET job that must wait parks a future in the scheduler and answers from its callback."""
+    a GET job that must wait parks a :class:`Poll` in the scheduler, which answers it through ``_deliver``."""
 
     def __init__(self, server: ProtocolServer) -> None:
         self.server = server
@@ -139,9 +144,11 @@ class _Connection(asyncio.Protocol):
         self.on_chunk: Callable[[bytes], None] | None = None
         self.on_done: Callable[[bytes], None] = lambda body: None
         self.uploading: Job | None = None  # a result upload in progress (aborted if the connection drops)
-        self.parked: tuple[Replica, asyncio.Future[Job | None]] | None = None
+        self.parked: Poll | None = None
         self.keep_alive = True
         self.closed = False
+        self.poll_head = b""  # the last GET job request read whole, and (token, replica) it named
+        self.poll_from: tuple[str, Replica] | None = None
 
     # -- transport events ----------------------------------------------------------------------------------
 
@@ -156,13 +163,8 @@ class _Connection(asyncio.Protocol):
             self.scheduler.result_aborted(self.uploading)
             self.uploading = None
         if self.parked is not None:
-            replica, fut = self.parked
+            self.scheduler.unpark(self.parked)
             self.parked = None
-            self.scheduler.unpark(replica, fut)
-            if fut.done() and not fut.cancelled() and fut.result() is not None:
-                self.scheduler.requeue(fut.result())  # handed out as the connection went: not delivered
-            else:
-                fut.cancel()
 
     def close(self) -> None:
         if self.transport is not None and not self.closed:
@@ -170,6 +172,9 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
+        self._run()
+
+    def _run(self) -> None:
         try:
             self._process()
         except _BadRequest as exc:
@@ -201,6 +206,12 @@ class _Connection(asyncio.Protocol):
             elif state == _LENGTH:
                 if not buf:
                     return
+                if not self.parts and len(buf) >= self.remaining:  # the whole body is here (the usual case)
+                    body = bytes(buf[: self.remaining])
+                    del buf[: self.remaining]
+                    self.remaining = 0
+                    self._finish_body(body)
+                    continue
                 take = min(self.remaining, len(buf))
                 self.parts.append(bytes(buf[:take]))
                 del buf[:take]
@@ -241,10 +252,14 @@ class _Connection(asyncio.Protocol):
             else:  # _WAIT: a parked poll or a delayed refusal answers first
                 return
 
-    def _expect_body(self, headers: Headers, on_done: Callable[[bytes], None], on_chunk=None) -> None:
+    def _expect_body(
+        self, headers: Headers, on_done: Callable[[bytes], None], on_chunk=None, chunked: bool | None = None
+    ) -> None:
         self.parts = []
         self.on_done, self.on_chunk = on_done, on_chunk
-        if (headers.get(b"transfer-encoding") or b"").lower() == b"chunked":
+        if chunked is None:
+            chunked = _chunked(headers)
+        if chunked:
             self.state = _CHUNK_SIZE
             return
         try:
@@ -256,9 +271,10 @@ class _Connection(asyncio.Protocol):
         else:
             self._finish_body()
 
-    def _finish_body(self) -> None:
-        body = b"".join(self.parts)
-        self.parts = []
+    def _finish_body(self, body: bytes | None = None) -> None:
+        if body is None:
+            body = b"".join(self.parts)
+            self.parts = []
         self.state = _HEAD
         on_done, self.on_done, self.on_chunk = self.on_done, (lambda body: None), None
         on_done(body)
@@ -266,6 +282,11 @@ class _Connection(asyncio.Protocol):
     # -- requests ------------------------------------------------------------------------------------------
 
     def _request(self, head: bytes) -> None:
+        if head == self.poll_head:  # the SDK's GET job, byte for byte the one before: same token, same headers
+            token, replica = self.poll_from  # type: ignore[misc]
+            if self.scheduler.by_token.get(token) is replica:  # the token still names that replica
+                self._poll(replica)
+                return
         first, _, rest = head.partition(b"\r\n")
         try:
             method, target, version = first.split(b" ", 2)
@@ -284,6 +305,9 @@ class _Connection(asyncio.Protocol):
             return
         assert replica is not None
         if path == JOB_PATH and method == b"GET":
+            if self.keep_alive:
+                token = headers.get(b"module-auth-token") or b""
+                self.poll_head, self.poll_from = head, (token.decode("latin-1"), replica)
             self._poll(replica)
         elif path.startswith(RESULTS_PATH + "/") and method == b"POST":
             self._result(replica, path[len(RESULTS_PATH) + 1 :], headers)
@@ -302,28 +326,22 @@ class _Connection(asyncio.Protocol):
             self.server.on_contact(replica)
         job = self.scheduler.take(replica)
         if job is not None:
-            self._send(_response(200, job.envelope()))
+            self._send(_job_response(job))
             return
-        fut = self.scheduler.park(replica)
-        self.parked = (replica, fut)
         self.state = _WAIT
-        fut.add_done_callback(self._polled)
+        self.parked = self.scheduler.park(replica, self._deliver)
 
-    def _polled(self, fut: asyncio.Future[Job | None]) -> None:
-        if self.parked is None or self.parked[1] is not fut:
-            return  # the connection went away first (connection_lost handled it)
-        replica, _ = self.parked
+    def _deliver(self, job: Job | None) -> None:
+        """The parked poll's answer (called by the scheduler: a job for this replica, or None after the hold)."""
         self.parked = None
-        self.scheduler.unpark(replica, fut)
-        job = None if fut.cancelled() else fut.result()
         if self.closed:
-            if job is not None:
-                self.scheduler.requeue(job)
+            if job is not None:  # handed out as the connection went: not delivered
+                asyncio.get_running_loop().call_soon(self.scheduler.requeue, job)
             return
         self.state = _HEAD
-        self._send(_response(200, job.envelope()) if job is not None else _NO_CONTENT)
-        if self.buf and not self.closed:
-            self._process()
+        self._send(_job_response(job) if job is not None else _NO_CONTENT)
+        if self.buf and not self.closed:  # a request sent behind the poll: read it outside the scheduler's call
+            asyncio.get_running_loop().call_soon(self._run)
 
     def _result(self, replica: Replica, job_id: str, headers: Headers) -> None:
         try:
@@ -335,7 +353,7 @@ class _Connection(asyncio.Protocol):
             self._expect_body(headers, lambda body: self._send(_NO_CONTENT), lambda chunk: None)
             return
         self.uploading = job
-        chunked = (headers.get(b"transfer-encoding") or b"").lower() == b"chunked"
+        chunked = _chunked(headers)
 
         def done(body: bytes) -> None:
             self.uploading = None
@@ -343,9 +361,9 @@ class _Connection(asyncio.Protocol):
             self._send(_NO_CONTENT)
 
         if chunked:
-            self._expect_body(headers, done, lambda chunk: self.scheduler.result_chunk(job, chunk))
+            self._expect_body(headers, done, lambda chunk: self.scheduler.result_chunk(job, chunk), chunked=True)
         else:
-            self._expect_body(headers, done)
+            self._expect_body(headers, done, chunked=False)
 
     def _schemas(self, replica: Replica, body: bytes) -> None:
         try:
@@ -360,6 +378,11 @@ class _Connection(asyncio.Protocol):
         lost = self.scheduler.restart_notified(replica)
         self.server.on_contact(replica)
         self._send(_response(200, json.dumps(lost).encode()))
+
+
+def _chunked(headers: Headers) -> bool:
+    value = headers.get(b"transfer-encoding")
+    return value is not None and value.lower() == b"chunked"
 
 
 class _BadRequest(Exception):

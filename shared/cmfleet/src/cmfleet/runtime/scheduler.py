@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
-import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,6 +97,15 @@ class _StreamDecoder:
         return items
 
 
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
+def new_job_id() -> str:
+    """A random (version 4) UUID string, made without a UUID object: a quarter of ``str(uuid4())``'s CPU."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
 class Job:
     """One call of a module's function, from submission to its terminal state."""
 
@@ -120,13 +129,14 @@ class Job:
         "done",
         "_timer",
         "_waiters",
+        "_listeners",
         "_decoder",
         "_mono",
         "duration_ms",
     )
 
     def __init__(self, module: str, function: str, payload: bytes, loop: asyncio.AbstractEventLoop) -> None:
-        self.id = str(uuid.uuid4())
+        self.id = new_job_id()
         self.module, self.function, self.payload = module, function, payload
         self.state = QUEUED
         self.replica: str | None = None
@@ -145,6 +155,7 @@ class Job:
         self.done: asyncio.Future[None] = loop.create_future()
         self._timer: asyncio.TimerHandle | None = None
         self._waiters: list[asyncio.Future[None]] = []
+        self._listeners: list[Callable[[Job], None]] | None = None
         self._decoder: _StreamDecoder | None = None
 
     @property
@@ -164,6 +175,16 @@ class Job:
                 b',"temporaryCredentialsAuthToken":"","authHeader":"","userId":""}}',
             )
         )
+
+    def when_done(self, callback: Callable[[Job], None]) -> None:
+        """Call ``callback(job)`` once the job reaches its terminal state (now, if it has): from the scheduler's
+        own call, without the event-loop trip an awaited ``done`` costs (the gateway answers calls this way)."""
+        if self.finished:
+            callback(self)
+        elif self._listeners is None:
+            self._listeners = [callback]
+        else:
+            self._listeners.append(callback)
 
     def result_value(self) -> Any:
         """The result as JSON data: the items of a streamed result, else the decoded body."""
@@ -237,6 +258,19 @@ class Replica:
         }
 
 
+class Poll:
+    """A parked GET job of ``replica``: ``deliver`` is called once, with a job when one can go to the replica, or
+    with None when the long-poll hold ends or the replica stops taking jobs. A plain callback rather than a future:
+    the job is written to the replica's connection at once, without a trip through the event loop."""
+
+    __slots__ = ("replica", "deliver", "timer")
+
+    def __init__(self, replica: Replica, deliver: Callable[[Job | None], None]) -> None:
+        self.replica = replica
+        self.deliver = deliver
+        self.timer: asyncio.TimerHandle | None = None
+
+
 @dataclass(eq=False)
 class ModuleQueue:
     """The jobs waiting for one module and the polls waiting for jobs."""
@@ -245,7 +279,7 @@ class ModuleQueue:
     queue_limit: int
     timeout: float
     queue: deque[Job] = field(default_factory=deque)
-    pollers: list[tuple[Replica, asyncio.Future[Job | None]]] = field(default_factory=list)
+    pollers: list[Poll] = field(default_factory=list)
     replicas: list[Replica] = field(default_factory=list)
     schemas: list[dict[str, Any]] | None = None
     start_error: str | None = None  # why the last replica could not start (import error), if it could not
@@ -334,15 +368,12 @@ class Scheduler:
         return lost
 
     def _release_polls(self, replica: Replica) -> None:
-        for mq in (self.modules[replica.module],):
-            keep = []
-            for r, fut in mq.pollers:
-                if r is replica:
-                    if not fut.done():
-                        fut.set_result(None)
-                else:
-                    keep.append((r, fut))
-            mq.pollers = keep
+        mq = self.modules[replica.module]
+        mine = [p for p in mq.pollers if p.replica is replica]
+        if mine:
+            mq.pollers = [p for p in mq.pollers if p.replica is not replica]
+            for poll in mine:
+                self._answer(poll, None)
 
     def post_schemas(self, replica: Replica, schemas: Any) -> None:
         """Store the schemas a replica posted (per module, the latest wins)."""
@@ -373,37 +404,43 @@ class Scheduler:
         while mq.queue:
             self._finish(mq.queue.popleft(), FAILED, error)
 
-    async def poll(self, replica: Replica) -> Job | None:
-        """A replica's GET job: a job now, one within the long-poll hold, or None (204)."""
-        job = self.take(replica)
-        if job is not None:
-            return job
-        fut = self.park(replica)
-        try:
-            return await fut
-        finally:
-            self.unpark(replica, fut)
-
     def take(self, replica: Replica) -> Job | None:
         """A job for ``replica`` right now, if it has a free slot and one is queued (its first poll makes it ready)."""
         if replica.state == STARTING or (replica.external and replica.state in (STOPPED, CRASHED)):
             replica.state = READY
         return self._take(self.modules[replica.module], replica)
 
-    def park(self, replica: Replica) -> asyncio.Future[Job | None]:
-        """Park a poll: the future gets a job when one can go to ``replica``, or None after the hold."""
-        fut: asyncio.Future[Job | None] = self.loop.create_future()
-        self.modules[replica.module].pollers.append((replica, fut))
-        timer = self.loop.call_later(self.poll_hold, _resolve_none, fut)
-        fut.add_done_callback(lambda f: timer.cancel())
-        return fut
+    def park(self, replica: Replica, deliver: Callable[[Job | None], None]) -> Poll:
+        """Park a poll that found no job: ``deliver(job)`` once one can go to ``replica``, ``deliver(None)``
+        after the hold (the answer is then 204)."""
+        poll = Poll(replica, deliver)
+        self.modules[replica.module].pollers.append(poll)
+        poll.timer = self.loop.call_later(self.poll_hold, self._hold_ended, poll)
+        return poll
 
-    def unpark(self, replica: Replica, fut: asyncio.Future[Job | None]) -> None:
-        """Forget a parked poll (its hold ended or its connection went away)."""
+    def unpark(self, poll: Poll) -> None:
+        """Forget a parked poll without answering it (its connection went away)."""
+        if poll.timer is not None:
+            poll.timer.cancel()
+            poll.timer = None
         try:
-            self.modules[replica.module].pollers.remove((replica, fut))
+            self.modules[poll.replica.module].pollers.remove(poll)
         except ValueError:
             pass
+
+    def _hold_ended(self, poll: Poll) -> None:
+        poll.timer = None
+        try:
+            self.modules[poll.replica.module].pollers.remove(poll)
+        except ValueError:
+            return
+        poll.deliver(None)
+
+    def _answer(self, poll: Poll, job: Job | None) -> None:
+        if poll.timer is not None:
+            poll.timer.cancel()
+            poll.timer = None
+        poll.deliver(job)
 
     def _take(self, mq: ModuleQueue, replica: Replica) -> Job | None:
         if replica.state != READY or len(replica.in_flight) >= replica.capacity or not mq.queue:
@@ -427,17 +464,20 @@ class Scheduler:
         """Hand queued jobs to parked polls of replicas with a free slot (least loaded first)."""
         while mq.queue and mq.pollers:
             best = None
-            for i, (replica, fut) in enumerate(mq.pollers):
-                if fut.done() or replica.state != READY or len(replica.in_flight) >= replica.capacity:
+            best_load = 0
+            for i, poll in enumerate(mq.pollers):
+                replica = poll.replica
+                load = len(replica.in_flight)
+                if replica.state != READY or load >= replica.capacity:
                     continue
-                if best is None or len(replica.in_flight) < len(mq.pollers[best][0].in_flight):
-                    best = i
+                if best is None or load < best_load:
+                    best, best_load = i, load
             if best is None:
                 return
-            replica, fut = mq.pollers.pop(best)
+            poll = mq.pollers.pop(best)
             job = mq.queue.popleft()
-            self._assign(job, replica)
-            fut.set_result(job)
+            self._assign(job, poll.replica)
+            self._answer(poll, job)
 
     def requeue(self, job: Job) -> None:
         """A job handed to a poll whose connection had already closed: back to the front of its queue."""
@@ -550,7 +590,15 @@ class Scheduler:
             self._dispatch(mq)
         if not job.done.done():
             job.done.set_result(None)
-        job._notify()
+        if job._listeners is not None:
+            listeners, job._listeners = job._listeners, None
+            for callback in listeners:
+                try:
+                    callback(job)
+                except Exception as exc:  # noqa: BLE001 - one listener's bug must not stop the job's bookkeeping
+                    self.loop.call_exception_handler({"message": "job listener failed", "exception": exc})
+        if job._waiters:
+            job._notify()
         self.on_finished(job)
         self._trim()
 
@@ -586,12 +634,6 @@ class Scheduler:
                         pass
                 self._finish(job, LOST, reason)
         for mq in self.modules.values():
-            for _, fut in mq.pollers:
-                if not fut.done():
-                    fut.set_result(None)
-            mq.pollers.clear()
-
-
-def _resolve_none(fut: asyncio.Future[Any]) -> None:
-    if not fut.done():
-        fut.set_result(None)
+            polls, mq.pollers = mq.pollers, []
+            for poll in polls:
+                self._answer(poll, None)
