@@ -2,7 +2,7 @@
 
 The repository holds the example ``hello`` module (copied unchanged), I/O-bound ``sleep-rR-cC`` modules (one per
 replicas x concurrency pair of the scaling run, each with its own ``[tool.cmfleet.dev.modules.*]`` settings) and
-``reloadme`` (a constant the hot-reload benchmark rewrites).
+``reloadme`` with its shared library ``reloadlib`` (constants the hot-reload benchmark rewrites).
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ def wait(context, event):
     return event.get("n", 0)
 '''
 
-RELOAD_APP = '''"""The hot-reload benchmark rewrites VERSION and waits for a call to return the new value."""
+RELOAD_APP = '''"""The hot-reload benchmark rewrites VERSION (or the library's) and waits for a call to return it."""
 
+import reloadlib
 from compute_modules.annotations import function
 
 VERSION = {version}
@@ -38,8 +39,10 @@ VERSION = {version}
 
 @function
 def version(context, event):
-    return VERSION
+    return [VERSION, reloadlib.VERSION]
 '''
+
+RELOAD_LIB = "VERSION = {version}\n"
 
 SDK = "foundry-compute-modules>=0.34"
 
@@ -71,7 +74,13 @@ def build_fleet(root: Path, scaling: list[tuple[int, int]]) -> Path:
     mod = root / "modules" / "reloadme"
     mod.mkdir()
     (mod / "app.py").write_text(RELOAD_APP.format(version=0))
-    (mod / "pyproject.toml").write_text(unit_pyproject("reloadme", [SDK]))
+    (mod / "pyproject.toml").write_text(unit_pyproject("reloadme", [SDK, "reloadlib"]))
+    lib = root / "shared" / "reloadlib"
+    (lib / "src" / "reloadlib").mkdir(parents=True)
+    (lib / "src" / "reloadlib" / "__init__.py").write_text(RELOAD_LIB.format(version=0))
+    (lib / "pyproject.toml").write_text(
+        unit_pyproject("reloadlib", []) + '\n[tool.hatch.build.targets.wheel]\npackages = ["src/reloadlib"]\n'
+    )
     (root / "pyproject.toml").write_text("\n".join(dev))
     return root
 

@@ -89,7 +89,8 @@ def test_smoke_run_writes_every_section_with_numbers(tmp_path):
     assert "git diff --name-only" in found["Affected"]
     assert "tox + pip" in found["Test matrix"] and "affected only" in found["Test matrix"]
     assert "`hatch --version`" in found["Start-up"]
-    assert "save -> first call" in found["Hot reload"]
+    assert "module file saved -> first call" in found["Hot reload"]
+    assert "shared-library file saved -> first call" in found["Hot reload"]
 
     targets = tables(found["Targets"])[0]
     names = [row[0] for row in targets]
