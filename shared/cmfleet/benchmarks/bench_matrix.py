@@ -111,14 +111,16 @@ def run(smoke: bool, workdir: Path) -> Section:
     selected = ["-e", ",".join(envs)]
     failures: list[str] = []
 
-    def timed(fig: Figure, *args: str) -> None:
-        seconds, code, out = tox(root, "p", "-r", *args)
+    def timed(fig: Figure, *args: str, recreate: bool = True) -> None:
+        seconds, code, out = tox(root, "p", *(["-r"] if recreate else []), *args)
         fig.samples.append(seconds)
         if code != 0:
             failures.append(f"{fig.label}: exit {code}\n{out[-800:]}")
 
     uv_full, pip_full = Figure("full matrix, tox-uv", "s"), Figure("full matrix, tox + pip", "s")
     affected = Figure("affected only, tox-uv", "s")
+    uv_reused = Figure("full matrix, tox-uv, envs reused", "s")
+    affected_reused = Figure("affected only, tox-uv, envs reused", "s")
     if not smoke:  # warm the uv and pip caches (and the example's first builds); not timed
         for extra in ([], PIP):
             tox(root, "p", "-r", *selected, *extra)
@@ -133,6 +135,12 @@ def run(smoke: bool, workdir: Path) -> Section:
         raise BenchError("the affected label selected no environment after a shared-library change")
     for _ in range(runs):
         timed(affected, "-m", "affected", "--cmfleet-since", "HEAD~1")
+    # the everyday loop: environments exist (local units are installed editable, so they test current source);
+    # one untimed run first puts every env back on tox-uv (the pip runs left some made by virtualenv)
+    tox(root, "p", *selected)
+    for _ in range(runs):
+        timed(affected_reused, "-m", "affected", "--cmfleet-since", "HEAD~1", recreate=False)
+        timed(uv_reused, *selected, recreate=False)
 
     section = Section("Test matrix")
     rel = changed.relative_to(root)
@@ -150,7 +158,9 @@ def run(smoke: bool, workdir: Path) -> Section:
         f"After committing a change to `{rel}`: `tox p -r -m affected --cmfleet-since HEAD~1` selected "
         f"{len(affected_envs)} of {len(envs)} environments ({', '.join(f'`{e}`' for e in affected_envs)}).",
         figure_table([affected, uv_full], baseline=uv_full),
-        ratio_lines([(pip_full, uv_full), (affected, uv_full)]),
+        "The everyday loop, `tox p` without `-r` (environments exist; tox only checks them, then runs the tests):",
+        figure_table([affected_reused, uv_reused], baseline=uv_reused),
+        ratio_lines([(pip_full, uv_full), (affected, uv_full), (affected_reused, uv_reused), (uv_reused, uv_full)]),
     )
     if failures:
         section.add(

@@ -88,6 +88,7 @@ def test_smoke_run_writes_every_section_with_numbers(tmp_path):
     assert "tox -l" in found["Discovery"] and "cmfleet list --json" in found["Discovery"]
     assert "git diff --name-only" in found["Affected"]
     assert "tox + pip" in found["Test matrix"] and "affected only" in found["Test matrix"]
+    assert "envs reused" in found["Test matrix"]
     assert "`hatch --version`" in found["Start-up"]
     assert "module file saved -> first call" in found["Hot reload"]
     assert "shared-library file saved -> first call" in found["Hot reload"]
