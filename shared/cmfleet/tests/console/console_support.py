@@ -21,6 +21,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
 from runtime_support import wait_for  # noqa: E402  (the runtime tests' helper)
 
+from cmfleet.runtime.replicas import group_exists
+
 REPO = Path(__file__).resolve().parents[4]
 FIXTURES = Path(__file__).parent / "fixtures"
 MODULES = ["hello", "typed", "streaming", "observed"]  # observed: tests/console/fixtures/observed
@@ -107,17 +109,7 @@ class DevServer:
                 self.proc.kill()
                 self.proc.wait(10)
         for pid in pids:  # replicas run in their own process groups
-            wait_for(lambda pid=pid: not _group_alive(pid), 15, f"replica process group {pid} gone")
+            wait_for(lambda pid=pid: not group_exists(pid), 15, f"replica process group {pid} gone")
         if hasattr(self, "client"):
             self.client.close()
         self._log_file.close()
-
-
-def _group_alive(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -13,6 +13,8 @@ import time
 import httpx
 from runtime_support import copy_fleet, wait_for
 
+from cmfleet.runtime.replicas import group_exists
+
 
 def _start(root, *args: str) -> tuple[subprocess.Popen, str, list[str]]:
     env = {k: v for k, v in os.environ.items() if k != "CMFLEET_ROOT"}
@@ -39,19 +41,11 @@ def _start(root, *args: str) -> tuple[subprocess.Popen, str, list[str]]:
     return proc, match.group(1), lines
 
 
-def _group_alive(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def _stop_and_check(proc: subprocess.Popen, sig: int, pids: list[int]) -> None:
     proc.send_signal(sig)
     assert proc.wait(30) == 0
     # replicas and their SDK workers are gone (a killed worker may take a moment to be reaped by init)
-    wait_for(lambda: not [pid for pid in pids if _group_alive(pid)], timeout=10, what="no replica process left")
+    wait_for(lambda: not [pid for pid in pids if group_exists(pid)], timeout=10, what="no replica process left")
 
 
 def test_ctrl_c_stops_everything_and_remote_invoke_works(tmp_path):
