@@ -159,8 +159,7 @@ class Gateway:
             {"name": f.name, "streaming": f.streaming, "schema": None, "input_schema": None} for f in static.values()
         ]
 
-    def _function_schema(self, module: str, function: str) -> tuple[list[str], dict[str, Any] | None]:
-        mod = self._module(module)
+    def _function_schema(self, mod: Any, module: str, function: str) -> tuple[list[str], dict[str, Any] | None]:
         posted = mod.queue.schemas
         if posted is None:
             return [f.name for f in mod.unit.functions], None
@@ -172,11 +171,12 @@ class Gateway:
 
     def submit(self, module: str, function: str, body: bytes) -> Job | tuple[int, dict[str, Any], dict[str, str]]:
         """Check and queue a call: the Job, or ``(status, error body, headers)`` when it is refused."""
-        if self._module(module) is None:
+        mod = self._module(module)
+        if mod is None:
             known = sorted(self.runtime.manager.modules)
             message = f"unknown module {module!r}; known modules: {', '.join(known) or '(none)'}"
             return 404, {"error": message, "known": known}, {}
-        known, schema = self._function_schema(module, function)
+        known, schema = self._function_schema(mod, module, function)
         if known and function not in known:
             message = f"module {module!r} has no function {function!r}; known functions: {', '.join(known)}"
             return 404, {"error": message, "known": known}, {}
@@ -558,7 +558,7 @@ class GatewayProtocol(asyncio.Protocol):
         """Answer complete requests in the buffer (one at a time: the next waits for the current call's answer)."""
         buf = self.buf
         while buf and self.job is None and self.transport is not None:
-            if not buf.startswith(_CALL_PREFIX[: len(buf)]):
+            if not buf.startswith(_CALL_PREFIX) and (len(buf) >= len(_CALL_PREFIX) or _CALL_PREFIX[: len(buf)] != buf):
                 self._hand_over()
                 return
             call = self.head

@@ -26,6 +26,7 @@ from cmfleet.runtime.scheduler import Job, JobRefused, Poll, Replica, Scheduler
 PREFIX = "/interactive-module/api/internal-query"
 JOB_PATH = f"{PREFIX}/job"
 RESULTS_PATH = f"{PREFIX}/results"
+_RESULT_PREFIX = RESULTS_PATH + "/"
 SCHEMAS_PATH = f"{PREFIX}/schemas"
 RESTART_PATH = f"{PREFIX}/restart-notification"
 ERROR_DELAY = 0.5  # the SDK re-polls at once after an error answer: slow it down
@@ -142,7 +143,7 @@ class _Connection(asyncio.Protocol):
         self.remaining = 0
         self.parts: list[bytes] = []
         self.on_chunk: Callable[[bytes], None] | None = None
-        self.on_done: Callable[[bytes], None] = lambda body: None
+        self.on_done: Callable[[bytes], None] = _ignore
         self.uploading: Job | None = None  # a result upload in progress (aborted if the connection drops)
         self.parked: Poll | None = None
         self.keep_alive = True
@@ -276,7 +277,7 @@ class _Connection(asyncio.Protocol):
             body = b"".join(self.parts)
             self.parts = []
         self.state = _HEAD
-        on_done, self.on_done, self.on_chunk = self.on_done, (lambda body: None), None
+        on_done, self.on_done, self.on_chunk = self.on_done, _ignore, None
         on_done(body)
 
     # -- requests ------------------------------------------------------------------------------------------
@@ -309,8 +310,8 @@ class _Connection(asyncio.Protocol):
                 token = headers.get(b"module-auth-token") or b""
                 self.poll_head, self.poll_from = head, (token.decode("latin-1"), replica)
             self._poll(replica)
-        elif path.startswith(RESULTS_PATH + "/") and method == b"POST":
-            self._result(replica, path[len(RESULTS_PATH) + 1 :], headers)
+        elif path.startswith(_RESULT_PREFIX) and method == b"POST":
+            self._result(replica, path[len(_RESULT_PREFIX) :], headers)
         elif path == SCHEMAS_PATH and method == b"POST":
             self._expect_body(headers, lambda body: self._schemas(replica, body))
         elif path == RESTART_PATH and method == b"POST":
@@ -378,6 +379,10 @@ class _Connection(asyncio.Protocol):
         lost = self.scheduler.restart_notified(replica)
         self.server.on_contact(replica)
         self._send(_response(200, json.dumps(lost).encode()))
+
+
+def _ignore(body: bytes) -> None:
+    pass
 
 
 def _chunked(headers: Headers) -> bool:

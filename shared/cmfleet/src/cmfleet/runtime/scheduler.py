@@ -389,7 +389,11 @@ class Scheduler:
         if len(mq.queue) >= mq.queue_limit:
             raise QueueFull(module, mq.queue_limit)
         job = Job(module, function, payload, self.loop)
-        job.cold_start = not any(r.state == READY for r in mq.replicas)
+        job.cold_start = True
+        for replica in mq.replicas:
+            if replica.state == READY:
+                job.cold_start = False
+                break
         self.jobs[job.id] = job
         job._timer = self.loop.call_later(timeout or mq.timeout, self._timeout, job, timeout or mq.timeout)
         mq.queue.append(job)
@@ -573,7 +577,8 @@ class Scheduler:
         job.state = state
         job.error = error
         job.finished_at = time.time()
-        job.duration_ms = round((time.monotonic() - job._mono) * 1000, 3)
+        now = time.monotonic()
+        job.duration_ms = round((now - job._mono) * 1000, 3)
         self.counts[state] += 1
         if job._timer is not None:
             job._timer.cancel()
@@ -583,7 +588,7 @@ class Scheduler:
             for replica in mq.replicas:
                 if replica.id == job.replica and replica.in_flight.pop(job.id, None) is not None:
                     if not replica.in_flight:
-                        replica.idle_since = time.monotonic()
+                        replica.idle_since = now
                         if replica.state == DRAINING:
                             self.on_drained(replica)
                     break
