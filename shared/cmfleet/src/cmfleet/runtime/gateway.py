@@ -127,7 +127,8 @@ class Gateway:
         self.runtime = runtime
         self.scheduler = runtime.scheduler
         self.started = time.time()
-        self._schema_cache: dict[str, tuple[Any, list[str], dict[str, Any]]] = {}
+        # module -> (posted schemas, function names, schema by name, input validator by name (made on first use))
+        self._schema_cache: dict[str, tuple[Any, list[str], dict[str, Any], dict[str, Any]]] = {}
 
     # -- helpers -------------------------------------------------------------------------------------------
 
@@ -166,8 +167,23 @@ class Gateway:
         cached = self._schema_cache.get(module)
         if cached is None or cached[0] is not posted:  # new schemas were posted (a replica started)
             by_name = {s.get("functionName", ""): s for s in posted if isinstance(s, dict)}
-            cached = self._schema_cache[module] = (posted, list(by_name), by_name)
+            cached = self._schema_cache[module] = (posted, list(by_name), by_name, {})
         return cached[1], cached[2].get(function)
+
+    def _event_valid(self, module: str, function: str, schema: dict[str, Any], event: Any) -> bool:
+        """Whether ``event`` matches the function's input schema, with a validator kept per posted schema
+        (building one costs more than the check); the details of a mismatch come from ``validation_errors``."""
+        validators = self._schema_cache[module][3]
+        validator = validators.get(function)
+        if validator is None:
+            import jsonschema
+
+            from cmfleet.schemas import input_schema
+
+            # the validator validation_errors() builds, kept
+            validator = jsonschema.Draft202012Validator(input_schema(schema), format_checker=jsonschema.FormatChecker())
+            validators[function] = validator
+        return validator.is_valid(event)
 
     def submit(self, module: str, function: str, body: bytes) -> Job | tuple[int, dict[str, Any], dict[str, str]]:
         """Check and queue a call: the Job, or ``(status, error body, headers)`` when it is refused."""
@@ -185,7 +201,7 @@ class Gateway:
             event = json.loads(payload)
         except ValueError as exc:
             return 400, {"error": f"the request body is not valid JSON: {exc}"}, {}
-        if schema is not None and schema.get("inputs"):
+        if schema is not None and schema.get("inputs") and not self._event_valid(module, function, schema, event):
             from cmfleet.schemas import validation_errors
 
             fields = validation_errors(schema, event)
