@@ -96,3 +96,29 @@ def test_function_error_shows_only_the_modules_frames(cmfleet):
     assert 'modules/hello/app.py", line' in proc.stderr
     for tool in ("/cmfleet/", "pluggy", "compute_modules", "cmfleet_invoke"):
         assert tool not in proc.stderr.split("failed:", 1)[1]
+
+
+def test_module_that_fails_to_import_exit_3_with_file_and_line_others_unaffected(cmfleet, tmp_path, repo_root):
+    import shutil
+
+    root = tmp_path / "repo"
+    (root / "modules").mkdir(parents=True)
+    shutil.copy(repo_root / "pyproject.toml", root / "pyproject.toml")
+    shutil.copytree(
+        repo_root / "modules" / "hello", root / "modules" / "hello", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    broken = root / "modules" / "broken"
+    broken.mkdir()
+    (broken / "app.py").write_text(
+        "from compute_modules.annotations import function\n\nimport helper_that_is_missing\n\n\n"
+        "@function\ndef f(context, event):\n    return 1\n"
+    )
+    env = {"CMFLEET_LOAD_PLUGINS": ""}
+    proc = cmfleet("invoke", "broken", "f", "{}", cwd=root, env=env)
+    assert proc.returncode == 3
+    assert "modules/broken/app.py:3" in proc.stderr
+    assert "No module named 'helper_that_is_missing'" in proc.stderr
+    ok = cmfleet("invoke", "hello", "add", '{"x": 2, "y": 3}', cwd=root, env=env)
+    assert ok.returncode == 0 and ok.stdout.strip() == "5"
+    listed = cmfleet("list", "--json", cwd=root, env=env)
+    assert {u["name"] for u in json.loads(listed.stdout)} == {"hello", "broken"}
