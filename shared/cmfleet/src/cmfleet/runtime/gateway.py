@@ -530,16 +530,40 @@ class GatewayProtocol(asyncio.Protocol):
         self.head: tuple[str, str, int, int] | None = None  # a call whose body is still coming
         self.keep_alive = True
         self.closing = False
+        # An idle keep-alive connection closes after uvicorn's timeout_keep_alive, as uvicorn's own would; one
+        # timer per connection that re-arms itself, rather than a timer per request.
+        self.idle_timeout = float(getattr(config, "timeout_keep_alive", 5))
+        self.last_active = 0.0
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self._loop_time = (_loop or asyncio.get_running_loop()).time
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.server_state.connections.add(self)
         if self.gateway is None:
             self._hand_over()
+            return
+        loop = asyncio.get_running_loop()
+        self.last_active = loop.time()
+        self.idle_timer = loop.call_later(self.idle_timeout, self._idle_check)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.server_state.connections.discard(self)
         self.transport = None  # the answer of a call still running is dropped
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+
+    def _idle_check(self) -> None:
+        self.idle_timer = None
+        if self.transport is None:
+            return
+        loop = asyncio.get_running_loop()
+        idle = loop.time() - self.last_active
+        if self.job is None and not self.buf and idle >= self.idle_timeout:
+            self.transport.close()
+            return
+        self.idle_timer = loop.call_later(max(self.idle_timeout - idle, 0.05), self._idle_check)
 
     def eof_received(self) -> bool | None:
         return None  # close once the peer is done
@@ -552,12 +576,16 @@ class GatewayProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
+        self.last_active = self._loop_time()
         if self.job is None:
             self._next()
 
     def _hand_over(self) -> None:
         """Give the connection, and what it sent so far, to uvicorn's protocol for good."""
         self.server_state.connections.discard(self)
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
         transport = self.transport
         if transport is None:
             return
@@ -660,6 +688,7 @@ class GatewayProtocol(asyncio.Protocol):
         head.append(b"\r\n")
         head.append(payload)
         transport.write(b"".join(head))
+        self.last_active = self._loop_time()  # idle from now on (a long call is not idle time)
         if not self.keep_alive or self.closing:
             transport.close()
             self.transport = None
