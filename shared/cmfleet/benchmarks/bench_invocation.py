@@ -10,6 +10,7 @@ processes together.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -57,7 +58,7 @@ class Sizes:
     profile: bool
 
 
-FULL = Sizes(5, 1000, 200, 20000, [(1, 1), (1, 4), (2, 1), (2, 4), (4, 1), (4, 4)], 8, True)
+FULL = Sizes(5, 1000, 200, 20000, [(1, 1), (1, 4), (2, 1), (2, 4), (4, 1), (4, 4)], 12, True)
 SMOKE = Sizes(1, 40, 10, 200, [(1, 1), (1, 2)], 2, False)
 
 
@@ -123,23 +124,39 @@ def measure_direct(hello_dir: Path, sizes: Sizes) -> tuple[Latency, Latency]:
     return invoke, bare
 
 
-def measure_server(
-    name: str, client: Client, path: str, sizes: Sizes, cpu: Callable[[], dict[str, float]]
-) -> tuple[Latency, dict[str, Figure]]:
-    """Warm up, then ``runs`` runs of sequential calls; ``cpu()`` gives CPU seconds per process group."""
-    call = http_add(client, path)
-    for _ in range(sizes.warmup):
-        call()
-    lat = Latency(name)
-    cpu_figs: dict[str, Figure] = {}
-    for _ in range(sizes.runs):
-        before = cpu()
-        lat.run(call, sizes.calls)
-        after = cpu()
+@dataclass
+class Served:
+    """One server under test: its client, path, CPU reading and the figures gathered."""
+
+    name: str
+    client: Client
+    path: str
+    cpu: Callable[[], dict[str, float]]
+    latency: Latency = field(init=False)
+    cpu_figs: dict[str, Figure] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.latency = Latency(self.name)
+
+    def one_run(self, calls: int) -> None:
+        call = http_add(self.client, self.path)
+        before = self.cpu()
+        self.latency.run(call, calls)
+        after = self.cpu()
         for key in after:
-            fig = cpu_figs.setdefault(key, Figure(key, "ms CPU/job"))
-            fig.samples.append((after[key] - before[key]) * 1000 / sizes.calls)
-    return lat, cpu_figs
+            fig = self.cpu_figs.setdefault(key, Figure(key, "ms CPU/job"))
+            fig.samples.append((after[key] - before[key]) * 1000 / calls)
+
+
+def measure_interleaved(servers: list[Served], sizes: Sizes) -> None:
+    """Warm up each server, then run them in turn, run by run, so background load hits them alike."""
+    for served in servers:
+        call = http_add(served.client, served.path)
+        for _ in range(sizes.warmup):
+            call()
+    for _ in range(sizes.runs):
+        for served in servers:
+            served.one_run(sizes.calls)
 
 
 def call_parts(dev: DevServer, client_p50_ms: float, calls: int) -> tuple[str, dict[str, float]]:
@@ -164,38 +181,35 @@ def call_parts(dev: DevServer, client_p50_ms: float, calls: int) -> tuple[str, d
     return table, numbers
 
 
-def measure_dev(
-    root: Path, sizes: Sizes, logs: Path
-) -> tuple[Latency, dict[str, Figure], tuple[str, dict[str, float]]]:
-    with DevServer(root, ["hello"], "--replicas", "1:1", "--no-reload", log=logs / "dev-hello.log") as dev:
+def measure_http(root: Path, sizes: Sizes, logs: Path) -> tuple[Served, Served, str, dict[str, float], dict[str, str]]:
+    """``cmfleet dev`` and functions-framework, both running, measured in alternation."""
+    python = ensure_venv()
+    dev = DevServer(root, ["hello"], "--replicas", "1:1", "--no-reload", log=logs / "dev-hello.log")
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(dev)
+        peer = stack.enter_context(PeerServer(python, root / "modules" / "hello", logs / "peer", log=logs / "peer.log"))
+        peer.wait_ready()
         dev.wait_ready()
         replicas = dev.replica_pids("hello")
-        client = Client(dev.port)
-
-        def cpu() -> dict[str, float]:
-            return {
+        ff_name = "functions-framework (gunicorn)"
+        dev_served = Served(
+            "cmfleet dev (gateway)",
+            stack.enter_context(contextlib.closing(Client(dev.port))),
+            ADD_PATH,
+            lambda: {
                 "cmfleet dev runtime + gateway process": process_cpu(dev.pid),
                 "its replica (official SDK, 2 processes)": sum(tree_cpu(p) for p in replicas),
-            }
-
-        try:
-            lat, cpu_figs = measure_server("cmfleet dev (gateway)", client, ADD_PATH, sizes, cpu)
-        finally:
-            client.close()
-        return lat, cpu_figs, call_parts(dev, lat.p50.samples[-1], sizes.calls)
-
-
-def measure_peer(root: Path, sizes: Sizes, logs: Path) -> tuple[Latency, dict[str, Figure], dict[str, str]]:
-    python = ensure_venv()
-    with PeerServer(python, root / "modules" / "hello", logs / "peer", log=logs / "peer.log") as peer:
-        peer.wait_ready()
-        client = Client(peer.port)
-        name = "functions-framework (gunicorn)"
-        try:
-            lat, cpu = measure_server(name, client, "/", sizes, lambda: {name: tree_cpu(peer.pid)})
-        finally:
-            client.close()
-    return lat, cpu, versions(python)
+            },
+        )
+        peer_served = Served(
+            ff_name,
+            stack.enter_context(contextlib.closing(Client(peer.port))),
+            "/",
+            lambda: {ff_name: tree_cpu(peer.pid)},
+        )
+        measure_interleaved([dev_served, peer_served], sizes)
+        parts, part_ms = call_parts(dev, dev_served.latency.p50.samples[-1], sizes.calls)
+    return dev_served, peer_served, parts, part_ms, versions(python)
 
 
 def scaling_run(port: int, module: str, jobs: int, threads: int) -> float:
@@ -209,6 +223,7 @@ def scaling_run(port: int, module: str, jobs: int, threads: int) -> float:
     def worker() -> None:
         client = Client(port, timeout=120)
         try:
+            client.conn.connect()  # connected before the clock starts: the run times jobs, not TCP set-up
             start.wait(30)
             while True:
                 with lock:
@@ -302,14 +317,16 @@ def run(smoke: bool, workdir: Path) -> tuple[Section, dict[str, str]]:
     logs.mkdir(parents=True, exist_ok=True)
     root = build_fleet(workdir / "fleet", sizes.scaling)
     invoke, bare = measure_direct(root / "modules" / "hello", sizes)
-    dev, dev_cpu, (parts, part_ms) = measure_dev(root, sizes, logs)
-    peer, peer_cpu, peer_versions = measure_peer(root, sizes, logs)
+    dev_served, peer_served, parts, part_ms, peer_versions = measure_http(root, sizes, logs)
+    dev, dev_cpu = dev_served.latency, dev_served.cpu_figs
+    peer, peer_cpu = peer_served.latency, peer_served.cpu_figs
     scaling = measure_scaling(root, sizes, logs)
 
     section = Section("Invocation")
     section.add(
         f"`hello.add` called {sizes.calls} times per run over one keep-alive `http.client` connection (sequential, "
-        f"after {sizes.warmup} warm-up calls), {sizes.runs} runs; in-process calls {sizes.direct_calls} per run. "
+        f"after {sizes.warmup} warm-up calls), {sizes.runs} runs, both servers running and measured in alternation "
+        f"(a run of one, then of the other); in-process calls {sizes.direct_calls} per run. "
         "`cmfleet dev hello --replicas 1:1 --no-reload` (one replica, concurrency 1, the official SDK unchanged) "
         "beside `functions-framework --target add` (gunicorn, its defaults) serving the same function from "
         "`modules/hello/app.py`.",

@@ -9,6 +9,7 @@ suite) is left out: it is the toolkit's CI, not a fleet's matrix, and would take
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -110,12 +111,15 @@ def run(smoke: bool, workdir: Path) -> Section:
         envs = [e for e in envs if e != "lint"] + ["lint"]
     selected = ["-e", ",".join(envs)]
     failures: list[str] = []
+    details: dict[str, str] = {}  # the output tail of the first run that failed each way
 
     def timed(fig: Figure, *args: str, recreate: bool = True) -> None:
         seconds, code, out = tox(root, "p", *(["-r"] if recreate else []), *args)
         fig.samples.append(seconds)
         if code != 0:
-            failures.append(f"{fig.label}: exit {code}\n{out[-800:]}")
+            failed = sorted(set(re.findall(r"^\s*(\S+): FAIL code", out, re.M))) or ["?"]
+            failures.append(f"`{fig.label}`: exit {code}, failed: {', '.join(failed)}")
+            details.setdefault(", ".join(failed), out[-700:])
 
     uv_full, pip_full = Figure("full matrix, tox-uv", "s"), Figure("full matrix, tox + pip", "s")
     affected = Figure("affected only, tox-uv", "s")
@@ -164,8 +168,9 @@ def run(smoke: bool, workdir: Path) -> Section:
     )
     if failures:
         section.add(
-            "Runs whose tox exited non-zero (timed all the same; the environments ran):\n\n```\n"
-            + "\n---\n".join(failures)[-3000:]
-            + "\n```"
+            "Runs whose tox exited non-zero (timed all the same: every environment ran; a failing test or lint "
+            "in the copied working tree is the repository's state, not the benchmark's):",
+            "\n".join(f"- {f}" for f in failures),
+            "\n\n".join(f"Output tail ({envs}):\n\n```\n{tail}\n```" for envs, tail in details.items()),
         )
     return section
