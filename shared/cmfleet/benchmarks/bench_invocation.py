@@ -140,6 +140,8 @@ class Served:
 
     def one_run(self, calls: int) -> None:
         call = http_add(self.client, self.path)
+        self.client.reconnect()  # the other server's run left this connection idle; servers close idle ones
+        call()
         before = self.cpu()
         self.latency.run(call, calls)
         after = self.cpu()

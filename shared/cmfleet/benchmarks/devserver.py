@@ -93,14 +93,26 @@ class Client:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
 
     def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        try:
-            self.conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
-            response = self.conn.getresponse()
-            return response.status, response.read()
-        except (http.client.HTTPException, OSError):
-            self.conn.close()  # reconnect on the next call
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-            raise
+        for attempt in (1, 2):
+            try:
+                self.conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+                response = self.conn.getresponse()
+                return response.status, response.read()
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                # the server closed an idle keep-alive connection (as servers do after a few seconds): reconnect
+                self.reconnect()
+                if attempt == 2:
+                    raise
+            except (http.client.HTTPException, OSError):
+                self.reconnect()
+                raise
+        raise AssertionError("unreachable")
+
+    def reconnect(self) -> None:
+        """A fresh connection (made now, so the next call does not pay for it)."""
+        self.conn.close()
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        self.conn.connect()
 
     def close(self) -> None:
         self.conn.close()
