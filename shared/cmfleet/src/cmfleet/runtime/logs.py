@@ -22,6 +22,7 @@ from typing import Any
 
 _LEVEL_STYLE = {"ERROR": "bold red", "FATAL": "bold red", "WARN": "yellow", "WARNING": "yellow", "DEBUG": "dim"}
 REDACTED = "***"
+_CONTEXT_PARAMS = frozenset({"job_id", "session_id", "process_id"})  # SLS params shown as record fields, not params
 # What rich writes for a line (prefix + message + job): the whole line in the prefix's colour (cyan, magenta for
 # the runtime's own lines), the level's style over it, the job id dim. (SGR parameters, precomputed.)
 _BASE = {False: "36", True: "35"}  # runtime line?
@@ -67,39 +68,46 @@ class LogHub:
 
     def line(self, module: str, replica: str, stream: str, raw: bytes, session_id: str | None = None) -> None:
         """Record one line of a replica's output."""
-        text = self.redact(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
         if not text:
             return
+        level = "ERROR" if stream == "stderr" and text.startswith("Traceback") else "INFO"
+        message, job_id, origin, extra = text, None, None, None
+        if text[0] == "{" and '"level"' in text:
+            try:
+                sls = json.loads(text)
+            except ValueError:
+                sls = None
+            if isinstance(sls, dict) and "message" in sls:
+                params = sls.get("params")
+                if not isinstance(params, dict):
+                    params = {}
+                level = str(sls.get("level", "INFO")).upper()
+                message = str(sls["message"])
+                job_id = params.get("job_id") or None
+                session_id = params.get("session_id") or session_id
+                origin = sls.get("origin")
+                unsafe = sls.get("unsafeParams")
+                extra = {k: v for k, v in params.items() if k not in _CONTEXT_PARAMS}
+                if isinstance(unsafe, dict):
+                    extra.update(unsafe)
         record: dict[str, Any] = {
             "seq": 0,
             "time": time.time(),
             "module": module,
             "replica": replica,
             "stream": stream,
-            "level": "ERROR" if stream == "stderr" and text.startswith("Traceback") else "INFO",
-            "message": text,
-            "job_id": None,
+            "level": level,
+            "message": message,
+            "job_id": job_id,
             "session_id": session_id,
-            "origin": None,
+            "origin": origin,
         }
-        if text.startswith("{") and '"level"' in text:
-            try:
-                sls = json.loads(text)
-            except ValueError:
-                sls = None
-            if isinstance(sls, dict) and "message" in sls:
-                params = sls.get("params") if isinstance(sls.get("params"), dict) else {}
-                record["level"] = str(sls.get("level", "INFO")).upper()
-                record["message"] = str(sls.get("message", ""))
-                record["job_id"] = params.get("job_id") or None
-                record["session_id"] = params.get("session_id") or session_id
-                record["origin"] = sls.get("origin")
-                unsafe = sls.get("unsafeParams")
-                extra = {k: v for k, v in params.items() if k not in ("job_id", "session_id", "process_id")}
-                if isinstance(unsafe, dict):
-                    extra.update(unsafe)
-                if extra:
-                    record["params"] = extra
+        if extra:
+            record["params"] = extra
         self.emit(record)
 
     def system(self, message: str, module: str = "cmfleet", replica: str = "-", level: str = "INFO") -> None:
