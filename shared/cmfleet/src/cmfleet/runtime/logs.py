@@ -24,9 +24,10 @@ _LEVEL_STYLE = {"ERROR": "bold red", "FATAL": "bold red", "WARN": "yellow", "WAR
 REDACTED = "***"
 _CONTEXT_PARAMS = frozenset({"job_id", "session_id", "process_id"})  # SLS params shown as record fields, not params
 # What rich writes for a line (prefix + message + job): the whole line in the prefix's colour (cyan, magenta for
-# the runtime's own lines), the level's style over it, the job id dim. (SGR parameters, precomputed.)
+# the runtime's own lines), the level's style over it, the job id dim over that. (SGR parameters, precomputed.)
 _BASE = {False: "36", True: "35"}  # runtime line?
 _OVER = {"bold red": "1;31", "yellow": "33", "dim": "2;{base}"}
+_JOB = {None: "2;{base}", "bold red": "1;2;31", "yellow": "2;33", "dim": "2;{base}"}  # dim over the level's style
 # Control codes rich removes from printed text (bell, backspace, vertical tab, form feed, carriage return).
 _STRIP = {7: None, 8: None, 11: None, 12: None, 13: None}
 # Replica lines reach the terminal in batches at most this late (s): one write per batch rather than per line.
@@ -224,7 +225,7 @@ class LogHub:
 def _colored(prefix: str, message: str, job: str | None, runtime: bool, style: str | None) -> str:
     """One terminal line with the SGR codes rich would write for it (a style ends at each line break, as there)."""
     base = _BASE[runtime]
-    tail = f"\x1b[2;{base}m  job={job[:8]}\x1b[0m\n" if job else "\n"
+    tail = f"\x1b[{_JOB[style].format(base=base)}m  job={job[:8]}\x1b[0m\n" if job else "\n"
     if style is None:
         if "\n" in message:
             message = message.replace("\n", f"\x1b[0m\n\x1b[{base}m")
