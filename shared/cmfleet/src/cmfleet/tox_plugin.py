@@ -110,7 +110,7 @@ def tox_extend_envs() -> Iterator[str]:
 
 @impl
 def tox_add_core_config(core_conf: Any, state: Any) -> None:
-    """Seed each generated env with its settings (tox.ini sections still override them)."""
+    """Add the generated envs to env_list and compute their settings (applied in tox_add_env_config)."""
     repo = _repository()
     if repo is None:
         return
@@ -132,8 +132,22 @@ def tox_add_core_config(core_conf: Any, state: Any) -> None:
     posargs = tuple(state.conf.pos_args(None) or ())
     since = getattr(state.conf.options, "cmfleet_since", None) or os.environ.get(SINCE_ENV)
     chosen = affected_envs(repo, since)
+    _generated.clear()
     for unit in repo.units.values():
         settings = env_settings(repo, unit, posargs)
         if unit.name in chosen:
             settings["labels"] = [*settings["labels"], AFFECTED_LABEL]
-        state.conf.memory_seed_loaders[unit.tox_env].append(MemoryLoader(**settings))
+        _generated[unit.tox_env] = settings
+
+
+#: The generated settings of this run's envs, by env name (filled by tox_add_core_config).
+_generated: dict[str, dict[str, Any]] = {}
+
+
+@impl
+def tox_add_env_config(env_conf: Any, state: Any) -> None:
+    """Give a generated env its settings as the last loader, so a ``[testenv:<name>]`` section in tox.ini
+    (an earlier loader) overrides any of them."""
+    settings = _generated.get(env_conf.name)
+    if settings is not None:
+        env_conf.loaders.append(MemoryLoader(**settings))

@@ -1,0 +1,45 @@
+"""The tox plugin through real tox: one env per unit, in the default env_list, overridable from tox.ini."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+
+def _tox(root, *args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOX_") and k != "CMFLEET_ROOT"}
+    return subprocess.run(
+        [sys.executable, "-m", "tox", *args], cwd=root, capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def _copy_repo(repo_root, dest):
+    files = subprocess.run(["git", "ls-files"], cwd=repo_root, capture_output=True, text=True, check=True)
+    for rel in files.stdout.splitlines():
+        if rel.startswith(("modules/", "conda_recipes/")) or rel in ("pyproject.toml", "tox.ini"):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(repo_root / rel, dest / rel)
+    (dest / "shared").mkdir()
+    return dest
+
+
+def test_every_unit_has_an_env_in_the_default_list(repo_root, tmp_path):
+    root = _copy_repo(repo_root, tmp_path / "repo")
+    proc = _tox(root, "l", "--no-desc")
+    assert proc.returncode == 0, proc.stderr
+    default = proc.stdout.split("additional environments")[0].split()
+    assert {"lint", "module-hello", "module-typed", "module-streaming", "module-wordcount"} <= set(default)
+
+
+def test_a_testenv_section_overrides_generated_settings(repo_root, tmp_path):
+    root = _copy_repo(repo_root, tmp_path / "repo")
+    with (root / "tox.ini").open("a") as fh:
+        fh.write('\n[testenv:module-hello]\ndescription = overridden\ncommands = python -c "print(42)"\n')
+    proc = _tox(root, "config", "-e", "module-hello,module-typed", "-k", "commands", "description", "labels")
+    assert proc.returncode == 0, proc.stderr
+    hello, typed = proc.stdout.split("[testenv:module-typed]")
+    assert "description = overridden" in hello and "print(42)" in hello
+    assert "labels = modules" in hello  # what the section does not set still comes from the plugin
+    assert "pytest modules/typed/tests" in typed and "cmfleet check typed" in typed
