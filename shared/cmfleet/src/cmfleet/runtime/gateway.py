@@ -68,6 +68,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from cmfleet.runtime.logs import matches
 from cmfleet.runtime.protocol import Headers
 from cmfleet.runtime.scheduler import FAILED, LOST, QUEUED, SUCCEEDED, TIMED_OUT, Job, QueueFull
 
@@ -223,12 +224,16 @@ class Gateway:
 
     # -- calls ---------------------------------------------------------------------------------------------
 
-    async def call(self, request: Request) -> Response:
+    async def _read_and_submit(self, request: Request) -> Job | Response:
+        """The request's event queued as a job, or the error response (413 and the submit refusals)."""
         try:
             body = await _read_body(request, self.runtime.config.max_body)
         except _TooLarge:
             return _error(413, f"the event is larger than the limit of {self.runtime.config.max_body} bytes")
-        job = self._submit(request, body)
+        return self._submit(request, body)
+
+    async def call(self, request: Request) -> Response:
+        job = await self._read_and_submit(request)
         if isinstance(job, Response):
             return job
         wants_stream = request.query_params.get("stream") in ("1", "true") or NDJSON in request.headers.get(
@@ -264,11 +269,7 @@ class Gateway:
         return StreamingResponse(lines(), media_type=NDJSON, headers=headers)
 
     async def submit_async(self, request: Request) -> Response:
-        try:
-            body = await _read_body(request, self.runtime.config.max_body)
-        except _TooLarge:
-            return _error(413, f"the event is larger than the limit of {self.runtime.config.max_body} bytes")
-        job = self._submit(request, body)
+        job = await self._read_and_submit(request)
         if isinstance(job, Response):
             return job
         return JSONResponse({"job_id": job.id}, status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
@@ -376,11 +377,7 @@ class Gateway:
                     except asyncio.TimeoutError:
                         yield b": keep-alive\n\n"
                         continue
-                    if module and record["module"] != module:
-                        continue
-                    if replica and record["replica"] != replica:
-                        continue
-                    if job and record["job_id"] != job:
+                    if not matches(record, module, replica, job):
                         continue
                     yield b"data: " + json.dumps(record).encode() + b"\n\n"
             finally:

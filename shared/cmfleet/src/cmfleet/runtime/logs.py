@@ -34,6 +34,15 @@ _STRIP = {7: None, 8: None, 11: None, 12: None, 13: None}
 FLUSH_AFTER = 0.05
 
 
+def matches(record: dict[str, Any], module: str | None, replica: str | None, job: str | None) -> bool:
+    """Whether a log record passes the module / replica / job filters (an empty filter passes everything)."""
+    return (
+        (not module or record["module"] == module)
+        and (not replica or record["replica"] == replica)
+        and (not job or record["job_id"] == job)
+    )
+
+
 class LogHub:
     """The runtime's log lines: ring buffer, live subscribers, terminal output."""
 
@@ -201,11 +210,7 @@ class LogHub:
         for record in reversed(self.records):
             if record["seq"] <= after:
                 break
-            if module and record["module"] != module:
-                continue
-            if replica and record["replica"] != replica:
-                continue
-            if job and record["job_id"] != job:
+            if not matches(record, module, replica, job):
                 continue
             out.append(record)
             if len(out) >= limit:
