@@ -527,6 +527,8 @@ class GatewayProtocol(asyncio.Protocol):
         self.head: tuple[str, str, int, int] | None = None  # a call whose body is still coming
         self.keep_alive = True
         self.closing = False
+        self.fields_raw: bytes | None = None  # the last call's header block, and what _fields read from it
+        self.fields: tuple[int, bool] | None = None
         # An idle keep-alive connection closes after uvicorn's timeout_keep_alive, as uvicorn's own would; one
         # timer per connection that re-arms itself, rather than a timer per request.
         self.idle_timeout = float(getattr(config, "timeout_keep_alive", 5))
@@ -641,6 +643,24 @@ class GatewayProtocol(asyncio.Protocol):
         path = parts[1].split(b"/")  # b"", b"api", b"modules", module, b"functions", function
         if len(path) != 6 or path[4] != b"functions" or not path[3] or not path[5]:
             return None
+        if rest == self.fields_raw:  # a client repeats its header block: its reading is kept per connection
+            fields = self.fields
+        else:
+            fields = self.fields = self._fields(rest)
+            self.fields_raw = rest
+        if fields is None:
+            return None
+        length, keep_alive = fields
+        if length > self.gateway.runtime.config.max_body:  # type: ignore[union-attr]
+            return None
+        self.keep_alive = keep_alive
+        try:
+            return path[3].decode("ascii"), path[5].decode("ascii"), start, length
+        except UnicodeDecodeError:
+            return None
+
+    def _fields(self, rest: bytes) -> tuple[int, bool] | None:
+        """(body length, keep-alive) from a call's header block, or None when the hot path cannot answer it."""
         headers = Headers(rest)
         lower = headers.lower
         if b"\r\ntransfer-encoding:" in lower or b"\r\nexpect:" in lower or b"\r\nupgrade:" in lower:
@@ -649,18 +669,14 @@ class GatewayProtocol(asyncio.Protocol):
         if accept is not None and NDJSON.encode() in accept:
             return None
         length = headers.get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > self.gateway.runtime.config.max_body:  # type: ignore[union-attr]
+        if not length.isdigit():  # type: ignore[union-attr]
             return None
         if self.token is not None:
             auth = headers.get(b"authorization") or b""
             if auth[:7].lower() != b"bearer " or not secrets.compare_digest(auth[7:].strip(), self.token):
                 return None
         connection = headers.get(b"connection")
-        self.keep_alive = connection is None or connection.lower() != b"close"
-        try:
-            return path[3].decode("ascii"), path[5].decode("ascii"), start, int(length)
-        except UnicodeDecodeError:
-            return None
+        return int(length), connection is None or connection.lower() != b"close"  # type: ignore[arg-type]
 
     def _answer(self, job: Job) -> None:
         """The call ended (called by the scheduler): write its answer."""

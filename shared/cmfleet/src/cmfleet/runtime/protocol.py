@@ -90,6 +90,20 @@ class Headers:
         return self.raw[start : end if end >= 0 else len(self.raw)].strip()  # values keep their case (tokens)
 
 
+class _Fields:
+    """The four headers the runtime reads from a request, read once per distinct header block: a replica's
+    requests repeat theirs (the request line aside), so a connection keeps the last block's fields."""
+
+    __slots__ = ("close", "token", "chunked", "length")
+
+    def __init__(self, rest: bytes) -> None:
+        headers = Headers(rest)
+        self.close = (headers.get(b"connection") or b"").lower() == b"close"
+        self.token = headers.get(b"module-auth-token")
+        self.chunked = _chunked(headers)
+        self.length = headers.get(b"content-length")
+
+
 class ProtocolServer:
     """Serves the internal-query API for every replica of every module on one TLS port."""
 
@@ -114,9 +128,8 @@ class ProtocolServer:
             conn.close()
         self.connections.clear()
 
-    def replica(self, headers: Headers) -> tuple[Replica | None, bytes | None]:
-        """The replica a request's token names, or the refusal to send."""
-        token = headers.get(b"module-auth-token")
+    def replica(self, token: bytes | None) -> tuple[Replica | None, bytes | None]:
+        """The replica a request's ``Module-Auth-Token`` value names, or the refusal to send."""
         if token is None:
             return None, _error(401, "missing Module-Auth-Token header")
         replica = self.scheduler.by_token.get(token.decode("latin-1"))
@@ -150,6 +163,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.poll_head = b""  # the last GET job request read whole, and (token, replica) it named
         self.poll_from: tuple[str, Replica] | None = None
+        self.fields_raw = b""  # the last header block read, and its fields
+        self.fields: _Fields | None = None
 
     # -- transport events ----------------------------------------------------------------------------------
 
@@ -253,18 +268,14 @@ class _Connection(asyncio.Protocol):
             else:  # _WAIT: a parked poll or a delayed refusal answers first
                 return
 
-    def _expect_body(
-        self, headers: Headers, on_done: Callable[[bytes], None], on_chunk=None, chunked: bool | None = None
-    ) -> None:
+    def _expect_body(self, fields: _Fields, on_done: Callable[[bytes], None], on_chunk=None) -> None:
         self.parts = []
         self.on_done, self.on_chunk = on_done, on_chunk
-        if chunked is None:
-            chunked = _chunked(headers)
-        if chunked:
+        if fields.chunked:
             self.state = _CHUNK_SIZE
             return
         try:
-            self.remaining = int(headers.get(b"content-length") or b"0")
+            self.remaining = int(fields.length or b"0")
         except ValueError:
             raise _BadRequest("malformed Content-Length") from None
         if self.remaining:
@@ -293,10 +304,14 @@ class _Connection(asyncio.Protocol):
             method, target, version = first.split(b" ", 2)
         except ValueError:
             raise _BadRequest("malformed request line") from None
-        headers = Headers(rest)
-        self.keep_alive = version == b"HTTP/1.1" and (headers.get(b"connection") or b"").lower() != b"close"
+        if rest == self.fields_raw and self.fields is not None:
+            fields = self.fields
+        else:
+            fields = self.fields = _Fields(rest)
+            self.fields_raw = rest
+        self.keep_alive = version == b"HTTP/1.1" and not fields.close
         path = target.decode("latin-1").split("?", 1)[0]
-        replica, refusal = self.server.replica(headers)
+        replica, refusal = self.server.replica(fields.token)
         if refusal is not None:
             if method == b"GET":  # the SDK re-polls at once after an error answer: slow it down
                 self.state = _WAIT
@@ -307,15 +322,15 @@ class _Connection(asyncio.Protocol):
         assert replica is not None
         if path == JOB_PATH and method == b"GET":
             if self.keep_alive:
-                token = headers.get(b"module-auth-token") or b""
+                token = fields.token or b""
                 self.poll_head, self.poll_from = head, (token.decode("latin-1"), replica)
             self._poll(replica)
         elif path.startswith(_RESULT_PREFIX) and method == b"POST":
-            self._result(replica, path[len(_RESULT_PREFIX) :], headers)
+            self._result(replica, path[len(_RESULT_PREFIX) :], fields)
         elif path == SCHEMAS_PATH and method == b"POST":
-            self._expect_body(headers, lambda body: self._schemas(replica, body))
+            self._expect_body(fields, lambda body: self._schemas(replica, body))
         elif path == RESTART_PATH and method == b"POST":
-            self._expect_body(headers, lambda body: self._restart(replica))
+            self._expect_body(fields, lambda body: self._restart(replica))
         elif path in (JOB_PATH, SCHEMAS_PATH, RESTART_PATH) or path.startswith(RESULTS_PATH + "/"):
             self._send(_error(405, f"{method.decode()} is not allowed on {path}"), close=True)
         else:
@@ -344,17 +359,17 @@ class _Connection(asyncio.Protocol):
         if self.buf and not self.closed:  # a request sent behind the poll: read it outside the scheduler's call
             asyncio.get_running_loop().call_soon(self._run)
 
-    def _result(self, replica: Replica, job_id: str, headers: Headers) -> None:
+    def _result(self, replica: Replica, job_id: str, fields: _Fields) -> None:
         try:
             job = self.scheduler.begin_result(replica, job_id)
         except JobRefused as exc:
             self._send(_error(exc.status, str(exc)), close=True)  # the body is not read: close the connection
             return
         if job is None:  # a late answer (the job already timed out): read and drop it
-            self._expect_body(headers, lambda body: self._send(_NO_CONTENT), lambda chunk: None)
+            self._expect_body(fields, lambda body: self._send(_NO_CONTENT), lambda chunk: None)
             return
         self.uploading = job
-        chunked = _chunked(headers)
+        chunked = fields.chunked
 
         def done(body: bytes) -> None:
             self.uploading = None
@@ -362,9 +377,9 @@ class _Connection(asyncio.Protocol):
             self._send(_NO_CONTENT)
 
         if chunked:
-            self._expect_body(headers, done, lambda chunk: self.scheduler.result_chunk(job, chunk), chunked=True)
+            self._expect_body(fields, done, lambda chunk: self.scheduler.result_chunk(job, chunk))
         else:
-            self._expect_body(headers, done, chunked=False)
+            self._expect_body(fields, done)
 
     def _schemas(self, replica: Replica, body: bytes) -> None:
         try:
