@@ -494,6 +494,11 @@ _STATUS_LINES = {
     for code in (200, 400, 404, 413, 422, 429, 500, 502, 504)
 }
 _CALL_PREFIX = b"POST /api/modules/"
+# job_answer's head for a succeeded, not streamed call, as _write lays it out, in one format
+_OK_HEAD = (
+    b"HTTP/1.1 200 OK\r\nx-cmfleet-job-id: %s\r\nx-cmfleet-replica: %s\r\nx-cmfleet-cold-start: %s\r\n"
+    b"x-cmfleet-duration-ms: %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+)
 
 
 class GatewayProtocol(asyncio.Protocol):
@@ -685,22 +690,31 @@ class GatewayProtocol(asyncio.Protocol):
         self.job = None
         if self.transport is None:
             return
-        self._write(*job_answer(job))
+        if job.state == SUCCEEDED and not job.streamed:  # the usual answer, without job_answer's header list
+            payload = job.result or b"null"
+            duration = job.duration_ms if job.duration_ms is not None else 0
+            cold = b"true" if job.cold_start else b"false"
+            replica = (job.replica or "").encode()
+            self._emit(_OK_HEAD % (job.id.encode(), replica, cold, f"{duration:g}".encode(), len(payload)), payload)
+        else:
+            self._write(*job_answer(job))
         if self.buf and self.transport is not None:  # a request sent behind this one: read it outside this call
             asyncio.get_running_loop().call_soon(self._next)
 
     def _write(self, status: int, headers: list[tuple[bytes, bytes]], payload: bytes) -> None:
-        transport = self.transport
-        if transport is None:
-            return
         head = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())]
         for name, value in headers:
             head.append(b"%s: %s\r\n" % (name, value))
+        self._emit(b"".join(head), payload)
+
+    def _emit(self, head: bytes, payload: bytes) -> None:
+        """Write an answer: its status line and headers (``head``, without the blank line), then ``payload``."""
+        transport = self.transport
+        if transport is None:
+            return
         if not self.keep_alive:
-            head.append(b"connection: close\r\n")
-        head.append(b"\r\n")
-        head.append(payload)
-        transport.write(b"".join(head))
+            head += b"connection: close\r\n"
+        transport.write(b"%s\r\n%s" % (head, payload))
         self.last_active = self._loop_time()  # idle from now on (a long call is not idle time)
         if not self.keep_alive or self.closing:
             transport.close()
