@@ -592,7 +592,8 @@ class Scheduler:
                         if replica.state == DRAINING:
                             self.on_drained(replica)
                     break
-            self._dispatch(mq)
+            if mq.queue:  # a slot came free: a queued job may go to a parked poll now
+                self._dispatch(mq)
         if not job.done.done():
             job.done.set_result(None)
         if job._listeners is not None:
@@ -605,7 +606,8 @@ class Scheduler:
         if job._waiters:
             job._notify()
         self.on_finished(job)
-        self._trim()
+        if len(self.jobs) > self.job_history:
+            self._trim()
 
     def _trim(self) -> None:
         excess = len(self.jobs) - self.job_history
