@@ -26,6 +26,18 @@ def _busy_replica_pid(rt, module: str) -> int | None:
     return rt.call(find)
 
 
+def _holder_pid(rt, module: str, job_id: str) -> int | None:
+    """The pid of the ready replica holding ``job_id`` right now."""
+
+    def find():
+        for replica in rt.runtime.scheduler.modules[module].replicas:
+            if replica.state == "ready" and job_id in replica.in_flight and replica.pid:
+                return replica.pid
+        return None
+
+    return rt.call(find)
+
+
 def test_sigkill_during_1000_jobs_leaves_every_job_in_exactly_one_terminal_state(tmp_path):
     root = copy_fleet(tmp_path / "repo")
     rt = start_runtime(root, ["basic"], replicas="2:2", concurrency=2, queue_limit=5000, timeout=60)
@@ -34,13 +46,17 @@ def test_sigkill_during_1000_jobs_leaves_every_job_in_exactly_one_terminal_state
         wait_for(lambda: len(ready_replicas(client, "basic")) == 2, what="two replicas")
         ids: list[str] = []
         kills: list[int] = []
+        held: list[str] = []  # a slow job each killed replica is sure to hold when the signal lands
 
         def killer():
-            for threshold in (250, 600):
-                wait_for(lambda t=threshold: len(ids) >= t, what="submissions")
-                pid = wait_for(lambda: _busy_replica_pid(rt, "basic"), what="a busy replica")
-                os.kill(pid, signal.SIGKILL)
-                kills.append(pid)
+            with httpx.Client(base_url=rt.url, timeout=30) as own:
+                for threshold in (250, 600):
+                    wait_for(lambda t=threshold: len(ids) >= t, what="submissions")
+                    slow = own.post("/api/modules/basic/functions/slow/jobs", json={"seconds": 30}).json()["job_id"]
+                    held.append(slow)
+                    pid = wait_for(lambda j=slow: _holder_pid(rt, "basic", j), what="the replica holding the slow job")
+                    os.kill(pid, signal.SIGKILL)
+                    kills.append(pid)
 
         thread = threading.Thread(target=killer)
         thread.start()
@@ -64,10 +80,14 @@ def test_sigkill_during_1000_jobs_leaves_every_job_in_exactly_one_terminal_state
         )
         assert all(s in TERMINAL for s in states)
         counts = rt.call(lambda: dict(rt.runtime.scheduler.counts))
-        assert sum(counts.values()) == 1000  # each job counted once, at its one terminal transition
+        assert sum(counts.values()) == 1000 + len(held)  # each job counted once, at its one terminal transition
         assert rt.call(lambda: rt.runtime.scheduler.late_answers) == 0  # no job was answered twice
-        lost = [e for s, e in zip(states, errors, strict=True) if s == "lost"]
-        assert lost and all("killed by signal SIGKILL" in e for e in lost)
+        held_jobs = rt.call(
+            lambda: [(rt.runtime.scheduler.jobs[j].state, rt.runtime.scheduler.jobs[j].error) for j in held]
+        )
+        assert [state for state, _ in held_jobs] == ["lost", "lost"]
+        lost = [e for s, e in zip(states, errors, strict=True) if s == "lost"] + [e for _, e in held_jobs]
+        assert all("killed by signal SIGKILL" in e for e in lost)
         for i, (state, result) in enumerate(zip(states, results, strict=True)):
             if state == "succeeded":
                 assert result == str(i + 1).encode()
