@@ -9,14 +9,11 @@ tag are byte-identical.
 
 from __future__ import annotations
 
-import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from cmfleet.discovery import Repository, Unit
-
-_DESCRIBE_RE = re.compile(r"^(?P<tag>.+)-(?P<distance>\d+)-g(?P<sha>[0-9a-f]+)(?P<dirty>-dirty)?$")
 
 
 @dataclass(frozen=True)
@@ -71,24 +68,13 @@ def unit_version(repo: Repository, unit: Unit) -> UnitVersion:
     static = unit.project.get("version")
     if static is not None and "version" not in unit.project.get("dynamic", []):
         return UnitVersion(unit.name, str(static), None, None)
-    prefix = tag_prefix(repo, unit)
-    try:
-        described = git(repo.root, "describe", "--dirty", "--tags", "--long", "--match", f"{prefix}*")
-    except subprocess.CalledProcessError:
-        dirty = bool(_status(repo.root))
-        return UnitVersion(unit.name, None, None, None, dirty=dirty)
-    match = _DESCRIBE_RE.match(described)
-    if not match:  # pragma: no cover - git always prints this shape with --long
-        return UnitVersion(unit.name, None, None, None)
-    tag = match.group("tag")
-    return UnitVersion(
-        unit.name,
-        None,
-        tag,
-        tag[len(prefix) :],
-        int(match.group("distance")),
-        bool(match.group("dirty")),
-    )
+    from cmfleet.release.versions import describe
+
+    described = describe(repo, unit.name)
+    if described is None:
+        return UnitVersion(unit.name, None, None, None, dirty=bool(_status(repo.root)))
+    tag, distance, dirty = described
+    return UnitVersion(unit.name, None, tag, tag[len(tag_prefix(repo, unit)) :], distance, dirty)
 
 
 def _status(root: Path) -> str:

@@ -180,16 +180,25 @@ def current_version(repo: Repository, unit: Unit | str, git: Git | None = None) 
     name = unit if isinstance(unit, str) else unit.name
     repo.get(name)
     git = git or Git(repo.root)
-    fmt = TagFormat.of(repo)
-    out = git.run("describe", "--dirty", "--tags", "--long", "--match", fmt.glob(name), check=False).strip()
-    match = _DESCRIBE_RE.match(out) if out else None
-    if match is None:
+    described = describe(repo, name, git)
+    if described is None:
         return f"{ZERO}.dev{git.count('HEAD')}"
-    version = fmt.parse(name, match.group("tag"))
-    distance = int(match.group("distance"))
-    if distance == 0 and not match.group("dirty"):
+    tag, distance, dirty = described
+    version = TagFormat.of(repo).parse(name, tag)
+    if distance == 0 and not dirty:
         return str(version)
     return f"{version.bump('patch')}.dev{distance}"
+
+
+def describe(repo: Repository, name: str, git: Git | None = None) -> tuple[str, int, bool] | None:
+    """``(tag, commits since it, dirty tree)`` of ``name``'s nearest own tag, as hatch-vcs sees it
+    (``git describe --dirty --tags --long --match <unit glob>``); ``None`` for an untagged unit."""
+    git = git or Git(repo.root)
+    out = git.run("describe", "--dirty", "--tags", "--long", "--match", TagFormat.of(repo).glob(name), check=False)
+    match = _DESCRIBE_RE.match(out.strip()) if out else None
+    if match is None:
+        return None
+    return match.group("tag"), int(match.group("distance")), bool(match.group("dirty"))
 
 
 def hatch_version_section(unit: str, fmt: TagFormat) -> dict[str, object]:
