@@ -458,12 +458,7 @@ async function run() {
       await readStream(resp);
     } else {
       const text = await resp.text();
-      let body;
-      try {
-        body = JSON.parse(text);
-      } catch (_) {
-        body = text;
-      }
+      const body = jsonOrText(text);
       if (resp.ok) {
         showResult(body);
       } else if (resp.status === 422 && body && body.fields) {
@@ -547,6 +542,15 @@ function showJobMeta(job) {
 }
 
 // Show a job: its record, its result (unless just shown by run) and its log lines, live.
+// A response body as JSON when it parses, else the raw text (errors from proxies, plain-text bodies).
+function jsonOrText(text) {
+  try {
+    return JSON.parse(text);
+  } catch (_) {
+    return text;
+  }
+}
+
 async function openJob(id, opts) {
   const job = await getJSON(`/api/jobs/${enc(id)}`);
   showJobMeta(job);
@@ -554,12 +558,7 @@ async function openJob(id, opts) {
     clearErrors();
     const resp = await api(`/api/jobs/${enc(id)}/result`);
     const text = await resp.text();
-    let body;
-    try {
-      body = JSON.parse(text);
-    } catch (_) {
-      body = text;
-    }
+    const body = jsonOrText(text);
     showResult(resp.status === 202 ? `(${job.state})` : body, resp.status >= 400);
   }
   watchJobLogs(id);
