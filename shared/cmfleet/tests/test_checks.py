@@ -69,8 +69,6 @@ def test_rule_reports_each_marked_line_with_its_fix(cmfleet, tmp_path, case, rul
     expected = marks(root, rule)
     assert expected, f"fixture {case} marks no line for {rule}"
     reported = {f["location"] for f in found}
-    if rule == "recipe":  # an undefined Jinja variable has no line of its own: the recipe's first line
-        expected.add("modules/broken_recipe/conda_recipe/meta.yaml:1")
     assert reported == expected
     for fix in fixes:
         assert any(fix in f["fix"] for f in found), (fix, found)
@@ -106,7 +104,7 @@ def test_recipe_that_does_not_render_names_the_variable(cmfleet, tmp_path):
     root = make_repo(tmp_path, "recipe")
     _, findings = check(cmfleet, root, "broken_recipe")
     (finding,) = by_rule(findings, "recipe")
-    assert finding["location"] == "modules/broken_recipe/conda_recipe/meta.yaml:1"
+    assert finding["location"] == "modules/broken_recipe/conda_recipe/meta.yaml:10"  # the line using it
     assert "'nolib' is undefined" in finding["message"]
 
 

@@ -63,6 +63,18 @@ def pin_values(build_config: dict[str, Any]) -> dict[str, Any]:
     return {k: (v[0] if isinstance(v, list) and v else v) for k, v in build_config.items()}
 
 
+def _template_line(exc: BaseException) -> int:
+    """The recipe line a rendering error came from: Jinja rewrites its traceback so that the template's frames
+    carry the file name ``<template>`` and the template's own line numbers (the error itself has no line)."""
+    line = 1
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
 def render_recipe(path: Path, root: Path, environ: dict[str, str] | None = None) -> RenderedRecipe:
     """Render and parse the recipe at ``path``; errors raise RecipeError with file:line."""
     import jinja2
@@ -86,7 +98,9 @@ def render_recipe(path: Path, root: Path, environ: dict[str, str] | None = None)
         raise RecipeError(f"Jinja syntax error: {exc.message}", path, exc.lineno) from None
     except jinja2.UndefinedError as exc:
         raise RecipeError(
-            f"{exc.message} (add the pin to {BUILD_CONFIG.as_posix()} or fix the variable name)", path
+            f"{exc.message} (add the pin to {BUILD_CONFIG.as_posix()} or fix the variable name)",
+            path,
+            _template_line(exc),
         ) from None
     try:
         data = YAML(typ="safe").load(io.StringIO(text)) or {}
