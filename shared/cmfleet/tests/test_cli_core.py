@@ -1,6 +1,7 @@
 """The core commands through the real CLI: list, invoke, schema, plugins, and their exit codes."""
 
 import json
+from pathlib import Path
 
 
 def test_list_json_reads_units_statically(cmfleet):
@@ -122,3 +123,78 @@ def test_module_that_fails_to_import_exit_3_with_file_and_line_others_unaffected
     assert ok.returncode == 0 and ok.stdout.strip() == "5"
     listed = cmfleet("list", "--json", cwd=root, env=env)
     assert {u["name"] for u in json.loads(listed.stdout)} == {"hello", "broken"}
+
+
+def test_version_is_the_version_cmfleet_was_built_as(cmfleet):
+    from importlib import metadata
+
+    import cmfleet as toolkit
+
+    installed = metadata.version("cmfleet")  # hatch-vcs's version from the cmfleet/v* tags, at install time
+    proc = cmfleet("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"cmfleet, version {installed}\n"
+    assert toolkit.__version__ == installed
+    plugins = {p["name"]: p for p in json.loads(cmfleet("plugins", "--all", "--json").stdout)}
+    assert plugins["cmfleet.builtin.commands"]["version"] == installed
+
+
+# Which of WATCHED importing cmfleet loaded, then which running ARGV through the CLI loaded (JSON lists).
+_IMPORTS = """
+import json, sys
+WATCHED = ("importlib.metadata", "cmfleet._version", "cmfleet.plugins")
+before = set(sys.modules)
+import cmfleet
+imported = set(sys.modules) - before
+if sys.argv[1:]:
+    from cmfleet.cli import cli
+    try:
+        cli(sys.argv[1:], prog_name="cmfleet")
+    except SystemExit:
+        pass
+ran = set(sys.modules) - before - imported
+print(json.dumps([sorted(m for m in imported if m in WATCHED), sorted(m for m in ran if m in WATCHED)]))
+"""
+
+
+def test_version_is_read_only_when_asked_for():
+    import subprocess
+    import sys
+
+    def run(*argv: str) -> list[list[str]]:
+        proc = subprocess.run([sys.executable, "-c", _IMPORTS, *argv], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout.splitlines()[-1])
+
+    assert run() == [[], []]  # importing cmfleet reads no version, and does not import importlib.metadata
+    # --help reads no version (the plugins' entry points need importlib.metadata anyway)
+    assert "cmfleet._version" not in run("--help")[1]
+    # --version reads the file hatch-vcs wrote at install time: no plugins, no importlib.metadata
+    assert run("--version") == [[], ["cmfleet._version"]]
+
+
+def test_version_without_the_built_file(tmp_path, repo_root):
+    """A copy of the source folder that no build wrote _version.py into: the installed metadata, else 0+unknown."""
+    import shutil
+    import subprocess
+    import sys
+    from importlib import metadata
+
+    import pluggy
+
+    copy = tmp_path / "src"
+    shutil.copytree(
+        repo_root / "shared/cmfleet/src/cmfleet",
+        copy / "cmfleet",
+        ignore=shutil.ignore_patterns("__pycache__", "_version.py"),
+    )
+    code = "import cmfleet; print(cmfleet.__file__); print(cmfleet.__version__)"
+    env = {"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [str(copy / "cmfleet" / "__init__.py"), metadata.version("cmfleet")]
+    # -S: no site-packages, so no cmfleet distribution either (only the copy and pluggy, which cmfleet imports)
+    shutil.copytree(Path(pluggy.__file__).parent, copy / "pluggy", ignore=shutil.ignore_patterns("__pycache__"))
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [str(copy / "cmfleet" / "__init__.py"), "0+unknown"]

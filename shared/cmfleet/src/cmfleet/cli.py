@@ -7,8 +7,6 @@ import sys
 
 import click
 
-from cmfleet import __version__
-
 #: Exit codes, the same for every command (documented in the README).
 EXIT_OK = 0
 EXIT_FAILED = 1  # the function failed, a check found problems, tests failed
@@ -37,8 +35,25 @@ class CmfleetGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    # click.version_option needs the version when the decorator runs; this reads it only for --version.
+    if not value or ctx.resilient_parsing:
+        return
+    from cmfleet import __version__
+
+    click.echo(f"cmfleet, version {__version__}")
+    ctx.exit()
+
+
 @click.group(cls=CmfleetGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="cmfleet")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit.",
+)
 def cli() -> None:
     """cmfleet: one repository, many Foundry compute modules.
 

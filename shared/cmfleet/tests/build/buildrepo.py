@@ -16,8 +16,15 @@ from pathlib import Path
 
 MAIN = Path(__file__).resolve().parents[4]
 COPIED = ("pyproject.toml", ".gitignore", "conda_recipes", "modules/hello", "modules/wordcount", "shared/textkit")
-IGNORED = shutil.ignore_patterns("__pycache__", ".tox", ".venv", "dist", ".pytest_cache", "tests", "*.pyc")
-RELEASE_TAGS = ("hello/v1.0.0", "textkit/v1.2.0", "wordcount/v2.0.0")
+# _version.py is written by hatch-vcs into this checkout's cmfleet at every build; the copies hold sources only.
+IGNORED = shutil.ignore_patterns(
+    "__pycache__", ".tox", ".venv", "dist", ".pytest_cache", "tests", "*.pyc", "_version.py"
+)
+#: cmfleet is versioned by its own tags like every unit: a release build needs it tagged too.
+TOOLKIT_VERSION = "0.3.0"
+TOOLKIT_TAG = f"cmfleet/v{TOOLKIT_VERSION}"
+TOOLKIT_WHEEL = f"cmfleet-{TOOLKIT_VERSION}-py3-none-any.whl"
+RELEASE_TAGS = ("hello/v1.0.0", "textkit/v1.2.0", "wordcount/v2.0.0", TOOLKIT_TAG)
 
 
 def git(repo: Path, *args: str) -> str:

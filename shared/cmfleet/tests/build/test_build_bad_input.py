@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from buildrepo import git, leftovers, manifest, run_build
+from buildrepo import RELEASE_TAGS, TOOLKIT_TAG, git, leftovers, manifest, run_build
 
 
 def _replace(path: Path, old: str, new: str) -> None:
@@ -28,6 +28,7 @@ def test_untagged_module_needs_dev_then_builds_marked_dev(fresh_repo):
     assert proc.returncode == 2
     assert "wordcount: not a release build" in proc.stderr
     assert "textkit has no release tag" in proc.stderr and "--dev" in proc.stderr
+    assert "cmfleet has no release tag" in proc.stderr  # the toolkit's wheel goes into the image too
     assert leftovers(repo / "dist") == []
     proc = run_build(repo, "wordcount", "--dev")
     assert proc.returncode == 0, proc.stderr
@@ -35,10 +36,46 @@ def test_untagged_module_needs_dev_then_builds_marked_dev(fresh_repo):
     assert ".dev" in built.name
     data = manifest(built)
     assert data["dev"] is True and data["module"]["version"] == built.name
-    assert ".dev" in data["shared"]["textkit"]
+    assert ".dev" in data["shared"]["textkit"] and ".dev" in data["shared"]["cmfleet"]
     image = (built / "IMAGE").read_text().strip()
     assert image.startswith("wordcount:") and "+" not in image and image != "wordcount:latest"
     assert "(dev)" in proc.stdout
+
+
+def test_release_build_refuses_while_cmfleet_is_untagged_and_names_the_fix(fresh_repo):
+    # The image carries cmfleet's wheel (its entrypoint), versioned by cmfleet's own tags like any unit: a
+    # tagged module alone does not make a release build.
+    repo = fresh_repo(tags=tuple(t for t in RELEASE_TAGS if t != TOOLKIT_TAG))
+    proc = run_build(repo, "hello")
+    assert proc.returncode == 2
+    assert "hello: not a release build" in proc.stderr
+    assert "cmfleet has no release tag (create one with `cmfleet release` or `git tag cmfleet/vX.Y.Z`)" in proc.stderr
+    assert "hello has no release tag" not in proc.stderr
+    assert leftovers(repo / "dist") == []
+    git(repo, "tag", TOOLKIT_TAG)
+    proc = run_build(repo, "--check", "hello")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == ["hello: OK"]
+
+
+def test_static_version_unit_builds_as_release_without_a_tag(fresh_repo):
+    # Other repositories may pin a unit's version in pyproject.toml: it builds as that version, untagged.
+    def edit(root: Path) -> None:
+        pyproject = root / "shared/textkit/pyproject.toml"
+        text = pyproject.read_text()
+        start, end = text.index("[tool.hatch.version]"), text.index("[tool.hatch.build.targets.wheel]")
+        _replace(pyproject, text[start:end], "")
+        _replace(pyproject, 'dynamic = ["version"]', 'version = "1.5.0"')
+
+    repo = fresh_repo(tags=tuple(t for t in RELEASE_TAGS if not t.startswith("textkit/")), edit=edit)
+    proc = run_build(repo, "wordcount")
+    assert proc.returncode == 0, proc.stderr
+    out = repo / "dist" / "wordcount" / "2.0.0"
+    assert (out / "wheels" / "textkit-1.5.0-py3-none-any.whl").exists()
+    data = manifest(out)
+    assert data["dev"] is False and data["shared"]["textkit"] == "1.5.0"
+    assert "textkit" not in data["tags"]  # no tag was read for it
+    assert "version: 1.5.0" in (out / "recipes" / "textkit" / "meta.yaml").read_text()
 
 
 def test_relative_import_fails_naming_file_and_line(fresh_repo):

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from buildrepo import TOOLKIT_VERSION
 
 from cmfleet.build.container import parse_dockerfile, run_commands
 
@@ -24,7 +25,8 @@ from cmfleet.registry import load_registry
 registry = load_registry(sys.argv[1])
 calls = json.loads(sys.argv[2])
 out = {name: registry.invoke(name, event).value for name, event in calls}
-print(json.dumps({"module": registry.module.name, "cmfleet": cmfleet.__file__, "results": out}))
+print(json.dumps({"module": registry.module.name, "cmfleet": cmfleet.__file__, "version": cmfleet.__version__,
+                  "results": out}))
 """
 
 
@@ -114,6 +116,7 @@ def test_fresh_venv_installs_only_context_wheels_and_answers(installed, tmp_path
     answer = json.loads(proc.stdout.strip().splitlines()[-1])
     assert answer["module"] == module
     assert answer["cmfleet"].startswith(str(venv))  # the wheel's cmfleet, not the monorepo's
+    assert answer["version"] == TOOLKIT_VERSION  # from the cmfleet tag, through the wheel's _version.py
     assert answer["results"] == expected
 
 
