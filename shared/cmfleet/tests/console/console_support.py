@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[4]
 FIXTURES = Path(__file__).parent / "fixtures"
 MODULES = ["hello", "typed", "streaming", "observed"]  # observed: tests/console/fixtures/observed
 SOURCE_SECRET = "console-s3cret-never-shown"
-__all__ = ["DevServer", "copy_examples", "wait_for"]
+__all__ = ["DevServer", "copy_examples", "slow_env_repo", "wait_for"]
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -58,17 +58,27 @@ def copy_examples(dest: Path) -> Path:
     return dest
 
 
+def slow_env_repo(dest: Path) -> Path:
+    """A fresh repo at ``dest`` with the test module ``building``, whose env takes seconds to make: it needs the
+    shared library ``slowlib`` (tests/console/fixtures), whose build backend waits before writing its wheel."""
+    dest.mkdir(parents=True)
+    shutil.copy(REPO / "pyproject.toml", dest / "pyproject.toml")  # environments = "module": the default
+    shutil.copytree(FIXTURES / "building", dest / "modules" / "building", ignore=_IGNORE)
+    shutil.copytree(FIXTURES / "slowlib", dest / "shared" / "slowlib", ignore=_IGNORE)
+    return dest
+
+
 class DevServer:
     """A ``cmfleet dev`` subprocess: its URL, token, an authorised client, and a clean stop."""
 
-    def __init__(self, root: Path, log: Path) -> None:
+    def __init__(self, root: Path, log: Path, modules: list[str] = MODULES) -> None:
         self.token = secrets.token_urlsafe(16)
         env = {k: v for k, v in os.environ.items() if k != "CMFLEET_ROOT"}
         env.update({"CMFLEET_DEV_TOKEN": self.token, "COLUMNS": "300"})
         self.log = log
         self._log_file = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cmfleet", "dev", *MODULES, "--host", "0.0.0.0"]
+            [sys.executable, "-m", "cmfleet", "dev", *modules, "--host", "0.0.0.0"]
             + ["--port", "0", "--runtime-port", "0", "--no-reload"],
             cwd=root,
             stdout=subprocess.DEVNULL,

@@ -88,6 +88,38 @@ def test_a_module_gets_only_what_it_declares(tmp_path, monkeypatch):
         rt.close()
 
 
+def test_a_replica_is_building_while_uv_makes_its_env_then_starts(tmp_path):
+    root = _repo(tmp_path)  # a fresh repository: no env yet, uv must make basic's
+    rt = start_runtime(root, ["basic"], environments="module", replicas="1:1")
+    try:
+        client = httpx.Client(base_url=rt.url, timeout=60)
+        # a call made meanwhile waits in the queue, as during any start
+        job_id = client.post("/api/modules/basic/functions/add/jobs", json={"x": 2, "y": 3}).json()["job_id"]
+        seen: list[tuple[str, int | None]] = []  # (state, pid) of basic-1, each change
+
+        def watch() -> bool:
+            (replica,) = _modules(client)["basic"]["replicas"]
+            now = (replica["state"], replica["pid"])
+            if not seen or seen[-1] != now:
+                seen.append(now)
+            return now[0] == "ready"
+
+        wait_for(watch, 60, "basic ready")
+        states = [state for state, _ in seen]
+        assert "building" in states, seen
+        assert all(pid is None for state, pid in seen if state == "building"), seen  # no process while building
+        after = states[states.index("building") :]
+        assert set(after) <= {"building", "starting", "ready"} and after[-1] == "ready", seen
+        logs = [r["message"] for r in client.get("/api/logs", params={"module": "basic"}).json()]
+        assert any(m.startswith("creating environment .cmfleet/envs/basic") for m in logs)
+        result = client.get(f"/api/jobs/{job_id}/result", params={"wait": 30})
+        assert result.status_code == 200 and result.json() == 5
+        assert client.get(f"/api/jobs/{job_id}").json()["cold_start"] is True
+        client.close()
+    finally:
+        rt.close()
+
+
 def _stamp(root: Path) -> tuple[dict, int]:
     path = root / ".cmfleet" / "envs" / "basic" / STAMP
     return json.loads(path.read_text()), path.stat().st_mtime_ns

@@ -356,6 +356,11 @@ class EnvironmentManager:
         self._progress = _Progress(getattr(logs, "_console", None))  # the LogHub's console: lines print above
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        #: Modules whose env uv is making right now (kept on the event loop; a reused env never enters it).
+        self.building: set[str] = set()
+        #: Called on the event loop with ``(module, True)`` when uv starts making the module's env and
+        #: ``(module, False)`` when it is done (made or failed).
+        self.on_building: Callable[[str, bool], None] = lambda module, building: None
 
     def prepare(self, modules: list[str]) -> None:
         """Start building ``modules``' envs now (a module scaled to zero then cold-starts without the wait)."""
@@ -403,6 +408,14 @@ class EnvironmentManager:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.logs.system, message, module, "-", level)
 
+    def _building_changed(self, module: str, building: bool) -> None:
+        """(On the event loop.) uv started or stopped making ``module``'s env."""
+        if building:
+            self.building.add(module)
+        else:
+            self.building.discard(module)
+        self.on_building(module, building)
+
     def _build(self, module: str) -> Path:
         """(In a worker thread.) Create or reuse one module's env."""
         from cmfleet.discovery import DiscoveryError, Repository
@@ -419,10 +432,13 @@ class EnvironmentManager:
         where = _rel(spec.folder, self.root)
         stamp = read_stamp(spec.folder)
         task = None
-        if stamp is None or stamp.get("key") != key:
+        making = stamp is None or stamp.get("key") != key
+        if making:
             what = f"{len(spec.requirements)} requirement(s), {len(spec.editables)} editable"
             self._log(f"{'creating' if stamp is None else 'rebuilding'} environment {where} ({what})", module)
             task = self._progress.add(module)
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._building_changed, module, True)
         started = time.monotonic()
         try:
             python, built = self.builder.ensure(spec, lambda line: self._progress.update(task, line))
@@ -435,6 +451,8 @@ class EnvironmentManager:
             raise EnvBuildError(message) from None
         finally:
             self._progress.done(task)
+            if making and self._loop is not None:  # reaches the loop before the build's result (FIFO callbacks)
+                self._loop.call_soon_threadsafe(self._building_changed, module, False)
         self._failed.pop(module, None)
         if built:
             self._log(f"environment {where} ready ({time.monotonic() - started:.1f} s)", module)

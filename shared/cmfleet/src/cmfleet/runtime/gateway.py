@@ -31,7 +31,8 @@ Listings
 ``GET /api/modules`` → ``[{"name", "functions": [names], "schemas_posted": bool, "min_replicas", "max_replicas",
     "concurrency", "queued", "running", "start_error": str|null, "replicas": [{"id", "state", "pid",
     "session_id", "running", "capacity", "started_at", "restarts"}]}]``; replica state is
-    starting|ready|draining|stopped|crashed.
+    building|starting|ready|draining|stopped|crashed (building: the module's own venv is being created or synced
+    for its start, no process yet; starting: its process runs and has not polled yet).
 ``GET /api/modules/{module}/functions`` → ``[{"name", "streaming", "schema" (as the SDK posted it, or null),
     "input_schema" (JSON Schema of the event, or null before the schemas are posted)}]``
 ``GET /api/health`` → ``{"status": "ok", "modules", "replicas": {state: count}, "jobs": {state: count},

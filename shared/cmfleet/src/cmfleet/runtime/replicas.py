@@ -4,7 +4,8 @@ A replica is a process running ``python -m cmfleet.entrypoint <module dir>`` (th
 the Python of the module's own venv (environments.py; made before its first replica starts) or the runtime's own
 (``environments = "shared"``), or the module's own ``command``, in its own process group (so its SDK worker
 processes end with it), with the environment Foundry gives a container. Its stdout and stderr go to the
-LogHub line by line.
+LogHub line by line. While uv makes the module's env for its start, a replica is ``building``; once its
+process runs, ``starting``; at its first poll, ``ready``.
 
 A replica that dies is restarted at once; the jobs it held end as ``lost`` naming the exit code or signal.
 A replica that dies before it ever polled (import error) fails the queued jobs with the cause and is retried
@@ -29,7 +30,19 @@ from cmfleet.runtime.config import DevConfig, ModuleSettings
 from cmfleet.runtime.environments import EnvBuildError, EnvironmentManager
 from cmfleet.runtime.logs import LogHub
 from cmfleet.runtime.protocol import runtime_uris
-from cmfleet.runtime.scheduler import CRASHED, DRAINING, LIVE, READY, STARTING, STOPPED, ModuleQueue, Replica, Scheduler
+from cmfleet.runtime.scheduler import (
+    BUILDING,
+    COMING,
+    CRASHED,
+    DRAINING,
+    LIVE,
+    READY,
+    STARTING,
+    STOPPED,
+    ModuleQueue,
+    Replica,
+    Scheduler,
+)
 
 #: Variables of the parent environment a replica inherits; everything else is left out because the SDK's
 #: ``requests`` scans the whole environment for proxy settings on every call.
@@ -113,6 +126,7 @@ class ModuleRuntime:
     failures: int = 0  # consecutive replicas that died before they ever polled
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    awaiting_env: set[Replica] = field(default_factory=set)  # replicas whose start waits for the module's env
 
 
 class ReplicaManager:
@@ -136,6 +150,8 @@ class ReplicaManager:
         self._ticker: asyncio.Task[None] | None = None
         scheduler.on_pressure = self.on_pressure
         scheduler.on_drained = self._drained
+        if envs is not None:
+            envs.on_building = self._env_building
 
     # -- set-up --------------------------------------------------------------------------------------------
 
@@ -179,12 +195,19 @@ class ReplicaManager:
     async def _run(self, mod: ModuleRuntime, replica: Replica) -> None:
         env_python: str | None = None
         if self.envs is not None and mod.settings.own_environment:
+            if mod.unit.name in self.envs.building:
+                replica.state = BUILDING
+            mod.awaiting_env.add(replica)
             try:
                 env_python = str(await self.envs.python(mod.unit.name))
             except EnvBuildError as exc:
                 if not (self.closing or replica.stopping):
                     self._start_failed(mod, replica, str(exc))
                 return
+            finally:
+                mod.awaiting_env.discard(replica)
+            if replica.state == BUILDING:
+                replica.state = STARTING
             if self.closing or replica.stopping or replica.state != STARTING:
                 return  # stopped, drained or reloaded while its env was being made
         token_file = self.env.run_dir / "tokens" / replica.id
@@ -251,6 +274,15 @@ class ReplicaManager:
         mod.failures = 0
         replica.restarts += 1
         self.spawn(mod, replica)
+
+    def _env_building(self, module: str, building: bool) -> None:
+        """uv started (or finished) making ``module``'s env: replicas waiting for it show ``building``."""
+        mod = self.modules.get(module)
+        if mod is None:
+            return
+        for replica in mod.awaiting_env:
+            if replica.state in COMING:
+                replica.state = BUILDING if building else STARTING
 
     def _start_failed(self, mod: ModuleRuntime, replica: Replica, reason: str) -> None:
         message = f"module {mod.unit.name!r} could not start: {reason}"
@@ -323,7 +355,7 @@ class ReplicaManager:
             return  # the module cannot start; one attempt at a time
         capacity = mod.settings.concurrency
         free = sum(max(0, r.capacity - len(r.in_flight)) for r in live if r.state == READY)
-        starting = sum(1 for r in live if r.state == STARTING) * capacity
+        starting = sum(1 for r in live if r.state in COMING) * capacity
         if not live or len(mq.queue) > free + starting:
             crashed = [r for r in mq.replicas if r.state == CRASHED and not r.external]
             self.spawn(mod, crashed[0] if crashed else None)

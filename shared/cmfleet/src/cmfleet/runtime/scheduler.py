@@ -22,9 +22,12 @@ from typing import Any
 QUEUED, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, LOST = "queued", "running", "succeeded", "failed", "timed_out", "lost"
 TERMINAL = frozenset({SUCCEEDED, FAILED, TIMED_OUT, LOST})
 
-# Replica states, as the gateway lists them.
+# Replica states, as the gateway lists them. ``building``: its module's own venv is being created or synced before
+# its process can start (environments.py); ``starting``: its process runs and has not polled yet.
+BUILDING = "building"
 STARTING, READY, DRAINING, STOPPED, CRASHED = "starting", "ready", "draining", "stopped", "crashed"
-LIVE = frozenset({STARTING, READY})
+LIVE = frozenset({BUILDING, STARTING, READY})
+COMING = frozenset({BUILDING, STARTING})  # will take jobs soon
 
 
 class QueueFull(Exception):

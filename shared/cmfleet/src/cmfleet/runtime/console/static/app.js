@@ -54,6 +54,22 @@ function badge(text, kind) {
   return h("span", { class: `badge ${kind || text}` }, text);
 }
 
+// How a replica state reads where its bare name says too little.
+const REPLICA_STATES = {
+  building: [
+    "building environment",
+    "uv is creating or syncing the module's venv (.cmfleet/envs/<module>); the replica starts once it is done",
+  ],
+  starting: ["starting", "its process runs and has not polled for a job yet"],
+};
+
+function replicaBadge(replicaState) {
+  const [text, title] = REPLICA_STATES[replicaState] || [replicaState, null];
+  const el = badge(text, replicaState);
+  if (title) el.title = title;
+  return el;
+}
+
 async function api(path, options) {
   const resp = await fetch(path, Object.assign({ credentials: "same-origin" }, options || {}));
   if (resp.status === 401) $("#auth-error").hidden = false;
@@ -88,7 +104,7 @@ function renderModules() {
         "tr",
         { class: "replica", dataset: { replica: r.id } },
         h("td", {}, r.id),
-        h("td", {}, badge(r.state)),
+        h("td", {}, replicaBadge(r.state)),
         h("td", { class: "num", title: "running / capacity" }, `${r.running}/${r.capacity}`),
         h("td", { class: "num", title: "restarts" }, `↻${r.restarts}`),
       ),
