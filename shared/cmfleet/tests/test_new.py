@@ -105,6 +105,11 @@ def test_new_module_passes_check_and_its_tests(cmfleet, tmp_path):
     pyproject = (module / "pyproject.toml").read_text()
     assert "tag-pattern = '^demo-app/v(?P<version>\\d+\\.\\d+\\.\\d+)$'" in pyproject
     assert '"--match", "demo-app/v*"]' in pyproject
+    # conda-build builds outside git: the recipe hands hatch-vcs the package version
+    assert (
+        "script: SETUPTOOLS_SCM_PRETEND_VERSION={{ version }} {{ PYTHON }}"
+        in (module / "conda_recipe/meta.yaml").read_text()
+    )
     proc, findings = check(cmfleet, root)
     assert proc.returncode == 0 and findings == [], findings
     tests = run_pytest(root, "modules/demo-app/tests", fixture_env(root))
@@ -123,7 +128,8 @@ def test_new_shared_library_adds_recipe_and_pin_keeping_comments(cmfleet, tmp_pa
     assert config.read_text().startswith(BASE_CONFIG_COMMENT)
     lib = root / "shared" / "textutil"
     assert (lib / "src" / "textutil" / "__init__.py").is_file()
-    assert (root / "conda_recipes" / "textutil" / "meta.yaml").is_file()
+    recipe = (root / "conda_recipes" / "textutil" / "meta.yaml").read_text()
+    assert "script: SETUPTOOLS_SCM_PRETEND_VERSION={{ version }} {{ PYTHON }}" in recipe
     proc, findings = check(cmfleet, root)
     assert proc.returncode == 0 and findings == [], findings
     tests = run_pytest(root, "shared/textutil/tests", {"PYTHONPATH": str(lib / "src")})

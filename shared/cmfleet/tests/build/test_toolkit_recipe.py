@@ -1,5 +1,5 @@
-"""cmfleet's conda recipe: conda-build copies ``shared/cmfleet`` out of the git checkout (a ``path:`` source), where
-hatch-vcs cannot read cmfleet's tags, so the recipe's build script must hand the package version to the build.
+"""The units' conda recipes: conda-build copies a unit's folder out of the git checkout (a ``path:`` source), where
+hatch-vcs cannot read the unit's tags, so each recipe's build script must hand the package version to the build.
 No conda here: the rendered ``build.script`` runs as conda-build would run it, with ``python`` a fresh venv's,
 in a copy of the source folder outside any git repository."""
 
@@ -10,9 +10,22 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from buildrepo import IGNORED, MAIN
 
+from cmfleet.discovery import Repository
 from cmfleet.recipes import render_recipe
+
+REPO = Repository.load(MAIN)
+
+
+@pytest.mark.parametrize("unit", sorted(REPO.units))
+def test_every_recipe_passes_its_version_to_hatch_vcs(unit):
+    found = REPO.units[unit]
+    assert found.recipe.exists(), f"{unit} has no conda recipe"
+    rendered = render_recipe(found.recipe, MAIN, {"CMFLEET_VERSION": "4.5.6"})
+    assert rendered.data["package"] == {"name": unit, "version": "4.5.6"}
+    assert str(rendered.data["build"]["script"]).startswith("SETUPTOOLS_SCM_PRETEND_VERSION=4.5.6 ")
 
 
 def test_recipe_script_installs_cmfleet_as_the_package_version(tmp_path):
