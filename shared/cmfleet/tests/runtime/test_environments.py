@@ -195,6 +195,99 @@ def test_stopping_while_an_env_is_built_ends_uv_and_leaves_nothing_half_written(
     assert not (folder / "other").exists() and not list(folder.glob(".other.building-*"))
 
 
+def _runtime_lines(client: httpx.Client, word: str) -> list[str]:
+    """The runtime's own log lines (module "cmfleet") that mention ``word``."""
+    records = client.get("/api/logs", params={"module": "cmfleet", "limit": 1000}).json()
+    return [r["message"] for r in records if word in r["message"]]
+
+
+def test_envs_of_removed_modules_are_removed_at_start_unless_in_use(tmp_path):
+    root = _repo(tmp_path)
+    envs = root / ".cmfleet" / "envs"
+    # runtime A runs other in its own env; then other is removed from the repository while A still uses it
+    first = start_runtime(root, ["other"], environments="module", replicas="1:1")
+    holder = None
+    try:
+        client = httpx.Client(base_url=first.url, timeout=60)
+        wait_for(lambda: ready_replicas(client, "other"), 60, "other in its own env")
+        client.close()
+        shutil.rmtree(root / "modules" / "other")
+        # left-overs of modules the repository no longer has
+        outside = tmp_path / "outside"
+        (outside / "lib").mkdir(parents=True)
+        (outside / "lib" / "keep.txt").write_text("not cmfleet's")
+        (envs / "gone" / "bin").mkdir(parents=True)
+        (envs / "gone" / "bin" / "python").write_text("")
+        (envs / "gone" / "lib").symlink_to(outside / "lib")  # a venv has links out of itself (bin/python)
+        (envs / "linked").symlink_to(outside)
+        (envs / "busy").mkdir()
+        (envs / "notes.txt").write_text("a file, not an env")
+        (envs / "basic").mkdir()  # basic exists (not run by the next runtime): its env stays
+        # another process holds busy's build lock (as a cmfleet dev building it would)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_LOCK, str(envs / ".busy.lock")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert holder.stdout.readline() == "locked\n"
+
+        second = start_runtime(root, ["idle"], environments="shared", replicas="1:1")
+        try:
+            client = httpx.Client(base_url=second.url, timeout=60)
+            assert _runtime_lines(client, ".cmfleet/envs/gone") == [
+                "removed environment .cmfleet/envs/gone: the repository has no module 'gone'"
+            ]
+            assert _runtime_lines(client, ".cmfleet/envs/linked") == [
+                "removed environment .cmfleet/envs/linked (a symbolic link: removed, its target left alone): "
+                "the repository has no module 'linked'"
+            ]
+            for name in ("other", "busy"):
+                assert _runtime_lines(client, f".cmfleet/envs/{name}") == [
+                    f"kept environment .cmfleet/envs/{name} although the repository has no module {name!r}: "
+                    "another cmfleet dev is using it"
+                ]
+            assert _runtime_lines(client, "environment") == _runtime_lines(client, ".cmfleet/envs/")
+            assert len(_runtime_lines(client, "environment")) == 4  # nothing about basic or notes.txt
+            client.close()
+        finally:
+            second.close()
+        assert not (envs / "gone").exists() and not (envs / "linked").is_symlink()
+        assert (outside / "lib" / "keep.txt").read_text() == "not cmfleet's"  # links were not followed
+        assert (envs / "basic").is_dir() and (envs / "notes.txt").is_file() and (envs / "busy").is_dir()
+        assert (envs / "other" / STAMP).is_file()
+        with httpx.Client(base_url=first.url, timeout=60) as client:  # A's replica runs on, unharmed
+            assert client.post("/api/modules/other/functions/echo", json={"n": 1}).json()["event"] == {"n": 1}
+    finally:
+        first.close()
+        if holder is not None:
+            holder.stdin.close()
+            holder.wait(10)
+
+    third = start_runtime(root, ["idle"], environments="shared", replicas="1:1")  # A and the holder are gone
+    try:
+        client = httpx.Client(base_url=third.url, timeout=60)
+        assert [line.split(":")[0] for line in _runtime_lines(client, "environment")] == [
+            "removed environment .cmfleet/envs/busy",
+            "removed environment .cmfleet/envs/other",
+        ]
+        client.close()
+    finally:
+        third.close()
+    assert sorted(p.name for p in envs.iterdir() if not p.name.startswith(".")) == ["basic", "notes.txt"]
+    assert not list(envs.glob(".other.*")) and not list(envs.glob(".busy.*"))  # their lock files too
+
+
+_HOLD_LOCK = """
+import sys
+from pathlib import Path
+from cmfleet.runtime.environments import _file_lock
+with _file_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
 def test_environments_setting():
     assert load_config({}).defaults.environments == "module"
     tool = {"dev": {"environments": "shared", "modules": {"hello": {"environments": "module"}}}}

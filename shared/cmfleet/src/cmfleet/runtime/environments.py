@@ -11,6 +11,11 @@ A module that imports something it does not declare fails here as it would in Fo
 hash of (Python version, requirement list, the pyproject files' contents) matches the one stored in
 ``cmfleet-env.json`` inside it; otherwise it is built again, in a temporary folder swapped in when complete (an
 env without a stamp is never used). ``environments = "shared"`` runs every replica with the runtime's own Python.
+
+Two lock files per env, beside it: ``.<module>.lock`` (held while the env is checked or built, so two
+``cmfleet dev`` on one repository build it once) and ``.<module>.use`` (held shared by every ``cmfleet dev`` whose
+replicas use the env, for as long as it runs). At start, ``cmfleet dev`` removes the envs of modules the
+repository no longer has (:func:`remove_stale_environments`), except one whose locks another process holds.
 """
 
 from __future__ import annotations
@@ -27,10 +32,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ENVS_DIR = Path(".cmfleet") / "envs"
 STAMP = "cmfleet-env.json"
@@ -160,6 +165,79 @@ def find_uv() -> str:
     )
 
 
+def lock_path(envs: Path, module: str, kind: str) -> Path:
+    """The lock file ``kind`` ("lock": building, "use": in use by a runtime) of ``module``'s env in ``envs``."""
+    return envs / f".{module}.{kind}"
+
+
+def _try_lock(path: Path) -> IO[str] | None:
+    """An exclusive lock on ``path`` taken at once (the open file; closing it unlocks), or None when another
+    process holds a lock on it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = path.open("a")
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock between processes
+        return fh
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return None
+    return fh
+
+
+def remove_stale_environments(root: Path, modules: Iterable[str]) -> list[tuple[str, str]]:
+    """Remove ``<root>/.cmfleet/envs/<name>`` for every ``name`` not in ``modules`` (every module of the
+    repository, as discovered) and return one ``(level, message)`` log line per folder removed or kept.
+
+    A folder whose lock another process holds (a ``cmfleet dev`` building or using it) is kept. A symbolic link
+    is removed as a link (its target is left alone), and nothing inside a folder is followed out of it
+    (``shutil.rmtree`` removes links, not what they point to). Other files and the hidden ones (locks, builds
+    in progress) are left as they are."""
+    envs = Path(root) / ENVS_DIR
+    try:
+        entries = sorted(os.scandir(envs), key=lambda entry: entry.name)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        return [("WARNING", f"could not look for environments of removed modules in {ENVS_DIR.as_posix()}: {exc}")]
+    existing = set(modules)
+    lines: list[tuple[str, str]] = []
+    for entry in entries:
+        name = entry.name
+        link = entry.is_symlink()
+        if name.startswith(".") or name in existing or not (link or entry.is_dir(follow_symlinks=False)):
+            continue
+        where = (ENVS_DIR / name).as_posix()
+        why = f"the repository has no module {name!r}"
+        held: list[IO[str]] = []
+        try:
+            for kind in ("use", "lock"):  # the order in which a runtime takes them (it waits; this does not)
+                fh = _try_lock(lock_path(envs, name, kind))
+                if fh is None:
+                    break
+                held.append(fh)
+            if len(held) < 2:
+                lines.append(("INFO", f"kept environment {where} although {why}: another cmfleet dev is using it"))
+                continue
+            if link:
+                os.unlink(entry.path)
+            else:
+                shutil.rmtree(entry.path)
+            for kind in ("use", "lock"):
+                with contextlib.suppress(OSError):
+                    os.unlink(lock_path(envs, name, kind))
+            note = " (a symbolic link: removed, its target left alone)" if link else ""
+            lines.append(("INFO", f"removed environment {where}{note}: {why}"))
+        except OSError as exc:
+            lines.append(("WARNING", f"could not remove environment {where} ({why}): {exc}"))
+        finally:
+            for fh in held:
+                fh.close()
+    return lines
+
+
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
     """An exclusive lock across processes (two ``cmfleet dev`` on one repository build an env once)."""
@@ -239,7 +317,7 @@ class Builder:
     def ensure(self, spec: EnvSpec, on_line: LineSink | None = None) -> tuple[Path, bool]:
         """The env's Python, building the env first unless its stamp matches: ``(python, built)``."""
         key = spec.key()
-        with _file_lock(spec.folder.parent / f".{spec.module}.lock"):
+        with _file_lock(lock_path(spec.folder.parent, spec.module, "lock")):
             stamp = read_stamp(spec.folder)
             if stamp is not None and stamp.get("key") == key and spec.python.exists():
                 return spec.python, False
@@ -356,6 +434,7 @@ class EnvironmentManager:
         self._progress = _Progress(getattr(logs, "_console", None))  # the LogHub's console: lines print above
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._using: dict[str, IO[str]] = {}  # module -> its env's "use" lock, held (shared) until stop()
         #: Modules whose env uv is making right now (kept on the event loop; a reused env never enters it).
         self.building: set[str] = set()
         #: Called on the event loop with ``(module, True)`` when uv starts making the module's env and
@@ -429,6 +508,7 @@ class EnvironmentManager:
         failed = self._failed.get(module)
         if failed is not None and failed[0] == key and time.monotonic() - failed[1] < RETRY_AFTER:
             raise EnvBuildError(failed[2])
+        self._use(spec.folder.parent, module)
         where = _rel(spec.folder, self.root)
         stamp = read_stamp(spec.folder)
         task = None
@@ -460,12 +540,30 @@ class EnvironmentManager:
             self._log(f"reusing environment {where}", module)
         return python
 
+    def _use(self, envs: Path, module: str) -> None:
+        """(In a worker thread, one per module at a time.) Hold the env's "use" lock, shared, until stop(): another
+        ``cmfleet dev`` then keeps the env even if it finds no such module (see remove_stale_environments)."""
+        if module in self._using:
+            return
+        envs.mkdir(parents=True, exist_ok=True)
+        fh = lock_path(envs, module, "use").open("a")
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no lock between processes
+            pass
+        else:
+            fcntl.flock(fh, fcntl.LOCK_SH)  # waits only while another cmfleet dev removes it (a second at most)
+        self._using[module] = fh
+
     async def stop(self) -> None:
-        """End running builds (their uv processes) and the worker threads."""
+        """End running builds (their uv processes) and the worker threads; release the envs' "use" locks."""
         self.builder.stop()
         for task in list(self._background):
             task.cancel()
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+        for fh in self._using.values():
+            fh.close()
+        self._using.clear()
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -4,7 +4,8 @@ the gateway (HTTP, gateway port), every module's replicas, logs and hot reload.
 State on disk:
   ``<root>/.cmfleet/dev/tls/``            the CA and server certificate (kept between runs, git-ignored)
   ``<root>/.cmfleet/dev/manual/<module>/`` token and source files for a replica started by hand (``--print-env``)
-  ``<root>/.cmfleet/envs/<module>/``       each module's own venv (environments.py), reused while its inputs match
+  ``<root>/.cmfleet/envs/<module>/``       each module's own venv (environments.py), reused while its inputs match;
+                                         removed at start once the repository has no such module
   a private temporary folder per run     replica tokens, source files (0600), removed at stop
 
 ``Runtime`` can run in the current loop (``await runtime.start()`` ... ``await runtime.stop()``) or in a thread
@@ -165,6 +166,7 @@ class Runtime:
             env.source_env[unit.name] = write_module_sources(sources, unit.name, self.run_dir / "sources" / unit.name)
             if unit not in own_env:  # a module's own venv has its shared libs installed (editable)
                 env.pythonpath[unit.name] = [str(_src(lib)) for lib in self.repo.closure(unit)]
+        await self._remove_stale_environments()
         envs = None
         if own_env:
             from cmfleet.runtime.environments import EnvironmentManager
@@ -215,6 +217,16 @@ class Runtime:
         if self.config.reload:
             self._stop_watch = asyncio.Event()
             self._tasks.append(loop.create_task(self._watch(units)))
+
+    async def _remove_stale_environments(self) -> None:
+        """Remove the envs of modules the repository no longer has (all its modules count, not only the ones
+        run now), off the event loop; one log line per env removed or kept."""
+        from cmfleet.runtime.environments import remove_stale_environments
+
+        modules = [unit.name for unit in self.repo.modules()]
+        lines = await asyncio.get_running_loop().run_in_executor(None, remove_stale_environments, self.root, modules)
+        for level, message in lines:
+            self.logs.system(message, level=level)
 
     async def _watch(self, units: list[Any]) -> None:
         """Reload a module when its folder or a shared library it depends on changes."""
