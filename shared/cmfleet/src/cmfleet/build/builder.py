@@ -57,7 +57,7 @@ def _build_units(plan: ModulePlan, wheels: Path, progress: Progress) -> dict[str
     for unit in plan.units:
         uv = plan.versions[unit.name]
         progress(f"wheel of {unit.name}")
-        info = build_wheel(unit.path, wheels, source_date_epoch(plan.repo, unit, uv), unit.name)
+        info = build_wheel(unit.path, wheels, source_date_epoch(plan.repo, unit, uv), unit.name, uv.pretend)
         if uv.expected is not None and info.version != uv.expected:
             raise BuildError(
                 f"{unit.name}: the wheel says version {info.version} but the tag {uv.tag or 'pyproject'} says "

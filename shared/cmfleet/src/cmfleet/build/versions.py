@@ -1,10 +1,13 @@
 """Which version a unit builds as, read from git before building (the built wheel's metadata is the final word).
 
 A unit with a static ``[project].version`` builds as that version. A unit versioned by hatch-vcs builds as
-``X.Y.Z`` only when its own tag ``<unit>/vX.Y.Z`` names the checked-out commit and the tree is clean;
-otherwise hatch-vcs gives a dev version (``X.Y.(Z+1).devN+g<sha>``), which ``cmfleet build`` accepts only with
-``--dev``. ``SOURCE_DATE_EPOCH`` comes from the tag's commit (or ``HEAD`` for dev builds), so two builds of one
-tag are byte-identical.
+``X.Y.Z`` when its newest own tag ``<unit>/vX.Y.Z`` holds exactly what is built: nothing the unit's artifact is
+made of changed since that tag, committed or not (its files, its recipe and the pins it reads, a shared library
+it depends on and, for a module, cmfleet, whose wheel is the image's entrypoint). Other commits, to other units,
+do not matter: hatch-vcs alone would count them (``git describe`` counts every commit since the tag) and call
+the build a dev version, so such a build is given its tag's version. Otherwise hatch-vcs gives a dev version
+(``X.Y.(Z+1).devN``), which ``cmfleet build`` accepts only with ``--dev``. ``SOURCE_DATE_EPOCH`` comes from the
+tag's commit (or ``HEAD`` for dev builds), so every build of one release is byte-identical.
 """
 
 from __future__ import annotations
@@ -24,15 +27,24 @@ class UnitVersion:
     static: str | None  # [project].version, when not dynamic
     tag: str | None  # the newest <unit>/v* tag reachable from HEAD
     tag_version: str | None
-    distance: int = 0  # commits since that tag
-    dirty: bool = False
+    distance: int = 0  # commits since that tag, in the whole repository
+    dirty: bool = False  # uncommitted changes anywhere in the repository
+    changes: tuple[str, ...] = ()  # what changed since the tag in what the unit's artifact is made of
 
     @property
     def is_release(self) -> bool:
         """True when the build will carry a release version (no dev/local segment)."""
         if self.static is not None:
             return True
-        return self.tag is not None and self.distance == 0 and not self.dirty
+        return self.tag is not None and not self.changes
+
+    @property
+    def pretend(self) -> str | None:
+        """The version to hand hatch-vcs, which would otherwise say dev: a release whose tag is not ``HEAD``'s
+        clean tree (other units changed since)."""
+        if self.static is None and self.is_release and (self.distance or self.dirty):
+            return self.tag_version
+        return None
 
     @property
     def expected(self) -> str | None:
@@ -45,12 +57,11 @@ class UnitVersion:
         """A sentence on why this is not a release build, with the fix."""
         if self.tag is None:
             return f"{self.unit} has no release tag (create one with `cmfleet release` or `git tag {self.unit}/vX.Y.Z`)"
-        reasons = []
-        if self.distance:
-            reasons.append(f"HEAD is {self.distance} commit(s) after {self.tag}")
-        if self.dirty:
-            reasons.append("the working tree has uncommitted changes")
-        return f"{self.unit}: " + " and ".join(reasons) + f" (check out {self.tag} or commit and tag a new release)"
+        return (
+            f"{self.unit}: changed since {self.tag}: "
+            + "; ".join(self.changes)
+            + f" (check out {self.tag}, or commit and release {self.unit} again)"
+        )
 
 
 def git(root: Path, *args: str) -> str:
@@ -74,7 +85,31 @@ def unit_version(repo: Repository, unit: Unit) -> UnitVersion:
     if described is None:
         return UnitVersion(unit.name, None, None, None, dirty=bool(_status(repo.root)))
     tag, distance, dirty = described
-    return UnitVersion(unit.name, None, tag, tag[len(tag_prefix(repo, unit)) :], distance, dirty)
+    changes = changed_since(repo, unit, tag) if distance or dirty else ()
+    return UnitVersion(unit.name, None, tag, tag[len(tag_prefix(repo, unit)) :], distance, dirty, changes)
+
+
+def changed_since(repo: Repository, unit: Unit, tag: str) -> tuple[str, ...]:
+    """What changed since ``tag`` (committed or not) in what ``unit``'s artifact is made of, by the rules of
+    ``cmfleet affected`` without its repository-wide ones (``tox.ini`` or ``.ci/`` are in no artifact): the unit's
+    files and pins, its shared libraries and, for a module, the toolkit. Empty when the tag holds the unit."""
+    from dataclasses import replace
+
+    from cmfleet.discovery import TOOLKIT
+    from cmfleet.release.affected import AffectedConfig, affected
+
+    config = replace(AffectedConfig.of(repo), repository_wide=(), toolkit_affects_all=False)
+    found = affected(repo, tag, uncommitted=True, config=config).units
+    reasons: list[str] = []
+    own = found.get(unit.name)
+    if own is not None:
+        via = own.chain[-1]
+        prefix = "" if via == unit.name else f"its shared library {via}: "
+        reasons += [prefix + reason for reason in own.reasons]
+    toolkit = found.get(TOOLKIT)
+    if unit.is_module and toolkit is not None and own is None:
+        reasons += [f"{TOOLKIT} (the image's entrypoint): {reason}" for reason in toolkit.reasons]
+    return tuple(reasons)
 
 
 def _status(root: Path) -> str:

@@ -93,14 +93,19 @@ def _run(argv: list[str], what: str, cwd: Path | None = None, env: dict[str, str
     return proc.stdout
 
 
-def build_wheel(unit_dir: Path, out_dir: Path, source_date_epoch: int, what: str) -> WheelInfo:
-    """Build one unit's wheel into ``out_dir`` with its own build backend; returns its metadata."""
+def build_wheel(
+    unit_dir: Path, out_dir: Path, source_date_epoch: int, what: str, pretend_version: str | None = None
+) -> WheelInfo:
+    """Build one unit's wheel into ``out_dir`` with its own build backend; returns its metadata.
+    ``pretend_version`` is the release a hatch-vcs unit builds as when its tag is not on ``HEAD`` (see versions.py)."""
     with_tmp = out_dir / f".building-{unit_dir.name}"
     with_tmp.mkdir(parents=True)
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(source_date_epoch)}
-    # A pretend version would override the tag; builds must carry the version hatch-vcs reads from git.
+    # A pretend version from the caller's environment would override the tag: only cmfleet sets one.
     for key in [k for k in env if k.startswith("SETUPTOOLS_SCM_PRETEND_VERSION")]:
         env.pop(key)
+    if pretend_version is not None:
+        env["SETUPTOOLS_SCM_PRETEND_VERSION"] = pretend_version
     argv = [find_uv(), "build", "--wheel", "--quiet", "--python", sys.executable, "--out-dir", str(with_tmp)]
     _run([*argv, str(unit_dir)], f"building the wheel of {what} ({unit_dir})", env=env)
     built = sorted(with_tmp.glob("*.whl"))

@@ -172,11 +172,17 @@ def collect_changes(git: Git, since: str | None, uncommitted: bool) -> tuple[str
 
 
 def affected(
-    repo: Repository, since: str | None, *, uncommitted: bool = False, git: Git | None = None
+    repo: Repository,
+    since: str | None,
+    *,
+    uncommitted: bool = False,
+    git: Git | None = None,
+    config: AffectedConfig | None = None,
 ) -> AffectedResult:
-    """The units affected by the changes since ``since`` (and the working tree with ``uncommitted``)."""
+    """The units affected by the changes since ``since`` (and the working tree with ``uncommitted``), by the
+    repository's ``[tool.cmfleet.affected]`` rules unless ``config`` gives others."""
     git = git or Git(repo.root)
-    config = AffectedConfig.of(repo)
+    config = config or AffectedConfig.of(repo)
     base, head, changes = collect_changes(git, since, uncommitted)
     result = AffectedResult(since, base, head, uncommitted, [])
 
