@@ -11,18 +11,21 @@ import signal
 import ssl
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
 from runtime_support import copy_fleet, ready_replicas, start_runtime, wait_for
 
+from cmfleet.runtime.config import ConfigError, load_config
+
 PREFIX = "/interactive-module/api/internal-query"
+NEVER_POLLS = json.dumps([sys.executable, "-c", "import time; time.sleep(3600)"])
 
 
 @pytest.fixture(scope="module")
 def idle_runtime(tmp_path_factory):
-    never_polls = json.dumps([sys.executable, "-c", "import time; time.sleep(3600)"])
-    dev = f"[tool.cmfleet.dev.modules.idle]\ncommand = {never_polls}\nqueue-limit = 2\n"
+    dev = f"[tool.cmfleet.dev.modules.idle]\ncommand = {NEVER_POLLS}\nqueue-limit = 2\n"
     root = copy_fleet(tmp_path_factory.mktemp("fleet") / "repo", dev)
     rt = start_runtime(root, ["idle", "other"], poll_hold=1.0, timeout=120)
     client = httpx.Client(base_url=rt.url, timeout=30)
@@ -122,6 +125,20 @@ def _start_sdk(root, env: dict[str, str]) -> subprocess.Popen:
     )
 
 
+def _kill(proc: subprocess.Popen) -> None:
+    """SIGKILL a hand-started replica's process group (the SDK and its workers) and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(10)
+
+
+def _lost(client: httpx.Client, job_id: str) -> dict:
+    """The job's record once it is lost."""
+    return wait_for(lambda: (j := client.get(f"/api/jobs/{job_id}").json())["state"] == "lost" and j, 30, "job lost")
+
+
 def test_hand_started_sdk_replica_and_its_restart_notification(idle_runtime):
     rt, client, runtime, root = idle_runtime
     env = _print_env(root, rt.runtime.runtime_port)
@@ -135,17 +152,74 @@ def test_hand_started_sdk_replica_and_its_restart_notification(idle_runtime):
 
         job_id = client.post("/api/modules/idle/functions/nap/jobs", json={"seconds": 60}).json()["job_id"]
         wait_for(lambda: client.get(f"/api/jobs/{job_id}").json()["state"] == "running", what="the job to start")
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+        _kill(proc)
         proc = _start_sdk(root, env)  # the SDK reports its restart; the runtime drops what it held
-        record = wait_for(
-            lambda: (j := client.get(f"/api/jobs/{job_id}").json())["state"] == "lost" and j, what="the job lost"
-        )
+        record = _lost(client, job_id)
         assert "restarted (restart notification)" in record["error"]
         assert client.post("/api/modules/idle/functions/nap", json={"seconds": 0}).json() == "rested"
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(10)
+        _kill(proc)
+
+
+def _listed(client: httpx.Client, module: str) -> dict[str, str]:
+    (mod,) = [m for m in client.get("/api/modules").json() if m["name"] == module]
+    return {r["id"]: r["state"] for r in mod["replicas"]}
+
+
+def test_a_hand_started_replica_that_stops_polling_loses_its_jobs_after_the_grace(tmp_path):
+    root = copy_fleet(tmp_path / "repo", f"[tool.cmfleet.dev.modules.idle]\ncommand = {NEVER_POLLS}\n")
+    rt = start_runtime(root, ["idle"], poll_hold=1.0, timeout=120, manual_grace=2)
+    client = httpx.Client(base_url=rt.url, timeout=30)
+    env = _print_env(root, rt.runtime.runtime_port)
+    proc = _start_sdk(root, env)
+    try:
+        r = client.post("/api/modules/idle/functions/nap", json={"seconds": 0})
+        assert r.json() == "rested" and r.headers["x-cmfleet-replica"] == "idle-manual"
+        # healthy and idle for 12 s (12 long-polls of 1 s, 6 grace periods): never taken for stopped
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            assert _listed(client, "idle").get("idle-manual") == "ready"
+            time.sleep(0.25)
+        # healthy and busy for longer than the grace: its job runs on
+        job_id = client.post("/api/modules/idle/functions/nap/jobs", json={"seconds": 60}).json()["job_id"]
+        wait_for(lambda: client.get(f"/api/jobs/{job_id}").json()["state"] == "running", what="the job to start")
+        time.sleep(3)
+        assert client.get(f"/api/jobs/{job_id}").json()["state"] == "running"
+        assert not [line for line in _logs(client) if "stopped polling" in line]
+
+        _kill(proc)  # the replica and its SDK workers, as a closed terminal would
+        killed = time.monotonic()
+        record = _lost(client, job_id)
+        waited = time.monotonic() - killed
+        assert record["error"] == "lost: hand-started replica idle-manual stopped polling: no connection for 2 s"
+        assert 1.5 <= waited < 10, waited  # after the grace, long before the job's 120 s timeout
+        assert "idle-manual" not in _listed(client, "idle")
+        assert rt.call(lambda: rt.runtime.scheduler.by_token[_manual_token(root)].state) == "stopped"
+        assert [line for line in _logs(client) if "stopped polling" in line] == [
+            "hand-started replica idle-manual stopped polling: no connection for 2 s; the 1 job(s) it held are lost"
+        ]
+
+        proc = _start_sdk(root, env)  # started again (same token): ready again
+        r = client.post("/api/modules/idle/functions/nap", json={"seconds": 0})
+        assert r.json() == "rested" and r.headers["x-cmfleet-replica"] == "idle-manual"
+        assert _listed(client, "idle")["idle-manual"] == "ready"
+    finally:
+        _kill(proc)
+        client.close()
+        rt.close()
+
+
+def _manual_token(root) -> str:
+    return (root / ".cmfleet" / "dev" / "manual" / "idle" / "module-auth-token").read_text()
+
+
+def _logs(client: httpx.Client) -> list[str]:
+    return [r["message"] for r in client.get("/api/logs", params={"module": "idle", "limit": 1000}).json()]
+
+
+def test_manual_grace_setting():
+    assert load_config({}).manual_grace == 10
+    assert load_config({"dev": {"manual-grace": 2.5}}).manual_grace == 2.5
+    for bad in (0, -1, "soon", True):
+        with pytest.raises(ConfigError, match=r"\[tool.cmfleet.dev\] manual-grace: .* is not a number of seconds"):
+            load_config({"dev": {"manual-grace": bad}})

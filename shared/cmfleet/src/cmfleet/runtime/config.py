@@ -10,6 +10,8 @@ Root ``pyproject.toml``::
     queue-limit = 1000        # jobs waiting per module before 429
     max-body = 1048576        # largest accepted event, bytes (413 above)
     environments = "module"   # each module's replicas in their own venv (.cmfleet/envs/<module>/), or "shared"
+    manual-grace = 10         # seconds a hand-started replica (--print-env) may have no connection before the
+                              # runtime takes it as stopped (the jobs it held end as lost)
 
     [tool.cmfleet.dev.modules.hello]
     replicas = "0:4"
@@ -90,6 +92,7 @@ class DevConfig:
     log_buffer: int = 5000
     job_history: int = 20000
     poll_hold: float = 5.0  # the GET job long-poll, as Palantir documents
+    manual_grace: float = 10.0  # seconds without a connection before a hand-started replica counts as stopped
     terminal_logs: bool = True
     defaults: ModuleSettings = field(default_factory=ModuleSettings)
     modules: dict[str, ModuleSettings] = field(default_factory=dict)
@@ -113,7 +116,7 @@ _KEYS = {
 
 
 def _apply(base: ModuleSettings, table: dict[str, Any], where: str) -> ModuleSettings:
-    unknown = set(table) - _KEYS - {"modules", "max-body"}
+    unknown = set(table) - _KEYS - {"modules", "max-body", "manual-grace"}
     if unknown:
         raise ConfigError(
             f"{where}: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}"
@@ -186,8 +189,21 @@ def load_config(tool_cmfleet: dict[str, Any], *, pyproject: str = "pyproject.tom
     config = DevConfig(defaults=defaults, modules=modules)
     if "max-body" in dev:
         config.max_body = int(dev["max-body"])
+    if "manual-grace" in dev:
+        config.manual_grace = _seconds(dev["manual-grace"], f"{where} manual-grace")
     for key, value in ov.items():
         if not hasattr(config, key):
             raise TypeError(f"unknown override {key}")
         setattr(config, key, value)
     return config
+
+
+def _seconds(value: Any, where: str) -> float:
+    """A positive number of seconds, or a ConfigError naming ``where``."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if isinstance(value, bool) or not seconds > 0:
+        raise ConfigError(f"{where}: {value!r} is not a number of seconds above 0 (for example 10)")
+    return seconds

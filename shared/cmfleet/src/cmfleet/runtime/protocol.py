@@ -8,6 +8,11 @@
 Every call carries ``Module-Auth-Token``: missing 401, unknown 403; a token names one replica of one module, so a
 replica cannot take or answer another module's (or another replica's) jobs (403).
 
+Each replica's open connections are counted (``Replica.connections``): a connection counts for the replica whose
+token its first GET job (or schemas, restart notification) carried, until it closes. The SDK always keeps one
+open (a parked long-poll, re-polled at once), so a hand-started replica with none for a while has stopped
+(replicas.py). Counted per connection, not per request: the SDK's repeated GET job takes the fast path.
+
 A small HTTP/1.1 server (an ``asyncio.Protocol`` parser) rather than an ASGI stack: it keeps the chunk boundaries
 of a streamed result (the SDK sends one item per chunk, with no delimiter) and costs little CPU per job: no task
 or coroutine per request, a parked long-poll is answered by the scheduler's call (no future, no loop trip).
@@ -114,6 +119,9 @@ class ProtocolServer:
         self.connections: set[_Connection] = set()
         #: Called when a replica (by its token) first talks to the runtime.
         self.on_contact: Callable[[Replica], None] = lambda r: None
+        #: Called when a replica's first connection opens (it had none), and when its last one closes.
+        self.on_connected: Callable[[Replica], None] = lambda r: None
+        self.on_disconnected: Callable[[Replica], None] = lambda r: None
 
     async def start(self, sock: Any) -> None:
         """Serve on an already bound listening socket."""
@@ -127,6 +135,18 @@ class ProtocolServer:
         for conn in list(self.connections):
             conn.close()
         self.connections.clear()
+
+    def bind(self, replica: Replica) -> None:
+        """One more open connection of ``replica``."""
+        replica.connections += 1
+        if replica.connections == 1:
+            self.on_connected(replica)
+
+    def unbind(self, replica: Replica) -> None:
+        """One connection of ``replica`` closed (or now speaks for another replica)."""
+        replica.connections -= 1
+        if replica.connections == 0:
+            self.on_disconnected(replica)
 
     def replica(self, token: bytes | None) -> tuple[Replica | None, bytes | None]:
         """The replica a request's ``Module-Auth-Token`` value names, or the refusal to send."""
@@ -165,6 +185,7 @@ class _Connection(asyncio.Protocol):
         self.poll_from: tuple[str, Replica] | None = None
         self.fields_raw = b""  # the last header block read, and its fields
         self.fields: _Fields | None = None
+        self.bound: Replica | None = None  # the replica this connection counts for (ProtocolServer.bind)
 
     # -- transport events ----------------------------------------------------------------------------------
 
@@ -175,6 +196,9 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
         self.server.connections.discard(self)
+        if self.bound is not None:
+            self.server.unbind(self.bound)
+            self.bound = None
         if self.uploading is not None:
             self.scheduler.result_aborted(self.uploading)
             self.uploading = None
@@ -321,6 +345,8 @@ class _Connection(asyncio.Protocol):
             return
         assert replica is not None
         if path == JOB_PATH and method == b"GET":
+            if replica is not self.bound:  # once per connection: its later polls take the fast path above
+                self._bind(replica)
             if self.keep_alive:
                 token = fields.token or b""
                 self.poll_head, self.poll_from = head, (token.decode("latin-1"), replica)
@@ -328,14 +354,26 @@ class _Connection(asyncio.Protocol):
         elif path.startswith(_RESULT_PREFIX) and method == b"POST":
             self._result(replica, path[len(_RESULT_PREFIX) :], fields)
         elif path == SCHEMAS_PATH and method == b"POST":
+            self._bind(replica)
             self._expect_body(fields, lambda body: self._schemas(replica, body))
         elif path == RESTART_PATH and method == b"POST":
+            self._bind(replica)
             self._expect_body(fields, lambda body: self._restart(replica))
         elif path in (JOB_PATH, SCHEMAS_PATH, RESTART_PATH) or path.startswith(RESULTS_PATH + "/"):
             self._send(_error(405, f"{method.decode()} is not allowed on {path}"), close=True)
         else:
             message = f"no runtime endpoint {path}; the SDK uses {PREFIX}/{{job,results,schemas,...}}"
             self._send(_error(404, message), close=True)
+
+    def _bind(self, replica: Replica) -> None:
+        """Count this connection as ``replica``'s (no longer as another's)."""
+        old = self.bound
+        if old is replica or self.closed:
+            return
+        self.bound = replica
+        self.server.bind(replica)
+        if old is not None:
+            self.server.unbind(old)
 
     def _poll(self, replica: Replica) -> None:
         if replica.state == "starting":

@@ -10,6 +10,10 @@ process runs, ``starting``; at its first poll, ``ready``.
 A replica that dies is restarted at once; the jobs it held end as ``lost`` naming the exit code or signal.
 A replica that dies before it ever polled (import error) fails the queued jobs with the cause and is retried
 with a growing delay.
+
+A hand-started replica (``--print-env``) has no process here to watch: it counts as stopped once it has had no
+connection to the runtime for ``manual_grace`` seconds (the SDK always keeps one open), and the jobs it held end
+as ``lost``; when it polls again it is ready again.
 """
 
 from __future__ import annotations
@@ -148,6 +152,7 @@ class ReplicaManager:
         self.modules: dict[str, ModuleRuntime] = {}
         self.closing = False
         self._ticker: asyncio.Task[None] | None = None
+        self._unseen: dict[Replica, asyncio.TimerHandle] = {}  # hand-started replicas without a connection
         scheduler.on_pressure = self.on_pressure
         scheduler.on_drained = self._drained
         if envs is not None:
@@ -337,6 +342,35 @@ class ReplicaManager:
 
         asyncio.get_running_loop().call_later(STOP_GRACE, force)
 
+    # -- hand-started replicas ----------------------------------------------------------------------------
+
+    def connected(self, replica: Replica) -> None:
+        """A replica's first connection opened (ProtocolServer.on_connected)."""
+        timer = self._unseen.pop(replica, None)
+        if timer is not None:
+            timer.cancel()
+
+    def disconnected(self, replica: Replica) -> None:
+        """A replica's last connection closed (ProtocolServer.on_disconnected): a hand-started one gets
+        ``manual_grace`` seconds to open another."""
+        if not replica.external or self.closing:
+            return
+        previous = self._unseen.pop(replica, None)
+        if previous is not None:
+            previous.cancel()
+        grace = self.config.manual_grace
+        self._unseen[replica] = asyncio.get_running_loop().call_later(grace, self._unseen_too_long, replica, grace)
+
+    def _unseen_too_long(self, replica: Replica, grace: float) -> None:
+        self._unseen.pop(replica, None)
+        if self.closing or replica.connections or replica.state in (STOPPED, CRASHED):
+            return
+        cause = f"stopped polling: no connection for {grace:g} s"
+        lost = self.scheduler.replica_gone(replica, cause, STOPPED)
+        held = f"; the {len(lost)} job(s) it held are lost" if lost else ""
+        level = "WARNING" if lost else "INFO"
+        self.logs.system(f"hand-started replica {replica.id} {cause}{held}", replica.module, replica.id, level=level)
+
     def _drained(self, replica: Replica) -> None:
         if replica.state == DRAINING and not replica.stopping:
             self.terminate(replica)
@@ -424,6 +458,9 @@ class ReplicaManager:
         self.closing = True
         if self._ticker is not None:
             self._ticker.cancel()
+        for timer in self._unseen.values():
+            timer.cancel()
+        self._unseen.clear()
         if self.envs is not None:
             await self.envs.stop()  # uv processes of unfinished builds end now
         procs: list[tuple[int, asyncio.subprocess.Process]] = []

@@ -247,6 +247,7 @@ class Replica:
     max_in_flight: int = 0  # the most jobs it ever held at once (tests check it against capacity)
     idle_since: float = field(default_factory=time.monotonic)
     stopping: bool = False
+    connections: int = 0  # its open connections to the runtime port (counted per connection, see protocol.py)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -354,8 +355,9 @@ class Scheduler:
         replica.state = state
         self._release_polls(replica)
         lost = list(replica.in_flight)
+        who = "hand-started replica" if replica.external else "replica"
         for job in list(replica.in_flight.values()):
-            self._finish(job, LOST, f"lost: replica {replica.id} {reason}")
+            self._finish(job, LOST, f"lost: {who} {replica.id} {reason}")
         replica.in_flight.clear()
         self._dispatch(self.modules[replica.module])
         return lost

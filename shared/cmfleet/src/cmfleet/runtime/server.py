@@ -187,6 +187,8 @@ class Runtime:
 
         self._protocol = ProtocolServer(self.scheduler, tls.server_context())
         self._protocol.on_contact = lambda r: None
+        self._protocol.on_connected = self.manager.connected
+        self._protocol.on_disconnected = self.manager.disconnected
         await self._protocol.start(runtime_sock)
 
         import uvicorn
