@@ -103,7 +103,8 @@ def test_new_module_passes_check_and_its_tests(cmfleet, tmp_path):
         "tests/test_demo_app.py",
     ]
     pyproject = (module / "pyproject.toml").read_text()
-    assert "tag-pattern = '^demo-app/v(?P<version>\\d+\\.\\d+\\.\\d+)$'" in pyproject
+    # new units read pre-release tags too (demo-app/v1.3.0rc1): cmfleet release --pre
+    assert "tag-pattern = '^demo-app/v(?P<version>\\d+\\.\\d+\\.\\d+(?:(?:a|b|rc)\\d+)?)$'" in pyproject
     assert '"--match", "demo-app/v*"]' in pyproject
     # conda-build builds outside git: the recipe hands hatch-vcs the package version
     assert (

@@ -40,7 +40,7 @@ def version_section(name: str) -> str:
         f"""\
         [tool.hatch.version]
         source = "vcs"
-        tag-pattern = '^{name}/v(?P<version>\\d+\\.\\d+\\.\\d+)$'
+        tag-pattern = '^{name}/v(?P<version>\\d+\\.\\d+\\.\\d+(?:(?:a|b|rc)\\d+)?)$'
         fallback-version = "0.0.0.dev0"
 
         [tool.hatch.version.raw-options]

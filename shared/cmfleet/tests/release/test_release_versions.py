@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import pytest
+from wheelversion import build_wheel_version
 
 from cmfleet.discovery import Repository
 from cmfleet.release.git import Git
@@ -26,29 +23,6 @@ from cmfleet.release.versions import (
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
 
-def uv() -> str:
-    """uv from the dev environment (tox-uv ships it next to the interpreter)."""
-    candidate = Path(sys.executable).parent / "uv"
-    return str(candidate) if candidate.exists() else (shutil.which("uv") or "uv")
-
-
-def build_wheel_version(unit_dir: Path, out: Path) -> str:
-    """Build the unit's wheel with uv (hatchling + hatch-vcs, isolated) and read the version from its name."""
-    proc = subprocess.run(
-        [uv(), "build", "--wheel", "-q", "--out-dir", str(out), str(unit_dir)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    (wheel,) = out.glob("*.whl")
-    with zipfile.ZipFile(wheel) as zf:
-        metadata = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
-        version_line = next(line for line in zf.read(metadata).decode().splitlines() if line.startswith("Version:"))
-    wheel.unlink()
-    return version_line.split(":", 1)[1].strip()
-
-
 def test_tag_format_round_trip_and_errors():
     fmt = TagFormat("{unit}/v{version}")
     assert fmt.tag("hello", Version(1, 2, 3)) == "hello/v1.2.3"
@@ -62,14 +36,17 @@ def test_tag_format_round_trip_and_errors():
         TagFormat("{unit}{version}")
     at = TagFormat("{unit}@{version}")
     assert at.parse("my-mod", "my-mod@0.4.0") == Version(0, 4, 0)
-    assert hatch_version_section("hello", fmt)["tag-pattern"] == r"^hello/v(?P<version>\d+\.\d+\.\d+)$"
+    assert fmt.parse("hello", "hello/v1.3.0rc1") == Version(1, 3, 0, ("rc", 1))
+    pattern = hatch_version_section("hello", fmt)["tag-pattern"]
+    assert pattern == r"^hello/v(?P<version>\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?)$"
+    assert fmt.hatch_pattern("hello", legacy=True) == r"^hello/v(?P<version>\d+\.\d+\.\d+)$"
 
 
 def test_version_bumps_and_order():
     v = Version.parse("1.4.2")
     assert (str(v.bump("major")), str(v.bump("minor")), str(v.bump("patch"))) == ("2.0.0", "1.5.0", "1.4.3")
     assert Version.parse("1.10.0") > Version.parse("1.9.9")
-    for bad in ("1.2", "01.2.3", "1.2.3rc1", "v1.2.3"):
+    for bad in ("1.2", "01.2.3", "1.2.3-rc1", "1.2.3.rc1", "1.2.3c1", "1.2.3rc01", "1.2.3.dev1", "v1.2.3"):
         with pytest.raises(VersionError):
             Version.parse(bad)
 
@@ -119,14 +96,15 @@ def test_malformed_tag_is_a_clear_error(fleet):
 
 
 def test_repository_units_read_versions_from_their_own_tags():
-    """Every unit of this repository with a dynamic version is configured to read only its own tags."""
+    """Every unit of this repository with a dynamic version is configured to read only its own tags, pre-release
+    tags included (cmfleet release --pre)."""
     repo = Repository.load(REPO_ROOT)
     fmt = TagFormat.of(repo)
     checked = 0
     for unit in repo.units.values():
         if "version" in unit.project.get("dynamic", []):
             checked += 1
-            assert version_config_problems(unit, fmt) == [], unit.name
+            assert version_config_problems(unit, fmt, pre=True) == [], unit.name
     assert checked >= 6
 
 

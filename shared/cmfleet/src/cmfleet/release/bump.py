@@ -12,7 +12,8 @@ from cmfleet.release.planner import ReleaseError, ReleasePlan, plan_release
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository
 
-#: The specifier written for a released library: dependents need at least this version.
+#: The specifier written for a released library: dependents need at least this version (a pre-release when
+#: bump-shared made one: ``>=1.3.0rc1`` admits it, as PEP 440 and conda do for a specifier naming a pre-release).
 PIN_FORMAT = ">={version}"
 
 
@@ -35,8 +36,12 @@ def plan_bump_shared(
     release_dependents: bool = False,
     git: Git | None = None,
     today: str | None = None,
+    pre: str | None = None,
 ) -> BumpPlan:
-    """Plan the library's release, the pin edits, and (optionally) the dependents' releases."""
+    """Plan the library's release, the pin edits, and (optionally) the dependents' releases.
+
+    With ``pre`` every release of the plan is a pre-release and the pins name the library's pre-release;
+    without it they name its final release, whatever pre-releases it had."""
     from cmfleet.discovery import UnknownUnitError
 
     git = git or Git(repo.root)
@@ -45,7 +50,7 @@ def plan_bump_shared(
         raise ReleaseError(str(UnknownUnitError(lib_name, sorted(u.name for u in repo.shared()), "shared library")), 2)
     if lib.is_module:
         raise ReleaseError(f"{lib_name!r} is a module; bump-shared takes a shared library (shared/<lib>/)", 2)
-    first = plan_release(repo, {lib.name: request}, git=git, run_checks=False, today=today)
+    first = plan_release(repo, {lib.name: request}, git=git, run_checks=False, today=today, pre=pre)
     version = str(first.units[0].next)
     spec = PIN_FORMAT.format(version=version)
     edits = []
@@ -64,5 +69,5 @@ def plan_bump_shared(
         for name in chains:
             requests[name] = "auto"
             notes[name] = [f"requires {lib.distribution}{spec}"]
-    plan = plan_release(repo, requests, git=git, edits=edits, today=today, dependency_notes=notes)
+    plan = plan_release(repo, requests, git=git, edits=edits, today=today, dependency_notes=notes, pre=pre)
     return BumpPlan(plan, lib.name, version, chains, release_dependents)

@@ -122,9 +122,30 @@ def _bump_option(default: str | None = "auto") -> Callable:
         "--bump",
         default=default,
         show_default=default is not None,
-        metavar="auto|major|minor|patch|X.Y.Z",
-        help="auto: from conventional commits; or a level; or an explicit version.",
+        metavar="auto|major|minor|patch|X.Y.Z|X.Y.ZrcN",
+        help="auto: from conventional commits; or a level; or an explicit version (a pre-release too: 1.3.0rc1).",
     )
+
+
+def _pre_option(what: str) -> Callable:
+    return click.option(
+        "--pre",
+        metavar="a|b|rc",
+        help=f"Make {what} a PEP 440 pre-release: the next version plus aN, bN or rcN (1.3.0rc1, then 1.3.0rc2); "
+        "a later release without --pre finalises it (1.3.0).",
+    )
+
+
+def _validate_pre(pre: str | None) -> None:
+    from cmfleet.builtin.commands import fail
+    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.release.versions import VersionError, check_pre_label
+
+    if pre is not None:
+        try:
+            check_pre_label(pre)
+        except VersionError as exc:
+            fail(str(exc), EXIT_USAGE)
 
 
 def _validate_bump(bump: str) -> None:
@@ -164,26 +185,37 @@ def _finish(repo, plan, dry_run: bool, as_json: bool) -> None:
 @click.command("release")
 @click.argument("names", nargs=-1)
 @_bump_option()
+@_pre_option("every release")
 @click.option("--affected", "use_affected", is_flag=True, help="Release every affected unit that has changes.")
 @click.option("--since", metavar="REF", envvar="CMFLEET_SINCE", help="With --affected: " + _SINCE_HELP)
 @click.option("--dry-run", is_flag=True, help="Print exactly what would happen; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def release_command(
-    names: tuple[str, ...], bump: str, use_affected: bool, since: str | None, dry_run: bool, as_json: bool
+    names: tuple[str, ...],
+    bump: str,
+    pre: str | None,
+    use_affected: bool,
+    since: str | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Release units: next version from conventional commits, CHANGELOG.md section, one commit, annotated tags.
 
     feat -> minor, fix/perf -> patch, '!' or BREAKING CHANGE -> major (minor while at 0.x); a shared library
-    released since (or now) -> patch, minor if that release was breaking. Refuses, writing nothing, on a dirty
-    tree, a detached HEAD, an existing tag, a version not above the last, a unit failing `cmfleet check`.
+    released since (or now) -> patch, minor if that release was breaking. --pre rc (or a, b) makes 1.3.0rc1, then
+    1.3.0rc2; releasing without --pre finalises (1.3.0). Refuses, writing nothing, on a dirty tree, a detached
+    HEAD, an existing tag, a version not above the last, a pre-release below an existing one, a unit failing
+    `cmfleet check`.
 
-    Examples: cmfleet release hello --dry-run; cmfleet release --affected --since origin/main
+    Examples: cmfleet release hello --dry-run; cmfleet release hello --pre rc;
+    cmfleet release --affected --since origin/main
     """
     from cmfleet.builtin.commands import fail, load_repository
     from cmfleet.cli import EXIT_USAGE
     from cmfleet.release.planner import plan_release
 
     _validate_bump(bump)
+    _validate_pre(pre)
     if use_affected == bool(names):
         fail("give unit names or --affected --since REF (not both)", EXIT_USAGE)
     repo = load_repository()
@@ -197,9 +229,9 @@ def release_command(
             if not chosen:
                 click.echo(f"No unit is affected since {since}; nothing to release.")
                 return
-            plan = plan_release(repo, dict.fromkeys(chosen, bump), skip_unchanged=True)
+            plan = plan_release(repo, dict.fromkeys(chosen, bump), skip_unchanged=True, pre=pre)
         else:
-            plan = plan_release(repo, dict.fromkeys(names, bump))
+            plan = plan_release(repo, dict.fromkeys(names, bump), pre=pre)
     _finish(repo, plan, dry_run, as_json)
 
 
@@ -207,7 +239,8 @@ def release_command(
 @click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def status_command(names: tuple[str, ...], as_json: bool) -> None:
-    """Per unit: last release, commits since, shared libraries and their versions, whether it needs a release.
+    """Per unit: last release, pending pre-release, commits since, shared libraries and their versions, whether
+    it needs a release.
 
     Example: cmfleet status --json
     """
@@ -223,7 +256,8 @@ def status_command(names: tuple[str, ...], as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("unit", "kind", "released", "version", "commits", "shared", "release?", "why", box=None)
+    columns = ("unit", "kind", "released", "pre-release", "version", "commits", "shared", "release?", "why")
+    table = Table(*columns, box=None)
     for r in rows:
         shared = ", ".join(f"{d['name']} {d['released'] or '-'}" for d in r["shared"]) or "-"
         needs = (
@@ -235,6 +269,7 @@ def status_command(names: tuple[str, ...], as_json: bool) -> None:
             r["name"],
             r["kind"],
             r["last_release"] or "-",
+            r["pre_release"] or "-",
             r["version"],
             str(r["commits_since"]),
             shared,
@@ -248,16 +283,27 @@ def status_command(names: tuple[str, ...], as_json: bool) -> None:
 @click.argument("lib")
 @click.argument("version", required=False)
 @_bump_option(default=None)
+@_pre_option("the library's release (and the dependents' with --release-dependents), pinned as >=X.Y.ZrcN,")
 @click.option("--release-dependents", is_flag=True, help="Also release every unit depending on LIB.")
 @click.option("--dry-run", is_flag=True, help="Print exactly what would happen; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def bump_shared_command(
-    lib: str, version: str | None, bump: str | None, release_dependents: bool, dry_run: bool, as_json: bool
+    lib: str,
+    version: str | None,
+    bump: str | None,
+    pre: str | None,
+    release_dependents: bool,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Release a shared library, update its pin everywhere (conda_build_config.yaml, dependents' pyproject),
     and list (or, with --release-dependents, release) the units depending on it.
 
-    Examples: cmfleet bump-shared textkit --bump minor --dry-run; cmfleet bump-shared textkit 1.2.0
+    Pins name final releases (>=X.Y.Z; the library's pre-releases never move them) unless --pre is given here:
+    then the library's pre-release is pinned (>=X.Y.ZrcN) so dependents build and test against it.
+
+    Examples: cmfleet bump-shared textkit --bump minor --dry-run; cmfleet bump-shared textkit 1.2.0;
+    cmfleet bump-shared textkit --pre rc --release-dependents
     """
     from cmfleet.builtin.commands import fail, load_repository
     from cmfleet.cli import EXIT_USAGE
@@ -267,9 +313,10 @@ def bump_shared_command(
         fail("give either VERSION or --bump, not both", EXIT_USAGE)
     request = version or bump or "auto"
     _validate_bump(request)
+    _validate_pre(pre)
     repo = load_repository()
     with _errors():
-        bumped = plan_bump_shared(repo, lib, request, release_dependents=release_dependents)
+        bumped = plan_bump_shared(repo, lib, request, release_dependents=release_dependents, pre=pre)
     bumped.plan.extra["dependents"] = bumped.dependents
     if not release_dependents and bumped.dependents:
         bumped.plan.notes.append(

@@ -2,6 +2,13 @@
 
 Everything is decided and checked first (:func:`plan_release`); only a plan that passed every check is written
 (:func:`apply_plan`), files through temp-file-and-rename, so a refusal leaves the tree untouched.
+
+Pre-releases (``pre="rc"``, also ``a`` and ``b``): the next version is computed as for a final release, from the
+commits since the last *final* release, and becomes ``X.Y.Z<label>N``, N one above the highest ``<label>`` of the
+same ``X.Y.Z`` (1 for a new target). An automatic release never goes below the target of a pre-release still
+waiting for its final release (one made with an explicit ``--bump`` stays the target), and a release without
+``pre`` finalises it. A pre-release's changelog section lists what is new since the previous pre-release; the
+final release's section lists every change since the last final release.
 """
 
 from __future__ import annotations
@@ -24,7 +31,10 @@ from cmfleet.release.versions import (
     TagFormat,
     Version,
     VersionError,
+    check_pre_label,
     check_tags_available,
+    last_final,
+    pre_releases_since,
     unit_releases,
     version_config_problems,
 )
@@ -95,7 +105,11 @@ class DependencyRelease:
 
 @dataclass
 class Analysis:
-    """What happened to a unit since its last release, and the bump it asks for."""
+    """What happened to a unit since its last final release, and the bump it asks for.
+
+    ``pres`` are the pre-releases since that final release (reachable from HEAD, lowest first); ``new_commits``
+    and ``new_dependencies`` what came after the newest of them (the same as ``commits`` and ``dependencies``
+    when there is none)."""
 
     unit: Unit
     last: Release | None
@@ -103,10 +117,19 @@ class Analysis:
     dependencies: list[DependencyRelease]
     level: str | None
     reasons: list[str]
+    pres: list[Release] = field(default_factory=list)
+    new_commits: list[Commit] = field(default_factory=list)
+    new_dependencies: list[DependencyRelease] = field(default_factory=list)
 
     @property
     def current(self) -> Version:
+        """The last final release's version (0.0.0 for a unit never released): the base of every bump."""
         return self.last.version if self.last else ZERO
+
+    @property
+    def pending(self) -> Release | None:
+        """The newest pre-release not followed by a final release yet."""
+        return self.pres[-1] if self.pres else None
 
 
 def analyze(
@@ -117,27 +140,20 @@ def analyze(
     settings: ReleaseSettings,
     planned: dict[str, UnitPlan] | None = None,
 ) -> Analysis:
-    """Commits touching ``unit`` since its last tag, dependency releases since then, and the automatic level."""
+    """Commits touching ``unit`` since its last final release, dependency releases since then, and the automatic
+    level (pre-release tags are never the base: see :class:`Analysis`)."""
     planned = planned or {}
     releases = unit_releases(git, fmt, unit.name)
-    last = releases[-1] if releases else None
-    rev_range = f"{last.tag}..HEAD" if last else "HEAD"
-    commits = [parse_commit(e) for e in git.log(rev_range, unit_paths(unit))]
-    deps: list[DependencyRelease] = []
-    for lib in repo.closure(unit):
-        if lib.name in planned:
-            plan = planned[lib.name]
-            deps.append(DependencyRelease(lib.name, str(plan.next), plan.breaking, True))
-            continue
-        args = ["tag", "--list", "--merged", "HEAD"]
-        if last:
-            args += ["--no-merged", last.tag]
-        newer = [fmt.parse(lib.name, t) for t in git.run(*args, fmt.glob(lib.name)).splitlines() if t]
-        if newer:
-            before = [fmt.parse(lib.name, t) for t in git.tags(fmt.glob(lib.name), merged=last.tag)] if last else []
-            newest = max(newer)
-            breaking = bool(before) and is_breaking_step(max(before), newest)
-            deps.append(DependencyRelease(lib.name, str(newest), breaking, False))
+    last = last_final(releases)
+    pres = pre_releases_since(releases, last)
+    # the release commits of the pre-releases (their changelog sections) are no change to release
+    skip = {git.tag_commit(r.tag) for r in pres}
+    commits = _commits_since(git, unit, last, skip)
+    deps = _dependency_releases(repo, git, unit, fmt, last, planned)
+    new_commits, new_deps = commits, deps
+    if pres:
+        new_commits = _commits_since(git, unit, pres[-1], skip)
+        new_deps = _dependency_releases(repo, git, unit, fmt, pres[-1], planned)
     reasons: list[str] = []
     commit_level = highest(c.level for c in commits)
     if commits:
@@ -149,10 +165,51 @@ def analyze(
     if deps:
         dep_level = highest(settings.dependency_breaking_bump if d.breaking else settings.dependency_bump for d in deps)
         reasons += [d.describe() for d in deps]
-    level = effective_level(highest([commit_level, dep_level]), last.version if last else ZERO)
-    if commits and commit_level is None and not deps:
+    current = last.version if last else ZERO
+    level = effective_level(highest([commit_level, dep_level]), current)
+    if pres:
+        # a pre-release waiting for its final release asks for that release, at least
+        level = highest([level, _level_between(current, pres[-1].version)])
+        reasons.append(f"pre-release {pres[-1].version} ({pres[-1].tag}) is not final yet")
+    elif commits and commit_level is None and not deps:
         reasons.append("no commit asks for a release (only " + ", ".join(sorted({c.type or "" for c in commits})) + ")")
-    return Analysis(unit, last, commits, deps, level, reasons)
+    return Analysis(unit, last, commits, deps, level, reasons, pres, new_commits, new_deps)
+
+
+def _commits_since(git: Git, unit: Unit, since: Release | None, skip: set[str]) -> list[Commit]:
+    """The commits touching ``unit`` after the release ``since`` (every one without it), newest first, but the
+    ``release:`` commits in ``skip`` (a tag put by hand on another commit keeps that commit)."""
+    commits = [parse_commit(e) for e in git.log(f"{since.tag}..HEAD" if since else "HEAD", unit_paths(unit))]
+    return [c for c in commits if not (c.sha in skip and c.type == "release")]
+
+
+def _dependency_releases(
+    repo: Repository, git: Git, unit: Unit, fmt: TagFormat, since: Release | None, planned: dict[str, UnitPlan]
+) -> list[DependencyRelease]:
+    """The shared libraries of ``unit`` released in this plan, or finally released after ``since`` (a library's
+    pre-release is no dependency release: dependents move with its final release)."""
+    deps: list[DependencyRelease] = []
+    for lib in repo.closure(unit):
+        if lib.name in planned:
+            plan = planned[lib.name]
+            deps.append(DependencyRelease(lib.name, str(plan.next), plan.breaking, True))
+            continue
+        args = ["tag", "--list", "--merged", "HEAD"]
+        if since:
+            args += ["--no-merged", since.tag]
+        newer = _tag_versions(fmt, lib.name, git.run(*args, fmt.glob(lib.name)).splitlines())
+        if newer:
+            before = _tag_versions(fmt, lib.name, git.tags(fmt.glob(lib.name), merged=since.tag)) if since else []
+            newest = max(newer)
+            breaking = bool(before) and is_breaking_step(max(before), newest)
+            deps.append(DependencyRelease(lib.name, str(newest), breaking, False))
+    return deps
+
+
+def _tag_versions(fmt: TagFormat, unit: str, tags: list[str]) -> list[Version]:
+    """The final versions of ``unit``'s ``tags`` (pre-releases left out)."""
+    versions = (fmt.parse(unit, t) for t in tags if t)
+    return [v for v in versions if not v.is_pre]
 
 
 def is_breaking_step(old: Version, new: Version) -> bool:
@@ -177,6 +234,15 @@ class UnitPlan:
     section: str
 
     @property
+    def kind(self) -> str:
+        """The level, and what this release is to the pre-releases (``minor, pre-release after 1.3.0rc1``)."""
+        pres = self.analysis.pres
+        if self.next.is_pre:
+            return self.level + (f", pre-release after {pres[-1].version}" if pres else ", pre-release")
+        finalises = pres and self.next == pres[-1].version.final
+        return self.level + (f", finalises {pres[-1].version}" if finalises else "")
+
+    @property
     def breaking(self) -> bool:
         """Whether this release breaks dependents (major, or minor while at 0.x); a first release never does."""
         last = self.analysis.last
@@ -190,6 +256,8 @@ class UnitPlan:
             "from": str(last.version) if last else None,
             "to": str(self.next),
             "level": self.level,
+            "pre": self.next.pre[0] if self.next.pre else None,
+            "pre_releases": [str(r.version) for r in self.analysis.pres],
             "tag": self.tag,
             "reasons": self.analysis.reasons,
             "changelog": self.changelog.relative_to(self.unit.root).as_posix(),
@@ -218,7 +286,7 @@ class ReleasePlan:
         """The commit message of the release commit."""
         head = "release: " + ", ".join(f"{p.unit.name} {p.next}" for p in self.units)
         body = [
-            f"- {p.tag} ({p.level}{': ' + '; '.join(p.analysis.reasons) if p.analysis.reasons else ''})"
+            f"- {p.tag} ({p.kind}{': ' + '; '.join(p.analysis.reasons) if p.analysis.reasons else ''})"
             for p in self.units
         ]
         body += [f"- {e.path.relative_to(self.root).as_posix()}: {e.summary}" for e in self.edits]
@@ -238,7 +306,7 @@ class ReleasePlan:
         for p in self.units:
             last = str(p.analysis.last.version) if p.analysis.last else "unreleased"
             why = "; ".join(p.analysis.reasons) or "explicit bump"
-            out.append(f"  {p.unit.name:<{width}}  {last} -> {p.next}  [{p.level}]  tag {p.tag}  ({why})")
+            out.append(f"  {p.unit.name:<{width}}  {last} -> {p.next}  [{p.kind}]  tag {p.tag}  ({why})")
         for name, why in self.skipped.items():
             out.append(f"  skipped {name}: {why}")
         out += self.notes
@@ -311,10 +379,12 @@ def plan_release(
     run_checks: bool = True,
     today: str | None = None,
     dependency_notes: dict[str, list[str]] | None = None,
+    pre: str | None = None,
 ) -> ReleasePlan:
     """Decide every version, tag and changelog section; raise ReleaseError on anything that forbids the release.
 
-    ``requests`` maps unit names to ``auto``, ``major``, ``minor``, ``patch`` or an explicit ``X.Y.Z``.
+    ``requests`` maps unit names to ``auto``, ``major``, ``minor``, ``patch`` or an explicit version (``X.Y.Z``,
+    or a pre-release ``X.Y.Z{a|b|rc}N``). ``pre`` (``a``, ``b`` or ``rc``) makes every release a pre-release.
     With ``skip_unchanged``, units with nothing worth a release are skipped instead of refused.
     """
     from cmfleet.discovery import UnknownUnitError
@@ -324,6 +394,12 @@ def plan_release(
         if name not in repo.units:
             raise ReleaseError(str(UnknownUnitError(name, sorted(repo.units))), code=2)
     try:
+        if pre is not None:
+            check_pre_label(pre)
+    except VersionError as exc:
+        raise ReleaseError(str(exc), code=2) from None
+    explicit = {name: _explicit_version(name, request, pre) for name, request in requests.items()}
+    try:
         fmt = TagFormat.of(repo)
     except VersionError as exc:
         raise ReleaseError(str(exc), code=2) from None
@@ -331,7 +407,10 @@ def plan_release(
     branch = preflight(repo, git)
     units = in_dependency_order(repo, list(requests))
 
-    problems = [p for u in units for p in version_config_problems(u, fmt)]
+    problems = []
+    for u in units:
+        makes_pre = pre is not None or (explicit[u.name] is not None and explicit[u.name].is_pre)
+        problems += version_config_problems(u, fmt, pre=makes_pre)
     if problems:
         raise ReleaseError(
             "a build would not read the released version from the unit's own tags:\n  " + "\n  ".join(problems)
@@ -348,7 +427,7 @@ def plan_release(
         except VersionError as exc:
             raise ReleaseError(str(exc), code=2) from None
         request = requests[unit.name]
-        level, version, note = _decide(unit, analysis, request, fmt, git)
+        level, version, note = _decide(unit, analysis, request, explicit[unit.name], pre, fmt, git)
         if version is None:
             if skip_unchanged:
                 skipped[unit.name] = note
@@ -360,14 +439,17 @@ def plan_release(
                 f"{unit.name}: tag {tag} already exists (on {git.tag_commit(tag)[:7]}); choose a higher version, "
                 f"or delete the tag if it was a mistake (git tag -d {tag})"
             )
-        dep_lines = [d.describe() for d in analysis.dependencies] + (dependency_notes or {}).get(unit.name, [])
-        section = render_section(
-            str(version),
-            today,
-            analysis.commits,
-            dep_lines,
-            note=None if analysis.commits or analysis.dependencies else f"Released with an explicit `{request}`.",
+        # a pre-release lists what is new since the previous one; a final release everything since the last final
+        commits, deps = (
+            (analysis.new_commits, analysis.new_dependencies)
+            if version.is_pre
+            else (analysis.commits, analysis.dependencies)
         )
+        dep_lines = [d.describe() for d in deps] + (dependency_notes or {}).get(unit.name, [])
+        notes = [_pre_note(analysis, version)] if analysis.pres or version.is_pre else []
+        if not commits and not deps and request != "auto":
+            notes.append(f"Released with an explicit `{request}`.")
+        section = render_section(str(version), today, commits, dep_lines, note=" ".join(notes) or None)
         path = unit.path / CHANGELOG
         old = path.read_text(encoding="utf-8") if path.exists() else None
         planned[unit.name] = UnitPlan(
@@ -378,9 +460,49 @@ def plan_release(
     return ReleasePlan(repo.root, branch, list(planned.values()), list(edits or []), skipped)
 
 
-def _decide(unit: Unit, analysis: Analysis, request: str, fmt: TagFormat, git: Git) -> tuple[str, Version | None, str]:
+def _explicit_version(name: str, request: str, pre: str | None) -> Version | None:
+    """The version an explicit ``request`` names (None for auto and levels), checked against ``pre``."""
+    if request == "auto" or request in BUMP_LEVELS:
+        return None
+    try:
+        version = Version.parse(request)
+    except VersionError as exc:
+        raise ReleaseError(f"{name}: {exc}", code=2) from None
+    if pre is not None and (version.pre is None or version.pre[0] != pre):
+        example = version.final.with_pre(pre, 1)
+        raise ReleaseError(
+            f"{name}: --pre {pre} makes a pre-release, but --bump {request} is "
+            + ("a final version" if version.pre is None else f"a pre-release of another kind ({version.pre[0]})")
+            + f"; give the pre-release itself (--bump {example}) or a level (--bump minor --pre {pre})",
+            code=2,
+        )
+    return version
+
+
+def _decide(
+    unit: Unit,
+    analysis: Analysis,
+    request: str,
+    explicit: Version | None,
+    pre: str | None,
+    fmt: TagFormat,
+    git: Git,
+) -> tuple[str, Version | None, str]:
     """(level, next version or None, why not) for one unit."""
     current = analysis.current
+    pending = analysis.pending
+    if explicit is not None:
+        every = unit_releases(git, fmt, unit.name, merged=None)
+        finals = [r.version for r in every if not r.is_pre]
+        highest_known = max([current, *finals])
+        if explicit <= highest_known:
+            raise ReleaseError(
+                f"{unit.name}: version {explicit} is not above the last release {highest_known}; "
+                "choose a higher version",
+                code=2,
+            )
+        _refuse_below_pre_release(unit, explicit, current, every)
+        return _level_between(current, explicit), explicit, ""
     if request == "auto":
         if analysis.level is None:
             since = analysis.last.tag if analysis.last else "the first commit"
@@ -394,25 +516,56 @@ def _decide(unit: Unit, analysis: Analysis, request: str, fmt: TagFormat, git: G
                     "(chore, docs, test, ...); pass --bump patch to release anyway"
                 ),
             )
-        return analysis.level, current.bump(analysis.level), ""
-    if request in BUMP_LEVELS:
-        return request, current.bump(request), ""
-    try:
-        version = Version.parse(request)
-    except VersionError as exc:
-        raise ReleaseError(f"{unit.name}: {exc}", code=2) from None
+        target = current.bump(analysis.level)
+        if pending is not None and pending.version.final > target:
+            target = pending.version.final  # the target of a pending pre-release made with an explicit bump
+        if pre is not None and pending is not None and not analysis.new_commits and not analysis.new_dependencies:
+            return (
+                "",
+                None,
+                (
+                    f"no commits touched {unit.rel} since the pre-release {pending.tag}; nothing new for another "
+                    f"pre-release (release without --pre to finalise it as {target}, or pass --bump to force one)"
+                ),
+            )
+    else:
+        target = current.bump(request)
+    if pre is None:
+        return _level_between(current, target), target, ""
     every = unit_releases(git, fmt, unit.name, merged=None)
-    highest_known = every[-1].version if every else None
-    if version <= current or (highest_known is not None and version <= highest_known):
-        above = highest_known if highest_known and highest_known > current else current
+    same = [r.version.pre[1] for r in every if r.version.final == target and r.version.pre and r.version.pre[0] == pre]
+    version = target.with_pre(pre, max(same, default=0) + 1)
+    _refuse_below_pre_release(unit, version, current, every)
+    return _level_between(current, target), version, ""
+
+
+def _refuse_below_pre_release(unit: Unit, version: Version, current: Version, every: list[Release]) -> None:
+    """A pre-release must sort above every pre-release made since the last final release (any branch)."""
+    if not version.is_pre:
+        return
+    waiting = [r for r in every if r.is_pre and r.version > current]
+    if waiting and version < waiting[-1].version:
+        top = waiting[-1]
         raise ReleaseError(
-            f"{unit.name}: version {version} is not above the last release {above}; choose a higher version",
+            f"{unit.name}: pre-release {version} is lower than the existing pre-release {top.version} ({top.tag}); "
+            f"PEP 440 orders a < b < rc < final: choose a version above {top.version}, or finalise it by "
+            "releasing without --pre",
             code=2,
         )
-    return _level_between(current, version), version, ""
+
+
+def _pre_note(analysis: Analysis, version: Version) -> str:
+    """The changelog note saying how a release relates to the pre-releases since the last final release."""
+    since = str(analysis.last.version) if analysis.last else "the first commit"
+    if version.is_pre:
+        after = f"; changes since {analysis.pending.version}" if analysis.pending else f"; changes since {since}"
+        return f"Pre-release of {version.final}{after}."
+    names = ", ".join(str(r.version) for r in analysis.pres)
+    return f"Final release after the pre-release(s) {names}; every change since {since}."
 
 
 def _level_between(old: Version, new: Version) -> str:
+    """The bump level from ``old`` to ``new`` (pre-release parts ignored)."""
     if new.major != old.major:
         return "major"
     return "minor" if new.minor != old.minor else "patch"

@@ -1,5 +1,5 @@
-"""``cmfleet status``: per unit, the last release, what changed since, its shared libraries and whether it needs
-a release."""
+"""``cmfleet status``: per unit, the last (final) release and the pre-release waiting for its final release, what
+changed since, its shared libraries and whether it needs a release."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 from cmfleet.release.git import Git
 from cmfleet.release.planner import ReleaseSettings, analyze
-from cmfleet.release.versions import TagFormat, check_tags_available, current_version, unit_releases
+from cmfleet.release.versions import TagFormat, check_tags_available, current_version, last_final, unit_releases
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository
 
 
 def repository_status(repo: Repository, names: list[str] | None = None, git: Git | None = None) -> list[dict[str, Any]]:
-    """One row per unit (all units, or ``names``): release state and why it needs a release, if it does."""
+    """One row per unit (all units, or ``names``): release state and why it needs a release, if it does.
+
+    ``last_release`` is the last final release; ``pre_release`` the newest pre-release since it (None when every
+    pre-release has had its final release); a shared library's ``released`` is its last final release."""
     git = git or Git(repo.root)
     git.ensure_repo()
     check_tags_available(git)
@@ -25,8 +28,8 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
 
     def last_version(name: str) -> str | None:
         if name not in last_of:
-            releases = unit_releases(git, fmt, name)
-            last_of[name] = str(releases[-1].version) if releases else None
+            last = last_final(unit_releases(git, fmt, name))
+            last_of[name] = str(last.version) if last else None
         return last_of[name]
 
     rows = []
@@ -42,6 +45,8 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
                 "kind": unit.kind,
                 "last_release": str(a.last.version) if a.last else None,
                 "tag": a.last.tag if a.last else None,
+                "pre_release": str(a.pending.version) if a.pending else None,
+                "pre_tag": a.pending.tag if a.pending else None,
                 "version": current_version(repo, unit, git),
                 "commits_since": len(a.commits),
                 "shared": [{"name": lib.name, "released": last_version(lib.name)} for lib in repo.closure(unit)],

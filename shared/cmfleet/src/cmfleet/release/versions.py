@@ -1,16 +1,22 @@
 """Versions from per-unit tags: the tag format, parsing, the last release and the version a build reads.
 
 Each unit is versioned only by its own tags, spelt by ``[tool.cmfleet] tag-format`` (``{unit}/v{version}`` by
-default). Builds read the same tags through hatch-vcs with ``git describe --match '<unit>/v*'``;
+default). A version is a final release ``X.Y.Z`` or a PEP 440 pre-release ``X.Y.Z{a|b|rc}N``; versions are
+ordered as PEP 440 orders them (``packaging.version.Version``: ``1.3.0a1 < 1.3.0b1 < 1.3.0rc1 < 1.3.0``).
+"The last release" of a unit is always its last *final* release: pre-releases never are the base of a bump.
+Builds read the same tags through hatch-vcs with ``git describe --match '<unit>/v*'``;
 :func:`current_version` computes what that build would say, and :func:`hatch_version_section` is the
 configuration that makes them agree.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from packaging.version import Version as Pep440Version
 
 from cmfleet.discovery import DEFAULT_TAG_FORMAT
 from cmfleet.release.git import Git, GitError
@@ -19,32 +25,70 @@ if TYPE_CHECKING:
     from cmfleet.discovery import Repository, Unit
 
 BUMP_LEVELS = ("major", "minor", "patch")
-_VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+#: PEP 440 pre-release labels, lowest first: alpha, beta, release candidate.
+PRE_LABELS = ("a", "b", "rc")
+_VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:(a|b|rc)(0|[1-9]\d*))?$")
 _DESCRIBE_RE = re.compile(r"^(?P<tag>.+)-(?P<distance>\d+)-g(?P<node>[0-9a-f]+)(?P<dirty>-dirty)?$")
+# The version group of hatch-vcs's tag-pattern: X.Y.Z, optionally a pre-release; the old one took X.Y.Z only.
+_PATTERN_VERSION = r"\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?"
+_LEGACY_PATTERN_VERSION = r"\d+\.\d+\.\d+"
 
 
 class VersionError(Exception):
     """A version or tag that cannot be used; the message names it and says how to fix it."""
 
 
-@dataclass(frozen=True, order=True)
+@functools.total_ordering
+@dataclass(frozen=True)
 class Version:
-    """A release version ``MAJOR.MINOR.PATCH``."""
+    """A release version ``MAJOR.MINOR.PATCH``, or a pre-release of it ``MAJOR.MINOR.PATCH{a|b|rc}N``.
+
+    Ordered as PEP 440 orders them (by :attr:`key`), never as strings: ``1.3.0rc1 < 1.3.0 < 1.10.0``.
+    """
 
     major: int
     minor: int
     patch: int
+    pre: tuple[str, int] | None = None  # ("rc", 1) for 1.3.0rc1
 
     @classmethod
     def parse(cls, text: str) -> Version:
-        """Parse ``X.Y.Z``; anything else raises VersionError."""
+        """Parse ``X.Y.Z`` or ``X.Y.Z{a|b|rc}N``; anything else raises VersionError."""
         match = _VERSION_RE.match(text.strip())
         if not match:
-            raise VersionError(f"{text!r} is not a version: expected MAJOR.MINOR.PATCH, e.g. 1.2.3")
-        return cls(*(int(g) for g in match.groups()))
+            raise VersionError(
+                f"{text!r} is not a version: expected MAJOR.MINOR.PATCH, e.g. 1.2.3, or a pre-release "
+                "MAJOR.MINOR.PATCH{a|b|rc}N, e.g. 1.3.0rc1"
+            )
+        major, minor, patch, label, number = match.groups()
+        return cls(int(major), int(minor), int(patch), (label, int(number)) if label else None)
+
+    @functools.cached_property
+    def key(self) -> Pep440Version:
+        """The PEP 440 version: what versions are compared by."""
+        return Pep440Version(str(self))
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self.key < other.key
+
+    @property
+    def is_pre(self) -> bool:
+        """Whether this is a pre-release (``1.3.0rc1``)."""
+        return self.pre is not None
+
+    @property
+    def final(self) -> Version:
+        """The final release this version is, or is a pre-release of (``1.3.0rc1`` -> ``1.3.0``)."""
+        return Version(self.major, self.minor, self.patch)
+
+    def with_pre(self, label: str, number: int) -> Version:
+        """The pre-release ``label``/``number`` of this version's final release (``1.3.0`` -> ``1.3.0rc2``)."""
+        return Version(self.major, self.minor, self.patch, (check_pre_label(label), number))
 
     def bump(self, level: str) -> Version:
-        """The next version at ``level`` (major, minor or patch)."""
+        """The next final version at ``level`` (major, minor or patch) above ``MAJOR.MINOR.PATCH``."""
         if level == "major":
             return Version(self.major + 1, 0, 0)
         if level == "minor":
@@ -54,7 +98,18 @@ class Version:
         raise VersionError(f"unknown bump level {level!r}; use one of {', '.join(BUMP_LEVELS)}")
 
     def __str__(self) -> str:
-        return f"{self.major}.{self.minor}.{self.patch}"
+        pre = f"{self.pre[0]}{self.pre[1]}" if self.pre else ""
+        return f"{self.major}.{self.minor}.{self.patch}{pre}"
+
+
+def check_pre_label(label: str) -> str:
+    """``label`` if it is a PEP 440 pre-release label cmfleet makes (a, b, rc); otherwise VersionError."""
+    if label not in PRE_LABELS:
+        raise VersionError(
+            f"--pre {label!r}: use a, b or rc (PEP 440 pre-release labels: alpha, beta, release candidate; "
+            "e.g. --pre rc makes 1.3.0rc1)"
+        )
+    return label
 
 
 ZERO = Version(0, 0, 0)
@@ -95,10 +150,12 @@ class TagFormat:
         prefix, suffix = self.tag(unit, "\0").split("\0")
         return prefix, suffix
 
-    def hatch_pattern(self, unit: str) -> str:
-        """hatch-vcs ``tag-pattern``: a regex with a ``version`` group."""
+    def hatch_pattern(self, unit: str, *, legacy: bool = False) -> str:
+        """hatch-vcs ``tag-pattern``: a regex with a ``version`` group taking ``X.Y.Z`` and its pre-releases
+        (``legacy``: the earlier pattern, ``X.Y.Z`` only, which still reads final tags)."""
         prefix, suffix = self._parts(unit)
-        return f"^{re.escape(prefix)}(?P<version>\\d+\\.\\d+\\.\\d+){re.escape(suffix)}$"
+        version = _LEGACY_PATTERN_VERSION if legacy else _PATTERN_VERSION
+        return f"^{re.escape(prefix)}(?P<version>{version}){re.escape(suffix)}$"
 
     def version_text(self, unit: str, tag: str) -> str | None:
         """The version part of ``tag`` if it is spelt like ``unit``'s tags, else None."""
@@ -116,22 +173,28 @@ class TagFormat:
             return Version.parse(text)
         except VersionError:
             raise VersionError(
-                f"tag {tag!r} does not parse as {self.tag(unit, 'X.Y.Z')!r}; delete it "
-                f"(git tag -d {tag}; git push --delete origin {tag}) or re-tag with a MAJOR.MINOR.PATCH version"
+                f"tag {tag!r} does not parse as {self.tag(unit, 'X.Y.Z')!r} (or a pre-release "
+                f"{self.tag(unit, 'X.Y.ZrcN')!r}, with a, b or rc); delete it (git tag -d {tag}; "
+                f"git push --delete origin {tag}) or re-tag with a MAJOR.MINOR.PATCH version"
             ) from None
 
 
 @dataclass(frozen=True)
 class Release:
-    """One released version of a unit: its version, tag and commit."""
+    """One released version of a unit (final or pre-release) and its tag."""
 
     unit: str
     version: Version
     tag: str
 
+    @property
+    def is_pre(self) -> bool:
+        return self.version.is_pre
+
 
 def unit_releases(git: Git, fmt: TagFormat, unit: str, merged: str | None = "HEAD") -> list[Release]:
-    """Every release of ``unit`` (reachable from ``merged``), oldest first; a malformed tag raises VersionError."""
+    """Every release of ``unit``, pre-releases included (reachable from ``merged``), lowest first in PEP 440
+    order; a malformed tag raises VersionError."""
     releases = [Release(unit, fmt.parse(unit, tag), tag) for tag in git.tags(fmt.glob(unit), merged=merged)]
     return sorted(releases, key=lambda r: r.version)
 
@@ -155,10 +218,20 @@ def all_releases(git: Git, fmt: TagFormat, units: list[str], merged: str | None 
     return {u: sorted(rs, key=lambda r: r.version) for u, rs in found.items()}
 
 
+def last_final(releases: list[Release]) -> Release | None:
+    """The highest final release of ``releases`` (sorted lowest first), None when there is none."""
+    return next((r for r in reversed(releases) if not r.is_pre), None)
+
+
+def pre_releases_since(releases: list[Release], last: Release | None) -> list[Release]:
+    """The pre-releases of ``releases`` above the final release ``last`` (all of them without one), lowest first:
+    the pre-releases still waiting for their final release."""
+    return [r for r in releases if r.is_pre and (last is None or r.version > last.version)]
+
+
 def last_release(git: Git, fmt: TagFormat, unit: str) -> Release | None:
-    """The highest release of ``unit`` reachable from HEAD, or None for an unreleased unit."""
-    releases = unit_releases(git, fmt, unit)
-    return releases[-1] if releases else None
+    """The highest *final* release of ``unit`` reachable from HEAD (pre-releases never count), or None."""
+    return last_final(unit_releases(git, fmt, unit))
 
 
 def check_tags_available(git: Git) -> None:
@@ -173,8 +246,9 @@ def check_tags_available(git: Git) -> None:
 def current_version(repo: Repository, unit: Unit | str, git: Git | None = None) -> str:
     """The version a build of ``unit`` reads from git now, exactly as the hatch-vcs configuration computes it.
 
-    * HEAD is the unit's tag and the tree is clean: ``X.Y.Z``;
-    * otherwise ``X.Y.(Z+1).devN``, N = commits since the tag (``git describe`` counts the whole repository);
+    * HEAD is the unit's tag and the tree is clean: ``X.Y.Z`` (or the pre-release ``X.Y.ZrcN``);
+    * otherwise ``X.Y.(Z+1).devN`` after a final tag, ``X.Y.Zrc(N+1).devM`` after a pre-release tag (hatch-vcs
+      bumps the tag's last number), M = commits since the tag (``git describe`` counts the whole repository);
     * an untagged unit: ``0.0.0.devN``, N = every commit reachable from HEAD.
     """
     name = unit if isinstance(unit, str) else unit.name
@@ -187,6 +261,8 @@ def current_version(repo: Repository, unit: Unit | str, git: Git | None = None) 
     version = TagFormat.of(repo).parse(name, tag)
     if distance == 0 and not dirty:
         return str(version)
+    if version.pre is not None:
+        return f"{version.with_pre(version.pre[0], version.pre[1] + 1)}.dev{distance}"
     return f"{version.bump('patch')}.dev{distance}"
 
 
@@ -215,8 +291,13 @@ def hatch_version_section(unit: str, fmt: TagFormat) -> dict[str, object]:
     }
 
 
-def version_config_problems(unit: Unit, fmt: TagFormat) -> list[str]:
-    """Why ``unit``'s pyproject would not read its version from its own tags (empty when it would)."""
+def version_config_problems(unit: Unit, fmt: TagFormat, *, pre: bool = False) -> list[str]:
+    """Why ``unit``'s pyproject would not read its version from its own tags (empty when it would).
+
+    The tag-pattern may be the current one (final and pre-release tags) or the earlier ``X.Y.Z``-only one, which
+    existing repositories still have and which reads final tags; with ``pre`` (a pre-release tag is, or is about
+    to be, the unit's newest tag) only the current one does: hatch-vcs fails on a tag its pattern does not match.
+    """
     from cmfleet.discovery import read_toml
 
     if not unit.pyproject.exists():
@@ -237,6 +318,13 @@ def version_config_problems(unit: Unit, fmt: TagFormat) -> list[str]:
     glob = fmt.glob(unit.name)
     if not command or "--match" not in command or glob not in command:
         problems.append(f"[tool.hatch.version.raw-options] git_describe_command should pass --match {glob}")
-    if section.get("tag-pattern") != expected["tag-pattern"]:
-        problems.append(f"[tool.hatch.version] tag-pattern should be {expected['tag-pattern']!r}")
+    pattern = section.get("tag-pattern")
+    if pattern != expected["tag-pattern"]:
+        if pattern != fmt.hatch_pattern(unit.name, legacy=True):
+            problems.append(f"[tool.hatch.version] tag-pattern should be {expected['tag-pattern']!r}")
+        elif pre:
+            problems.append(
+                f"[tool.hatch.version] tag-pattern should be {expected['tag-pattern']!r}: the current one takes "
+                "X.Y.Z only, and a build on a pre-release tag fails with it"
+            )
     return [f"{unit.rel}/pyproject.toml: {p}" for p in problems]
