@@ -26,11 +26,19 @@ from cmfleet.build.container import (
     readme,
     validate_dockerfile,
 )
+from cmfleet.build.lock import Lockfile, current_lock, declared_requirements, verify_downloads
 from cmfleet.build.manifest import write_manifest
 from cmfleet.build.preflight import ModulePlan, static_problems, unprovided_imports
-from cmfleet.build.recipe import is_release_version, recipe_or_problem, recipe_problems, target_requirements
+from cmfleet.build.recipe import is_release_version, recipe_or_problem, recipe_problems
 from cmfleet.build.versions import commit_of, source_date_epoch
-from cmfleet.build.wheels import WheelInfo, build_wheel, check_offline_install, download_wheels, top_level_names
+from cmfleet.build.wheels import (
+    WheelInfo,
+    build_wheel,
+    check_offline_install,
+    download_locked,
+    download_wheels,
+    top_level_names,
+)
 from cmfleet.discovery import SDK_DISTRIBUTION, normalize
 
 Progress = Callable[[str], None]
@@ -89,21 +97,20 @@ def _render_recipes(plan: ModulePlan, built: dict[str, WheelInfo], dest: Path) -
 
 def third_party_requirements(plan: ModulePlan) -> list[str]:
     """Every declared requirement of the context's units that is not itself a unit of the repository."""
-    in_repo = {u.distribution for u in plan.repo.units.values()}
-    reqs: list[str] = []
-    for unit in plan.units:
-        for req in target_requirements(unit.dependencies, plan.python):
-            from packaging.requirements import Requirement
-
-            if normalize(Requirement(req).name) not in in_repo and req not in reqs:
-                reqs.append(req)
-    return sorted(reqs)
+    return sorted({d.text for d in declared_requirements(plan)})
 
 
-def _download(plan: ModulePlan, wheels: Path, scratch: Path, progress: Progress) -> list[WheelInfo]:
-    reqs = third_party_requirements(plan)
-    progress(f"third-party wheels for Python {plan.python} {PLATFORM} ({len(reqs)} declared)")
-    downloaded = download_wheels(reqs, scratch, plan.python)
+def _download(
+    plan: ModulePlan, lock: Lockfile | None, wheels: Path, scratch: Path, progress: Progress
+) -> list[WheelInfo]:
+    if lock is None:
+        reqs = third_party_requirements(plan)
+        progress(f"third-party wheels for Python {plan.python} {PLATFORM} ({len(reqs)} declared, unpinned)")
+        downloaded = download_wheels(reqs, scratch, plan.python)
+    else:
+        progress(f"the {len(lock.pins)} third-party wheels {lock.path.name} pins, for Python {plan.python} {PLATFORM}")
+        downloaded = download_locked([pin.requirement for pin in lock.pins.values()], scratch, plan.python)
+        verify_downloads(lock, downloaded)
     in_repo = {u.distribution for u in plan.repo.units.values()}
     clash = [w.name for w in downloaded if w.key in in_repo]
     if clash:
@@ -133,6 +140,10 @@ def _write_context(plan: ModulePlan, root: Path, version: str, base: str) -> str
     return ref
 
 
+def _rel_lock(plan: ModulePlan, lock: Lockfile) -> str:
+    return lock.path.relative_to(plan.repo.root).as_posix()
+
+
 def _replace_dir(tmp: Path, final: Path) -> None:
     """Move the finished build into place; an older build of the same version is replaced whole."""
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +159,7 @@ def _replace_dir(tmp: Path, final: Path) -> None:
 def build_module(plan: ModulePlan, out_dir: Path, progress: Progress = lambda _msg: None) -> BuildResult:
     """Build ``plan.module`` into ``out_dir/<module>/<version>/``; raises BuildError, leaving nothing behind."""
     module = plan.module
+    lock = current_lock(plan)  # a stale lock is refused (exit 2) before anything is built
     problems = static_problems(plan)
     if problems:
         raise _fail(module.name, "cannot build (fix these first)", problems)
@@ -162,7 +174,7 @@ def build_module(plan: ModulePlan, out_dir: Path, progress: Progress = lambda _m
         problems = _render_recipes(plan, built, root / "recipes")
         if problems:
             raise _fail(module.name, "the conda recipes do not match", problems)
-        third = _download(plan, wheels, tmp / "download", progress)
+        third = _download(plan, lock, wheels, tmp / "download", progress)
         all_wheels = [*built.values(), *third]
         others = sorted((w for w in all_wheels if w.key != module.distribution), key=lambda w: w.key)
         pins = [f"{w.key}=={w.version}" for w in others]
@@ -192,6 +204,7 @@ def build_module(plan: ModulePlan, out_dir: Path, progress: Progress = lambda _m
             "shared": {u.name: built[u.distribution].version for u in plan.units if u is not module},
             "sdk": {"name": SDK_DISTRIBUTION, "version": sdk.version if sdk else None},
             "third_party": {w.key: w.version for w in sorted(third, key=lambda w: w.key)},
+            "lock": None if lock is None else {"path": _rel_lock(plan, lock), "sha256": lock.sha256},
         }
         manifest = write_manifest(root, info)
         final = out_dir / module.name / version

@@ -1,6 +1,6 @@
-"""Built-in plugin: the `build` command (registered through `cmfleet_register_commands`).
+"""Built-in plugin: the `build` and `lock` commands (registered through `cmfleet_register_commands`).
 
-Thin: it resolves names, calls ``builder.build_module`` or ``check.check_plan`` and prints.
+Thin: they resolve names, call ``builder.build_module``, ``check.check_plan`` or ``lock`` and print.
 """
 
 from __future__ import annotations
@@ -81,6 +81,20 @@ def build_command(
         _check(plans, out_dir, as_json, emit_json)
         return
     from cmfleet.build.builder import build_module
+    from cmfleet.build.lock import current_lock, lock_path
+
+    for plan in plans:  # every lock is checked before anything is built
+        try:
+            lock = current_lock(plan)
+        except BuildError as exc:
+            fail(str(exc), exc.exit_code)
+        if lock is None:
+            rel = lock_path(plan.module).relative_to(repo.root).as_posix()
+            click.echo(
+                f"{plan.module.name}: no {rel}, third-party versions are unpinned (the newest allowed today); "
+                f"pin them with `cmfleet lock {plan.module.name}`",
+                err=True,
+            )
 
     results = []
     for plan in plans:
@@ -121,7 +135,118 @@ def _check(plans, out_dir: Path, as_json: bool, emit_json) -> None:
         sys.exit(EXIT_FAILED)
 
 
+@click.command("lock")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_modules", is_flag=True, help="Every module of the repository.")
+@click.option("--check", "check_only", is_flag=True, help="Exit 1 listing stale or missing locks; write nothing.")
+@click.option("--upgrade", is_flag=True, help="Take the newest versions the requirements allow (default: keep pins).")
+@click.option(
+    "--upgrade-package",
+    "upgrade_packages",
+    multiple=True,
+    metavar="NAME",
+    help="Let this package move to its newest allowed version (or NAME<spec, NAME==X.Y); repeatable.",
+)
+def lock_command(
+    names: tuple[str, ...], all_modules: bool, check_only: bool, upgrade: bool, upgrade_packages: tuple[str, ...]
+) -> None:
+    """Pin every third-party wheel of modules' images in modules/<module>/requirements.lock (exact versions and
+    sha256 hashes for the image's Python on linux/amd64, resolved by uv); `cmfleet build` installs exactly those.
+    Existing pins are kept unless --upgrade or --upgrade-package allow newer ones.
+
+    Examples: cmfleet lock hello; cmfleet lock --all --upgrade; cmfleet lock hello --upgrade-package rich;
+    cmfleet lock --check (CI: exit 1 when a lock is stale or missing)
+    """
+    from cmfleet.build import BuildError
+    from cmfleet.build.preflight import resolve_module
+    from cmfleet.builtin.commands import fail, load_repository
+    from cmfleet.cli import EXIT_FAILED, EXIT_USAGE
+    from cmfleet.recipes import RecipeError
+
+    repo = load_repository()
+    if names and all_modules:
+        fail("give module names or --all, not both", EXIT_USAGE)
+    if check_only and (upgrade or upgrade_packages):
+        fail("--check writes nothing: drop --upgrade/--upgrade-package", EXIT_USAGE)
+    if not names and not all_modules and not check_only:
+        fail("name at least one module (cmfleet list --kind module), or use --all", EXIT_USAGE)
+    targets = list(dict.fromkeys(names)) if names else sorted(u.name for u in repo.modules())
+    try:  # every name is resolved before anything is resolved or written
+        plans = [resolve_module(repo, name) for name in targets]
+        if check_only:
+            _check_locks(plans)
+        else:
+            _write_locks(plans, upgrade, list(upgrade_packages))
+    except BuildError as exc:
+        fail(str(exc), exc.exit_code)
+    except RecipeError as exc:  # the image's Python comes from conda_build_config.yaml
+        fail(str(exc), EXIT_FAILED)
+
+
+def _check_locks(plans) -> None:
+    from cmfleet.build.lock import lock_path, read_lock
+    from cmfleet.cli import EXIT_FAILED
+
+    failed = []
+    for plan in plans:
+        name, root = plan.module.name, plan.repo.root
+        rel = lock_path(plan.module).relative_to(root).as_posix()
+        lock, problems = read_lock(plan)
+        if lock is None and not problems:
+            click.echo(f"{name}: no {rel}; create it with `cmfleet lock {name}`")
+        elif problems:
+            click.echo(f"{name}: {rel} {'is stale' if lock else 'cannot be read'}")
+            for problem in problems:
+                click.echo(f"  {problem.render(root)}")
+        else:
+            click.echo(f"{name}: OK")
+            continue
+        failed.append(name)
+    if failed:
+        click.echo(f"update with `cmfleet lock {' '.join(failed)}` and commit the locks", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+def _write_locks(plans, upgrade: bool, upgrade_packages: list[str]) -> None:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    from cmfleet.build import BuildError
+    from cmfleet.build.lock import LockError, compile_lock, lock_path, parse_lock, write_staged
+    from cmfleet.discovery import normalize
+
+    previous = {}
+    for plan in plans:
+        path = lock_path(plan.module)
+        try:
+            previous[plan.module.name] = parse_lock(path) if path.exists() else None
+        except LockError:
+            previous[plan.module.name] = None  # unreadable: resolved afresh
+    for text in upgrade_packages:
+        try:
+            name = normalize(Requirement(text).name)
+        except InvalidRequirement as exc:
+            raise BuildError(f"--upgrade-package {text!r}: not a package name or requirement ({exc})", 2) from None
+        locks = [lock for lock in previous.values() if lock is not None]
+        if locks and not any(name in lock.pins for lock in locks):
+            raise BuildError(f"--upgrade-package {text!r}: {name} is in none of the locks of {_names(plans)}", 2)
+    contents = {}
+    for plan in plans:
+        click.echo(f"{plan.module.name}: resolving for Python {plan.python} linux/amd64", err=True)
+        contents[lock_path(plan.module)] = compile_lock(plan, previous[plan.module.name], upgrade, upgrade_packages)
+    written = set(write_staged(contents))  # nothing is written unless every module resolved
+    for plan in plans:
+        path = lock_path(plan.module)
+        pins = len(parse_lock(path, contents[path]).pins)
+        state = "written" if path in written else "unchanged"
+        click.echo(f"{plan.module.name}: {path.relative_to(plan.repo.root).as_posix()} {state} ({pins} pins)")
+
+
+def _names(plans) -> str:
+    return ", ".join(plan.module.name for plan in plans)
+
+
 @hookimpl
 def cmfleet_register_commands(cli):
-    """Register ``cmfleet build``."""
+    """Register ``cmfleet build`` and ``cmfleet lock``."""
     cli.add_command(build_command)
+    cli.add_command(lock_command)

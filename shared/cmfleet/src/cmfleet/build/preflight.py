@@ -54,11 +54,9 @@ class ModulePlan:
         return str(self.repo.config.get("build", {}).get("base-image", DEFAULT_BASE_IMAGE))
 
 
-def plan_module(repo: Repository, name: str, *, dev: bool) -> ModulePlan:
-    """Resolve ``name`` and the units it needs, and read their versions.
-
-    Raises BuildError with exit code 2 for an unknown name or, without ``dev``, a unit without a release tag.
-    """
+def resolve_module(repo: Repository, name: str) -> ModulePlan:
+    """The module ``name`` and every in-repo unit its image needs, versions not read (``cmfleet lock`` needs no
+    tags). Raises BuildError with exit code 2 for an unknown name (listing the modules) or a missing toolkit."""
     try:
         module = repo.module(name)
         libs = repo.closure(module)
@@ -71,7 +69,16 @@ def plan_module(repo: Repository, name: str, *, dev: bool) -> ModulePlan:
         raise BuildError(
             f"no shared/{TOOLKIT} in {repo.root}: the image's entrypoint comes from cmfleet's wheel", EXIT_USAGE
         )
-    plan = ModulePlan(repo, module, libs, toolkit, dev=dev)
+    return ModulePlan(repo, module, libs, toolkit)
+
+
+def plan_module(repo: Repository, name: str, *, dev: bool) -> ModulePlan:
+    """Resolve ``name`` and the units it needs, and read their versions.
+
+    Raises BuildError with exit code 2 for an unknown name or, without ``dev``, a unit without a release tag.
+    """
+    plan = resolve_module(repo, name)
+    plan.dev = dev
     plan.versions = {u.name: unit_version(repo, u) for u in plan.units}
     not_released = [v for v in plan.versions.values() if not v.is_release]
     if not_released and not dev:

@@ -117,24 +117,40 @@ def build_wheel(
     return read_wheel(final)
 
 
+def _target_args(python: str) -> list[str]:
+    """pip's options selecting wheels for CPython ``python`` on linux/amd64."""
+    argv = ["--python-version", python, "--implementation", "cp", "--abi", "cp" + python.replace(".", "")]
+    for platform in LINUX_AMD64_PLATFORMS:
+        argv += ["--platform", platform]
+    return [*argv, "--only-binary=:all:", "--disable-pip-version-check"]
+
+
 def download_wheels(requirements: list[str], dest: Path, python: str) -> list[WheelInfo]:
     """Download wheels for ``requirements`` and their dependencies, for CPython ``python`` on linux/amd64."""
     if not requirements:
         return []
     dest.mkdir(parents=True, exist_ok=True)
-    abi = "cp" + python.replace(".", "")
-    argv = [*pip_command(), "download", "--dest", str(dest), "--only-binary=:all:", "--disable-pip-version-check"]
-    for platform in LINUX_AMD64_PLATFORMS:
-        argv += ["--platform", platform]
-    argv += ["--python-version", python, "--implementation", "cp", "--abi", abi, *requirements]
+    argv = [*pip_command(), "download", "--dest", str(dest), *_target_args(python), *requirements]
     _run(argv, f"downloading third-party wheels ({', '.join(requirements)}) from PyPI")
+    return [read_wheel(p) for p in sorted(dest.glob("*.whl"))]
+
+
+def download_locked(pins: list[str], dest: Path, python: str) -> list[WheelInfo]:
+    """Download exactly ``pins`` (``name==version --hash=sha256:...`` lines of a lock, which already holds every
+    dependency), for CPython ``python`` on linux/amd64; pip's hash-checking mode refuses any other file."""
+    if not pins:
+        return []
+    dest.mkdir(parents=True, exist_ok=True)
+    listing = dest.parent / f"{dest.name}-locked.txt"
+    listing.write_text("\n".join(pins) + "\n", encoding="utf-8")
+    argv = [*pip_command(), "download", "--dest", str(dest), "--no-deps", "--require-hashes", "-r", str(listing)]
+    _run([*argv, *_target_args(python)], f"downloading the {len(pins)} locked third-party wheels")
     return [read_wheel(p) for p in sorted(dest.glob("*.whl"))]
 
 
 def check_offline_install(wheels_dir: Path, requirements: list[str], python: str, scratch: Path) -> None:
     """Resolve ``requirements`` from ``wheels_dir`` alone, as the Dockerfile will (``--no-index``), without
     installing: proves the context is complete for the image's Python and platform."""
-    abi = "cp" + python.replace(".", "")
     argv = [
         *pip_command(),
         "install",
@@ -143,17 +159,8 @@ def check_offline_install(wheels_dir: Path, requirements: list[str], python: str
         "--no-index",
         "--find-links",
         str(wheels_dir),
-        "--only-binary=:all:",
         "--target",
         str(scratch),
-        "--python-version",
-        python,
-        "--implementation",
-        "cp",
-        "--abi",
-        abi,
-        "--disable-pip-version-check",
+        *_target_args(python),
     ]
-    for platform in LINUX_AMD64_PLATFORMS:
-        argv += ["--platform", platform]
     _run([*argv, *requirements], "resolving the context's wheels offline (pip install --no-index --dry-run)")

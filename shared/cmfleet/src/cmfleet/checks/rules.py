@@ -16,7 +16,7 @@ from cmfleet.hookspecs import hookimpl
 @hookimpl
 def cmfleet_register_checks(register):
     """The built-in rules."""
-    from cmfleet.checks import endpoints, layout, live, packaging
+    from cmfleet.checks import endpoints, layout, live, lockfile, packaging
 
     register("app-location", layout.app_at_fixed_place, applies_to="module")
     register("no-relative-imports", layout.no_relative_imports, applies_to="any")
@@ -27,6 +27,7 @@ def cmfleet_register_checks(register):
     register("shared-deps-declared", packaging.shared_deps_declared, applies_to="any")
     register("recipe", packaging.recipe_valid, applies_to="any")
     register("shared-layout", packaging.shared_layout, applies_to="shared")
+    register("requirements-lock", lockfile.lock_current, applies_to="module")
 
 
 @click.command("check")
