@@ -8,6 +8,9 @@ do not matter: hatch-vcs alone would count them (``git describe`` counts every c
 the build a dev version, so such a build is given its tag's version. Otherwise hatch-vcs gives a dev version
 (``X.Y.(Z+1).devN``), which ``cmfleet build`` accepts only with ``--dev``. ``SOURCE_DATE_EPOCH`` comes from the
 tag's commit (or ``HEAD`` for dev builds), so every build of one release is byte-identical.
+
+A pre-release tag ``<unit>/vX.Y.ZrcN`` (``cmfleet release --pre``) is a release like any other: a build it holds
+carries ``X.Y.ZrcN`` and is no dev build; after it hatch-vcs says ``X.Y.Zrc(N+1).devM``.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ class UnitVersion:
 
     unit: str
     static: str | None  # [project].version, when not dynamic
-    tag: str | None  # the newest <unit>/v* tag reachable from HEAD
-    tag_version: str | None
+    tag: str | None  # the newest <unit>/v* tag reachable from HEAD (a pre-release tag too)
+    tag_version: str | None  # X.Y.Z, or X.Y.ZrcN
     distance: int = 0  # commits since that tag, in the whole repository
     dirty: bool = False  # uncommitted changes anywhere in the repository
     changes: tuple[str, ...] = ()  # what changed since the tag in what the unit's artifact is made of
@@ -138,7 +141,16 @@ def commit_of(repo: Repository) -> str:
 
 def describe_config_problems(repo: Repository, unit: Unit) -> list[str]:
     """Problems in how the unit's pyproject reads its tags (hatch-vcs must match only ``<unit>/v*``), as the
-    release tooling defines them."""
-    from cmfleet.release.versions import TagFormat, version_config_problems
+    release tooling defines them. When the tag a build reads is a pre-release, the tag-pattern must take
+    pre-releases (the earlier ``X.Y.Z``-only pattern makes hatch-vcs fail on it)."""
+    from cmfleet.release.versions import TagFormat, VersionError, describe, version_config_problems
 
-    return version_config_problems(unit, TagFormat.of(repo))
+    fmt = TagFormat.of(repo)
+    pre = False
+    if "version" in unit.project.get("dynamic", []):
+        described = describe(repo, unit.name)
+        try:
+            pre = described is not None and fmt.parse(unit.name, described[0]).is_pre
+        except VersionError as exc:
+            return [str(exc)]
+    return version_config_problems(unit, fmt, pre=pre)
