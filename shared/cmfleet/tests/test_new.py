@@ -93,6 +93,7 @@ def test_new_module_passes_check_and_its_tests(cmfleet, tmp_path):
     proc = new(cmfleet, root, "demo-app")
     assert proc.returncode == 0, proc.stderr
     assert "created module 'demo-app'" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == "pin its image's third-party wheels with: cmfleet lock demo-app"
     assert not list(root.glob(".cmfleet-new-*"))  # the staging folder is gone
     module = root / "modules" / "demo-app"
     assert sorted(p.relative_to(module).as_posix() for p in module.rglob("*") if p.is_file()) == [

@@ -39,6 +39,8 @@ def new_command(name: str, shared: bool, dry_run: bool) -> None:
     write_plan(plan)
     env = f"{kind}-{name}"  # the tox env the plugin generates for the new unit
     click.echo(f"created {label} {name!r}; next: cmfleet check {name} && tox -e {env}")
+    if not shared:  # resolving needs the package index, so `new` leaves it to the team (builds say it is unpinned)
+        click.echo(f"pin its image's third-party wheels with: cmfleet lock {name}")
 
 
 @hookimpl
