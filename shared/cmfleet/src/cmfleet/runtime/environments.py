@@ -7,10 +7,17 @@ their own, ``<root>/.cmfleet/envs/<module>/`` (git-ignored), made with uv from:
 * its shared libraries (``Repository.closure``), editable from their folders,
 * cmfleet itself, editable and without extras (the entrypoint needs only the core).
 
-A module that imports something it does not declare fails here as it would in Foundry. The env is reused while a
-hash of (Python version, requirement list, the pyproject files' contents) matches the one stored in
-``cmfleet-env.json`` inside it; otherwise it is built again, in a temporary folder swapped in when complete (an
-env without a stamp is never used). ``environments = "shared"`` runs every replica with the runtime's own Python.
+A module that imports something it does not declare fails here as it would in Foundry. When the module has a
+``requirements.lock`` (``cmfleet lock``) made for the env's Python (major.minor), the install takes the lock's pins as
+constraints, so the env holds the versions of the module's image; the lock's hashes are left out (they name the
+image's linux/amd64 files, this machine may need others of the same release). A lock for another Python, an
+unreadable one, or pins uv cannot install here (a stale lock, a release without files for this platform) make the
+install fall back to the declared ranges, with one line saying why; the lock alone never fails an env.
+
+The env is reused while a hash of (Python version, requirement list, the pyproject files' and the lock's contents)
+matches the one stored in ``cmfleet-env.json`` inside it (which also records whether the lock was used, and its
+sha256); otherwise it is built again, in a temporary folder swapped in when complete (an env without a stamp is
+never used). ``environments = "shared"`` runs every replica with the runtime's own Python.
 
 Two lock files per env, beside it: ``.<module>.lock`` (held while the env is checked or built, so two
 ``cmfleet dev`` on one repository build it once) and ``.<module>.use`` (held shared by every ``cmfleet dev`` whose
@@ -39,6 +46,7 @@ from typing import IO, Any
 
 ENVS_DIR = Path(".cmfleet") / "envs"
 STAMP = "cmfleet-env.json"
+CONSTRAINTS = "cmfleet-constraints.txt"  # the lock's pins without hashes, inside the env
 MODES = ("module", "shared")
 WORKERS = 3  # envs built at once (uv parallelises each build too)
 RETRY_AFTER = 60.0  # seconds before a failed build with unchanged inputs is tried again
@@ -59,6 +67,7 @@ class EnvSpec:
     requirements: tuple[str, ...]  # third-party requirement strings, as declared
     editables: tuple[Path, ...]  # shared libraries (deepest first), then cmfleet
     files: tuple[Path, ...]  # pyproject files whose contents are part of the key
+    lock: Path | None = None  # the module's requirements.lock (it may not exist); its contents are part of the key
 
     @property
     def python(self) -> Path:
@@ -77,6 +86,8 @@ class EnvSpec:
         for file in self.files:
             digest.update(b"\0" + str(file).encode() + b"\0")
             digest.update(file.read_bytes() if file.is_file() else b"(missing)")
+        if self.lock is not None and self.lock.is_file():  # an env made before locks existed keeps its key
+            digest.update(b"\0lock\0" + str(self.lock).encode() + b"\0" + self.lock.read_bytes())
         return digest.hexdigest()
 
 
@@ -107,6 +118,7 @@ def toolkit_source(repo: Any) -> Path | None:
 
 def environment_spec(repo: Any, unit: Any, base_python: str | None = None) -> EnvSpec:
     """The spec of ``unit``'s environment (``repo`` should be freshly loaded: pyprojects are read from it)."""
+    from cmfleet.build.lock import LOCK_FILE
     from cmfleet.discovery import requirement_name
 
     libs = repo.closure(unit)
@@ -129,6 +141,7 @@ def environment_spec(repo: Any, unit: Any, base_python: str | None = None) -> En
         tuple(requirements),
         tuple(editables),
         tuple(files),
+        unit.path / LOCK_FILE,
     )
 
 
@@ -138,6 +151,60 @@ def read_stamp(folder: Path) -> dict[str, Any] | None:
         return json.loads((folder / STAMP).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def lock_used(stamp: dict[str, Any] | None) -> bool:
+    """Whether the env of ``stamp`` was installed with its module's lock as constraints."""
+    lock = (stamp or {}).get("lock")
+    return bool(isinstance(lock, dict) and lock.get("used"))
+
+
+def _python_version(python: Path) -> str:
+    """``major.minor`` of the interpreter ``python``."""
+    out = subprocess.run(
+        [str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if out.returncode != 0:
+        raise EnvBuildError(f"{python} did not start (exit code {out.returncode}):\n{out.stderr[-OUTPUT_LIMIT:]}")
+    return out.stdout.strip()
+
+
+def _gist(error: EnvBuildError) -> str:
+    """uv's own words from a failed ``uv pip install``, on one line (the command line of the message left out)."""
+    lines = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+    text = " ".join(lines).removeprefix("error: ").replace(" cause: ", ": ") or str(error)
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def _constraints(spec: EnvSpec, venv: Path) -> tuple[Path | None, dict[str, Any], str | None]:
+    """How the module's lock applies to the venv at ``venv``: ``(constraints file, stamp entry, why not)``.
+
+    The constraints file (written into the venv) holds the lock's pins without their hashes; it is ``None``, with
+    the reason, when the lock cannot be used for this venv. Call only when ``spec.lock`` exists."""
+    from cmfleet.build.lock import LockError, parse_lock
+
+    assert spec.lock is not None
+    name = spec.lock.name
+    entry: dict[str, Any] = {"path": str(spec.lock), "sha256": None, "python": None, "used": False}
+    try:
+        lock = parse_lock(spec.lock)
+    except LockError as exc:
+        return None, entry, f"{name} cannot be read ({exc.reason}, line {exc.line}): installing the declared ranges"
+    entry.update(sha256=lock.sha256, python=lock.python)
+    here = _python_version(python_of(venv))
+    if lock.python is None:
+        return None, entry, f"{name} records no '# python:' line: installing the declared ranges"
+    if lock.python != here:
+        why = f"{name} is for Python {lock.python}, this venv has {here}: installing the declared ranges "
+        return None, entry, why + f"(run cmfleet dev with Python {lock.python} for the image's versions)"
+    path = venv / CONSTRAINTS
+    lines = [f"# the pins of {spec.lock} (sha256 {lock.sha256}), without hashes"]
+    lines += [f"{pin.name}=={pin.version}" for pin in lock.pins.values()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path, entry, None
 
 
 _UV_LOCK = threading.Lock()
@@ -314,8 +381,12 @@ class Builder:
             command = " ".join(argv[1:3])
             raise EnvBuildError(f"`uv {command}` failed (exit code {returncode}):\n{output}")
 
-    def ensure(self, spec: EnvSpec, on_line: LineSink | None = None) -> tuple[Path, bool]:
-        """The env's Python, building the env first unless its stamp matches: ``(python, built)``."""
+    def ensure(
+        self, spec: EnvSpec, on_line: LineSink | None = None, on_note: LineSink | None = None
+    ) -> tuple[Path, bool]:
+        """The env's Python, building the env first unless its stamp matches: ``(python, built)``.
+
+        ``on_note`` gets one line when the module has a lock that this build could not use (and why)."""
         key = spec.key()
         with _file_lock(lock_path(spec.folder.parent, spec.module, "lock")):
             stamp = read_stamp(spec.folder)
@@ -326,22 +397,39 @@ class Builder:
             tmp = Path(tempfile.mkdtemp(prefix=f".{spec.module}.building-", dir=spec.folder.parent))
             try:
                 # --relocatable: the env is built beside its final place and renamed into it when complete
-                self.run(
-                    [uv, "venv", "--quiet", "--no-project", "--relocatable", "--clear", "--python"]
-                    + [spec.base_python, str(tmp)],
-                    spec.folder.parent,
-                    on_line,
-                )
+                venv = [uv, "venv", "--quiet", "--no-project", "--relocatable", "--clear", "--python"]
+                venv += [spec.base_python, str(tmp)]
+                self.run(venv, spec.folder.parent, on_line)
                 install = [uv, "pip", "install", "--python", str(python_of(tmp)), *spec.requirements]
                 for path in spec.editables:
                     install += ["--editable", str(path)]
-                self.run(install, spec.folder.parent, on_line)
+                constraints, lock, why_not = None, None, None  # without a lock: the declared ranges
+                if spec.lock is not None and spec.lock.is_file():
+                    constraints, lock, why_not = _constraints(spec, tmp)
+                if constraints is not None and lock is not None:
+                    try:
+                        self.run([*install, "--constraint", str(constraints)], spec.folder.parent, on_line)
+                    except EnvBuildError as exc:
+                        if self.stopped:
+                            raise
+                        why_not = f"the pins of {Path(lock['path']).name} could not be installed here ({_gist(exc)}): "
+                        why_not += f"installing the declared ranges (`cmfleet lock {spec.module}` updates a stale lock)"
+                        # a fresh venv: what the failed attempt installed would hold locked versions back
+                        self.run(venv, spec.folder.parent, on_line)
+                        self.run(install, spec.folder.parent, on_line)
+                    else:
+                        lock["used"] = True
+                else:
+                    self.run(install, spec.folder.parent, on_line)
+                if lock is not None and why_not is not None:
+                    lock["why_not"] = why_not
                 stamp = {
                     "key": key,
                     "module": spec.module,
                     "python": sys.version.split()[0],
                     "requirements": list(spec.requirements),
                     "editables": [str(p) for p in spec.editables],
+                    "lock": lock,
                     "created": time.time(),
                 }
                 (tmp / STAMP).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
@@ -354,13 +442,20 @@ class Builder:
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
+        if why_not is not None and on_note is not None:
+            on_note(why_not)
         return spec.python, True
 
 
 def ensure_module_environment(
-    root: Path, module: str, builder: Builder | None = None, on_line: LineSink | None = None
+    root: Path,
+    module: str,
+    builder: Builder | None = None,
+    on_line: LineSink | None = None,
+    on_note: LineSink | None = None,
 ) -> tuple[Path, bool]:
-    """Create or reuse ``module``'s env from the repository's current files: ``(python, built)``."""
+    """Create or reuse ``module``'s env from the repository's current files: ``(python, built)``. ``on_note`` gets
+    the line saying why the module's lock was not used (default: printed on stderr, prefixed with the module)."""
     from cmfleet.discovery import DiscoveryError, Repository
 
     try:
@@ -368,7 +463,9 @@ def ensure_module_environment(
         spec = environment_spec(repo, repo.module(module))
     except DiscoveryError as exc:
         raise EnvBuildError(str(exc)) from None
-    return (builder or Builder()).ensure(spec, on_line)
+    if on_note is None:
+        on_note = lambda note: print(f"{module}: {note}", file=sys.stderr)  # noqa: E731
+    return (builder or Builder()).ensure(spec, on_line, on_note)
 
 
 class _Progress:
@@ -521,7 +618,11 @@ class EnvironmentManager:
                 self._loop.call_soon_threadsafe(self._building_changed, module, True)
         started = time.monotonic()
         try:
-            python, built = self.builder.ensure(spec, lambda line: self._progress.update(task, line))
+            python, built = self.builder.ensure(
+                spec,
+                lambda line: self._progress.update(task, line),
+                lambda note: self._log(note, module, "WARNING"),
+            )
         except Exception as exc:  # noqa: BLE001 - whatever it is, the module's replicas report it
             detail = str(exc) if isinstance(exc, (EnvBuildError, OSError)) else f"{type(exc).__name__}: {exc}"
             message = f"could not create its environment {where}: {detail}"
@@ -535,7 +636,8 @@ class EnvironmentManager:
                 self._loop.call_soon_threadsafe(self._building_changed, module, False)
         self._failed.pop(module, None)
         if built:
-            self._log(f"environment {where} ready ({time.monotonic() - started:.1f} s)", module)
+            locked = " (locked)" if lock_used(read_stamp(spec.folder)) else ""
+            self._log(f"environment {where} ready{locked} in {time.monotonic() - started:.1f} s", module)
         else:
             self._log(f"reusing environment {where}", module)
         return python
