@@ -209,6 +209,17 @@ def _dist_version(name: str) -> str:
         return "not installed"
 
 
+def _toolkit_version() -> str:
+    """cmfleet's version as ``cmfleet --version`` says it, and the commit measured (a dev version names many)."""
+    import cmfleet
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True).stdout.strip()
+
+    dirty = ", uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else ""
+    return f"{cmfleet.__version__} (commit {git('rev-parse', '--short', 'HEAD')}{dirty})"
+
+
 def _command_version(argv: list[str]) -> str:
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
@@ -221,7 +232,7 @@ def tool_versions(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Python, cmfleet, the SDK, tox, tox-uv, uv, hatch (and what ``extra`` adds, e.g. functions-framework)."""
     versions = {
         "Python": sys.version.split()[0],
-        "cmfleet": _dist_version("cmfleet"),
+        "cmfleet": _toolkit_version(),
         "foundry-compute-modules (SDK)": _dist_version("foundry-compute-modules"),
         "tox": _dist_version("tox"),
         "tox-uv": _dist_version("tox-uv"),
