@@ -28,7 +28,7 @@ from cmfleet.build.container import (
 )
 from cmfleet.build.lock import Lockfile, current_lock, declared_requirements, verify_downloads
 from cmfleet.build.manifest import write_manifest
-from cmfleet.build.preflight import ModulePlan, static_problems, unprovided_imports
+from cmfleet.build.preflight import ModulePlan, rel_path, static_problems, unprovided_imports
 from cmfleet.build.recipe import is_release_version, recipe_or_problem, recipe_problems
 from cmfleet.build.versions import commit_of, source_date_epoch
 from cmfleet.build.wheels import (
@@ -140,10 +140,6 @@ def _write_context(plan: ModulePlan, root: Path, version: str, base: str) -> str
     return ref
 
 
-def _rel_lock(plan: ModulePlan, lock: Lockfile) -> str:
-    return lock.path.relative_to(plan.repo.root).as_posix()
-
-
 def _replace_dir(tmp: Path, final: Path) -> None:
     """Move the finished build into place; an older build of the same version is replaced whole."""
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -204,7 +200,7 @@ def build_module(plan: ModulePlan, out_dir: Path, progress: Progress = lambda _m
             "shared": {u.name: built[u.distribution].version for u in plan.units if u is not module},
             "sdk": {"name": SDK_DISTRIBUTION, "version": sdk.version if sdk else None},
             "third_party": {w.key: w.version for w in sorted(third, key=lambda w: w.key)},
-            "lock": None if lock is None else {"path": _rel_lock(plan, lock), "sha256": lock.sha256},
+            "lock": None if lock is None else {"path": rel_path(plan.repo.root, lock.path), "sha256": lock.sha256},
         }
         manifest = write_manifest(root, info)
         final = out_dir / module.name / version

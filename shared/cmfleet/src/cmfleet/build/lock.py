@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cmfleet.build import BuildError
+from cmfleet.build.preflight import rel_path
 from cmfleet.discovery import Unit, normalize
 
 if TYPE_CHECKING:
@@ -51,13 +52,6 @@ _HASH = "--hash=sha256:"
 def lock_path(module: Unit) -> Path:
     """Where ``module``'s lock lives: ``modules/<module>/requirements.lock``."""
     return module.path / LOCK_FILE
-
-
-def _rel(plan: ModulePlan, path: Path) -> str:
-    try:
-        return path.relative_to(plan.repo.root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 @dataclass(frozen=True)
@@ -226,11 +220,7 @@ class LockProblem:
 
     def render(self, root: Path) -> str:
         """``file:line: message`` with the file relative to ``root``."""
-        try:
-            where = self.file.relative_to(root).as_posix()
-        except ValueError:
-            where = str(self.file)
-        return f"{where}:{self.line}: {self.message}"
+        return f"{rel_path(root, self.file)}:{self.line}: {self.message}"
 
 
 def lock_problems(plan: ModulePlan, lock: Lockfile) -> list[LockProblem]:
@@ -276,7 +266,7 @@ def _declared_problems(plan: ModulePlan, lock: Lockfile, declared: list[Declared
     """Declared requirements the lock does not satisfy, each at its pyproject line."""
     from packaging.requirements import Requirement
 
-    rel = _rel(plan, lock.path)
+    rel = rel_path(plan.repo.root, lock.path)
     made_with = _extras_by_name([Requirement(text) for text, _line in lock.requires])
     problems = []
     for d in declared:
@@ -358,7 +348,7 @@ def current_lock(plan: ModulePlan) -> Lockfile | None:
     BuildError (exit 2) naming each disagreement and the fix."""
     lock, problems = read_lock(plan)
     if problems:
-        name, rel = plan.module.name, _rel(plan, lock_path(plan.module))
+        name, rel = plan.module.name, rel_path(plan.repo.root, lock_path(plan.module))
         what = "is stale (it no longer fits what the image declares)" if lock else "cannot be read"
         raise BuildError(
             f"{name}: {rel} {what}:\n  "
@@ -424,8 +414,8 @@ def compile_lock(plan: ModulePlan, previous: Lockfile | None, upgrade: bool, upg
     if urls:
         d = urls[0]
         raise BuildError(
-            f"{_rel(plan, d.unit.pyproject)}:{d.line}: {d.text!r} is a direct URL; a lock pins index releases, "
-            "so declare a version range instead"
+            f"{rel_path(plan.repo.root, d.unit.pyproject)}:{d.line}: {d.text!r} is a direct URL; a lock pins index "
+            "releases, so declare a version range instead"
         )
     requires = sorted({d.text for d in declared})
     with tempfile.TemporaryDirectory(prefix="cmfleet-lock-") as tmp:

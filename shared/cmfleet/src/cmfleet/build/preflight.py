@@ -91,9 +91,10 @@ def plan_module(repo: Repository, name: str, *, dev: bool) -> ModulePlan:
     return plan
 
 
-def _rel(repo: Repository, path: Path) -> str:
+def rel_path(root: Path, path: Path) -> str:
+    """``path`` relative to the repository ``root`` with forward slashes (as messages name files), else whole."""
     try:
-        return path.relative_to(repo.root).as_posix()
+        return path.relative_to(root).as_posix()
     except ValueError:
         return str(path)
 
@@ -109,9 +110,9 @@ def undeclared_imports(repo: Repository, unit: Unit) -> list[str]:
         if lib is None or lib.name == unit.name or lib.name in needed:
             continue
         problems.append(
-            f"{_rel(repo, ref.file)}:{ref.line}: imports {ref.module!r} from the shared library {lib.name!r}, "
+            f"{rel_path(repo.root, ref.file)}:{ref.line}: imports {ref.module!r} from the shared library {lib.name!r}, "
             f'which {unit.rel}/pyproject.toml does not declare; add "{lib.distribution}" to [project].dependencies '
-            f"(and to {_rel(repo, unit.recipe)})"
+            f"(and to {rel_path(repo.root, unit.recipe)})"
         )
     return problems
 
@@ -119,8 +120,8 @@ def undeclared_imports(repo: Repository, unit: Unit) -> list[str]:
 def relative_imports(repo: Repository, unit: Unit) -> list[str]:
     """Relative imports: app.py runs as a top-level script in Foundry, so they break there."""
     return [
-        f"{_rel(repo, ref.file)}:{ref.line}: relative import 'from {ref.module} import ...'; import it absolutely "
-        f"('from {ref.module.lstrip('.') or '<helper>'} import ...')"
+        f"{rel_path(repo.root, ref.file)}:{ref.line}: relative import 'from {ref.module} import ...'; "
+        f"import it absolutely ('from {ref.module.lstrip('.') or '<helper>'} import ...')"
         for ref in unit.imports
         if ref.level
     ]
@@ -152,7 +153,7 @@ def unprovided_imports(repo: Repository, unit: Unit, provided: set[str]) -> list
         if ref.level or ref.top in stdlib or ref.top in unit.local_names or ref.top in provided:
             continue
         problems.append(
-            f"{_rel(repo, ref.file)}:{ref.line}: imports {ref.top!r}, which no wheel in the context provides; "
+            f"{rel_path(repo.root, ref.file)}:{ref.line}: imports {ref.top!r}, which no wheel in the context provides; "
             f"declare the distribution that provides it in {unit.rel}/pyproject.toml"
         )
     return problems
