@@ -208,41 +208,14 @@ def _check_locks(plans) -> None:
 
 
 def _write_locks(plans, upgrade: bool, upgrade_packages: list[str]) -> None:
-    from packaging.requirements import InvalidRequirement, Requirement
+    from cmfleet.build.lock import write_locks
 
-    from cmfleet.build import BuildError
-    from cmfleet.build.lock import LockError, compile_lock, lock_path, parse_lock, write_staged
-    from cmfleet.discovery import normalize
-
-    previous = {}
-    for plan in plans:
-        path = lock_path(plan.module)
-        try:
-            previous[plan.module.name] = parse_lock(path) if path.exists() else None
-        except LockError:
-            previous[plan.module.name] = None  # unreadable: resolved afresh
-    for text in upgrade_packages:
-        try:
-            name = normalize(Requirement(text).name)
-        except InvalidRequirement as exc:
-            raise BuildError(f"--upgrade-package {text!r}: not a package name or requirement ({exc})", 2) from None
-        locks = [lock for lock in previous.values() if lock is not None]
-        if locks and not any(name in lock.pins for lock in locks):
-            raise BuildError(f"--upgrade-package {text!r}: {name} is in none of the locks of {_names(plans)}", 2)
-    contents = {}
-    for plan in plans:
+    def progress(plan) -> None:
         click.echo(f"{plan.module.name}: resolving for Python {plan.python} linux/amd64", err=True)
-        contents[lock_path(plan.module)] = compile_lock(plan, previous[plan.module.name], upgrade, upgrade_packages)
-    written = set(write_staged(contents))  # nothing is written unless every module resolved
-    for plan in plans:
-        path = lock_path(plan.module)
-        pins = len(parse_lock(path, contents[path]).pins)
-        state = "written" if path in written else "unchanged"
+
+    for plan, path, written, pins in write_locks(plans, upgrade, upgrade_packages, progress):
+        state = "written" if written else "unchanged"
         click.echo(f"{plan.module.name}: {path.relative_to(plan.repo.root).as_posix()} {state} ({pins} pins)")
-
-
-def _names(plans) -> str:
-    return ", ".join(plan.module.name for plan in plans)
 
 
 @hookimpl

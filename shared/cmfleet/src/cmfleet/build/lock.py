@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -449,6 +450,45 @@ def compile_lock(plan: ModulePlan, previous: Lockfile | None, upgrade: bool, upg
             + "\n  ".join(p.render(plan.repo.root) for p in problems)
         )
     return text
+
+
+def write_locks(
+    plans: list[ModulePlan],
+    upgrade: bool,
+    upgrade_packages: list[str],
+    progress: Callable[[ModulePlan], None] = lambda plan: None,
+) -> list[tuple[ModulePlan, Path, bool, int]]:
+    """Resolve and write the locks of ``plans`` (``cmfleet lock``): every module is resolved first, then every
+    changed lock written at once, so a failure writes nothing. ``upgrade_packages`` must each be in one of the
+    existing locks. Returns ``(plan, lock path, written, pins)`` per module; raises BuildError."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    previous: dict[str, Lockfile | None] = {}
+    for plan in plans:
+        path = lock_path(plan.module)
+        try:
+            previous[plan.module.name] = parse_lock(path) if path.exists() else None
+        except LockError:
+            previous[plan.module.name] = None  # unreadable: resolved afresh
+    for text in upgrade_packages:
+        try:
+            name = normalize(Requirement(text).name)
+        except InvalidRequirement as exc:
+            raise BuildError(f"--upgrade-package {text!r}: not a package name or requirement ({exc})", 2) from None
+        locks = [lock for lock in previous.values() if lock is not None]
+        if locks and not any(name in lock.pins for lock in locks):
+            names = ", ".join(plan.module.name for plan in plans)
+            raise BuildError(f"--upgrade-package {text!r}: {name} is in none of the locks of {names}", 2)
+    contents: dict[Path, str] = {}
+    for plan in plans:
+        progress(plan)
+        contents[lock_path(plan.module)] = compile_lock(plan, previous[plan.module.name], upgrade, upgrade_packages)
+    written = set(write_staged(contents))
+    return [
+        (plan, path, path in written, len(parse_lock(path, contents[path]).pins))
+        for plan in plans
+        for path in [lock_path(plan.module)]
+    ]
 
 
 def write_staged(contents: dict[Path, str]) -> list[Path]:
