@@ -108,7 +108,9 @@ def test_runtime_rebuilds_the_stats_from_replica_lines(pm, call_lines):
     assert kinds == [None, None, *["call"] * 6, "metric"]
     ours, theirs = CALL_STATS.snapshot()["hello"]["add"], runtime.snapshot()["hello"]["add"]
     assert (theirs["calls"], theirs["errors"]) == (ours["calls"], ours["errors"]) == (6, 1)
-    assert theirs["p95_ms"] == pytest.approx(ours["p95_ms"], rel=0.03)  # lines round durations to 1 µs
+    # Lines round durations to 1 µs (up to 0.5 µs off, which is over 3% of a 15 µs call), then both sides go through
+    # the same sketch (relative error under 3%).
+    assert abs(theirs["p95_ms"] - ours["p95_ms"]) <= 0.0005 + 0.03 * ours["p95_ms"]
     assert runtime.observe_entry({"params": {"event": "cmfleet.call", "function": "add"}}) is None  # no duration
     assert runtime.observe_entry(json.loads(json.dumps(call_lines()[0]))) == "call"
     assert runtime.snapshot()["hello"]["add"]["calls"] == 7
