@@ -223,3 +223,11 @@ def test_manual_grace_setting():
     for bad in (0, -1, "soon", True):
         with pytest.raises(ConfigError, match=r"\[tool.cmfleet.dev\] manual-grace: .* is not a number of seconds"):
             load_config({"dev": {"manual-grace": bad}})
+    # the command line wins over the pyproject
+    assert load_config({"dev": {"manual-grace": 2.5}}, manual_grace=30).manual_grace == 30
+    with pytest.raises(ConfigError, match=r"--manual-grace: 0 is not a number of seconds above 0"):
+        load_config({}, manual_grace=0)
+    out = subprocess.run(
+        [sys.executable, "-m", "cmfleet", "dev", "--manual-grace", "-1"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2 and "--manual-grace: -1.0 is not a number of seconds above 0" in out.stderr

@@ -30,6 +30,30 @@ def test_streamed_items_by_chunk_with_a_raw_stream_fallback():
     assert decoder.feed(b'{"a": 1}{"b": 2}') == [{"a": 1}, {"b": 2}]  # a client that merged items
     assert decoder.feed(b'{"c": ') == [] and decoder.feed(b"3}") == [{"c": 3}]  # and one that split an item
     assert decoder.pending == ""
+    # text that is not JSON (the TS SDK writes strings as they are) is one string item, at once
+    assert decoder.feed(b"Hello") == ["Hello"] and decoder.feed(b'Hi {"a": 1}') == ['Hi {"a": 1}']
+    # but the start of a string, a literal or an open object waits for the rest
+    assert decoder.feed(b'"abc') == [] and decoder.feed(b'def"') == ["abcdef"]
+    assert decoder.feed(b"tr") == [] and decoder.feed(b"ue") == [True]
+    assert decoder.feed(b"[1, ") == [] and decoder.feed(b"2]") == [[1, 2]]
+    assert decoder.pending == ""
+
+
+def test_functions_declared_for_another_languages_module():
+    dev = {"modules": {"ts": {"command": ["node", "index.js"], "functions": ["a", {"name": "s", "streaming": True}]}}}
+    assert load_config({"dev": dev}).for_module("ts").functions == (("a", False), ("s", True))
+    where = r"pyproject.toml \[tool.cmfleet.dev\].modules.ts.functions"
+    for bad, message in (
+        ("a", where + " must be a list"),
+        ([""], where + r"\[0\]: '' is not a function name"),
+        (["a", "a"], where + r"\[1\]: 'a' is listed twice"),
+        ([{"name": "s", "streaming": "yes"}], where + r"\[0\].streaming must be true or false"),
+        ([{"name": "s", "stream": True}], where + r"\[0\]: unknown key\(s\) stream"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            load_config({"dev": {"modules": {"ts": {"functions": bad}}}})
+    with pytest.raises(ConfigError, match=r"functions belongs to one module's own table"):
+        load_config({"dev": {"functions": ["a"]}})
 
 
 def test_sdk_error_results_are_recognised():

@@ -28,6 +28,12 @@ from cmfleet.hookspecs import hookimpl
     "this Python. [module]",
 )
 @click.option("--print-env", "print_env", metavar="MODULE", help="Print the environment of a replica started by hand.")
+@click.option(
+    "--manual-grace",
+    type=float,
+    metavar="S",
+    help="Seconds a hand-started replica may have no connection before its jobs are lost. [10]",
+)
 def dev_command(
     modules: tuple[str, ...],
     replicas: str | None,
@@ -40,6 +46,7 @@ def dev_command(
     idle_timeout: float | None,
     environments: str | None,
     print_env: str | None,
+    manual_grace: float | None,
 ) -> None:
     """Run every module (or only MODULES) locally as Foundry does: replicas running the official SDK, the
     runtime protocol over HTTPS, a JSON gateway and the web console. Ctrl-C stops everything.
@@ -64,6 +71,7 @@ def dev_command(
             timeout=timeout,
             idle_timeout=idle_timeout,
             environments=environments,
+            manual_grace=manual_grace,
         )
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)

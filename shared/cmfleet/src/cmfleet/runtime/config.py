@@ -19,6 +19,12 @@ Root ``pyproject.toml``::
     python = "/opt/py311/bin/python"        # interpreter running `-m cmfleet.entrypoint <module dir>`
     # command = ["node", "dist/index.js"]   # or any command (another language's SDK), run in the module dir
     env = { FOUNDRY_URL = "localhost" }
+
+    [tool.cmfleet.dev.modules.tsmodule]
+    command = ["node", "index.js"]
+    # functions the module serves without posting a schema for them (another SDK registers them by name only;
+    # Foundry users define such functions by hand): callable through the gateway and listed in the console
+    functions = ["stringify", { name = "hello", streaming = true }]
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ class ModuleSettings:
     python: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     environments: str = "module"  # "module": a venv of its own (environments.py); "shared": the runtime's Python
+    functions: tuple[tuple[str, bool], ...] = ()  # (name, streaming) served without a posted schema
 
     @property
     def own_environment(self) -> bool:
@@ -115,11 +122,47 @@ _KEYS = {
 }
 
 
+#: Settings that only make sense for one module.
+_MODULE_KEYS = {"functions"}
+
+
+def _functions(value: Any, where: str) -> tuple[tuple[str, bool], ...]:
+    """``["name", {name = "other", streaming = true}]`` as ``(name, streaming)`` pairs, names unique."""
+    example = 'for example ["stringify", { name = "hello", streaming = true }]'
+    if not isinstance(value, list):
+        raise ConfigError(f"{where} must be a list of function names or {{ name, streaming }} tables ({example})")
+    out: list[tuple[str, bool]] = []
+    for i, item in enumerate(value):
+        if isinstance(item, dict):
+            extra = set(item) - {"name", "streaming"}
+            if extra:
+                raise ConfigError(f"{where}[{i}]: unknown key(s) {', '.join(sorted(extra))}; known: name, streaming")
+            name, streaming = item.get("name"), item.get("streaming", False)
+            if not isinstance(streaming, bool):
+                raise ConfigError(f"{where}[{i}].streaming must be true or false, got {streaming!r}")
+        else:
+            name, streaming = item, False
+        if not isinstance(name, str) or not name.strip() or name != name.strip():
+            raise ConfigError(f"{where}[{i}]: {name!r} is not a function name ({example})")
+        if any(name == seen for seen, _ in out):
+            raise ConfigError(f"{where}[{i}]: {name!r} is listed twice")
+        out.append((name, streaming))
+    return tuple(out)
+
+
 def _apply(base: ModuleSettings, table: dict[str, Any], where: str) -> ModuleSettings:
-    unknown = set(table) - _KEYS - {"modules", "max-body", "manual-grace"}
+    module_table = ".modules." in where
+    known = _KEYS | _MODULE_KEYS if module_table else _KEYS
+    unknown = set(table) - known - {"modules", "max-body", "manual-grace"}
     if unknown:
+        misplaced = unknown & _MODULE_KEYS
+        if misplaced:
+            raise ConfigError(
+                f"{where}: {', '.join(sorted(misplaced))} belongs to one module's own table, "
+                f"[tool.cmfleet.dev.modules.<name>]"
+            )
         raise ConfigError(
-            f"{where}: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}"
+            f"{where}: unknown setting(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
         )
     changes: dict[str, Any] = {}
     cli = where == "command line"
@@ -157,6 +200,8 @@ def _apply(base: ModuleSettings, table: dict[str, Any], where: str) -> ModuleSet
                     'or "shared" (every replica in the runtime\'s own Python)'
                 )
             changes["environments"] = value
+        if "functions" in table:
+            changes["functions"] = _functions(table["functions"], f"{where}.functions")
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):
             raise
@@ -168,7 +213,8 @@ def load_config(tool_cmfleet: dict[str, Any], *, pyproject: str = "pyproject.tom
     """Build the config from ``[tool.cmfleet]`` (as read by discovery) and command-line ``overrides``.
 
     Overrides: host, port, runtime_port, reload, replicas ("MIN:MAX"), concurrency, timeout, idle_timeout,
-    queue_limit, environments ("module"|"shared"), max_body, terminal_logs. ``None`` values are ignored.
+    queue_limit, environments ("module"|"shared"), manual_grace, max_body, terminal_logs. ``None`` values are
+    ignored.
     Command-line values apply to every module.
     """
     dev = tool_cmfleet.get("dev", {}) or {}
@@ -191,6 +237,8 @@ def load_config(tool_cmfleet: dict[str, Any], *, pyproject: str = "pyproject.tom
         config.max_body = int(dev["max-body"])
     if "manual-grace" in dev:
         config.manual_grace = _seconds(dev["manual-grace"], f"{where} manual-grace")
+    if "manual_grace" in ov:
+        config.manual_grace = _seconds(ov.pop("manual_grace"), "--manual-grace")
     for key, value in ov.items():
         if not hasattr(config, key):
             raise TypeError(f"unknown override {key}")

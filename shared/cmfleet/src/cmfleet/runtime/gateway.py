@@ -34,7 +34,9 @@ Listings
     building|starting|ready|draining|stopped|crashed (building: the module's own venv is being created or synced
     for its start, no process yet; starting: its process runs and has not polled yet).
 ``GET /api/modules/{module}/functions`` → ``[{"name", "streaming", "schema" (as the SDK posted it, or null),
-    "input_schema" (JSON Schema of the event, or null before the schemas are posted)}]``
+    "input_schema" (JSON Schema of the event, or null)}]``: the posted schemas, then the functions declared in the
+    module's ``functions`` setting (another SDK's functions registered without a schema); before any replica
+    posted, what ``app.py`` declares.
 ``GET /api/health`` → ``{"status": "ok", "modules", "replicas": {state: count}, "jobs": {state: count},
     "late_answers", "uptime_s"}``
 
@@ -137,39 +139,53 @@ class Gateway:
     def _module(self, name: str) -> Any:
         return self.runtime.manager.modules.get(name)
 
+    @staticmethod
+    def _unposted(mod: Any) -> dict[str, bool]:
+        """Functions known without a posted schema, name -> streaming: ``app.py``'s (read statically) and those
+        declared in the module's ``functions`` setting (another SDK's functions registered by name only)."""
+        known = {f.name: f.streaming for f in mod.unit.functions}
+        known.update(mod.settings.functions)
+        return known
+
     def functions(self, name: str) -> list[dict[str, Any]]:
-        """The module's functions: the posted schemas when there are some, else what discovery read."""
+        """The module's functions: the posted schemas (when there are some) first, then the functions known
+        without one (``_unposted``)."""
         from cmfleet.schemas import input_schema
 
         mod = self._module(name)
-        static = {f.name: f for f in mod.unit.functions}
-        posted = mod.queue.schemas
-        if posted is not None:
-            out = []
-            for schema in posted:
-                fname = schema.get("functionName", "")
-                info = static.get(fname)
-                out.append(
-                    {
-                        "name": fname,
-                        "streaming": bool(info and info.streaming),
-                        "schema": schema,
-                        "input_schema": input_schema(schema),
-                    }
-                )
-            return out
-        return [
-            {"name": f.name, "streaming": f.streaming, "schema": None, "input_schema": None} for f in static.values()
-        ]
+        unposted = self._unposted(mod)
+        out = []
+        listed = set()
+        for schema in mod.queue.schemas or ():
+            fname = schema.get("functionName", "")
+            listed.add(fname)
+            out.append(
+                {
+                    "name": fname,
+                    "streaming": unposted.get(fname, False),
+                    "schema": schema,
+                    "input_schema": input_schema(schema),
+                }
+            )
+        if mod.queue.schemas is not None:  # once schemas are posted, app.py's functions are what the SDK posted
+            unposted = dict(mod.settings.functions)
+        out.extend(
+            {"name": fname, "streaming": streaming, "schema": None, "input_schema": None}
+            for fname, streaming in unposted.items()
+            if fname not in listed
+        )
+        return out
 
     def _function_schema(self, mod: Any, module: str, function: str) -> tuple[list[str], dict[str, Any] | None]:
         posted = mod.queue.schemas
         if posted is None:
-            return [f.name for f in mod.unit.functions], None
+            # another language's module says what it serves only when its SDK posts: until then, anything goes
+            return (list(self._unposted(mod)) if mod.unit.functions else []), None
         cached = self._schema_cache.get(module)
         if cached is None or cached[0] is not posted:  # new schemas were posted (a replica started)
             by_name = {s.get("functionName", ""): s for s in posted if isinstance(s, dict)}
-            cached = self._schema_cache[module] = (posted, list(by_name), by_name, {})
+            names = list(by_name) + [f for f, _ in mod.settings.functions if f not in by_name]
+            cached = self._schema_cache[module] = (posted, names, by_name, {})
         return cached[1], cached[2].get(function)
 
     def _event_valid(self, module: str, function: str, schema: dict[str, Any], event: Any) -> bool:

@@ -66,8 +66,10 @@ def _error_message(body: bytes) -> str | None:
 
 
 class _StreamDecoder:
-    """Items of a streamed result: one HTTP chunk is one JSON item (what the SDK sends); when a chunk is not
-    valid JSON alone (a client that splits or merges items), fall back to decoding a raw stream of JSON values."""
+    """Items of a streamed result: one HTTP chunk is one JSON item (what the Python SDK sends); when a chunk is not
+    valid JSON alone (a client that splits or merges items), fall back to decoding a raw stream of JSON values.
+    Text that cannot be (the start of) JSON is one string item: the TypeScript SDK sends what a function writes
+    to its stream as it is (``write("Hello")``), not JSON-encoded."""
 
     __slots__ = ("pending",)
 
@@ -93,11 +95,28 @@ class _StreamDecoder:
                 break
             try:
                 value, pos = decoder.raw_decode(text, pos)
-            except ValueError:
+            except json.JSONDecodeError as exc:
+                if not _json_cut_short(text, pos, exc):
+                    items.append(text[pos:])  # raw text: the rest of what arrived, as it is
+                    pos = end
                 break
             items.append(value)
         self.pending = text[pos:]
         return items
+
+
+_LITERALS = ("true", "false", "null")
+
+
+def _json_cut_short(text: str, start: int, exc: json.JSONDecodeError) -> bool:
+    """Whether ``text[start:]`` is JSON whose end has not arrived yet (a split item), not raw text."""
+    rest = text[start:].rstrip()
+    if exc.msg.startswith("Unterminated string"):
+        return True
+    if any(literal.startswith(rest) for literal in _LITERALS):
+        return True
+    # an object or array still open: the decoder ran out of text, it did not meet a wrong character
+    return rest[:1] in ("{", "[") and exc.pos >= len(text.rstrip())
 
 
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}

@@ -1,0 +1,129 @@
+"""Any language: a module whose replicas run Palantir's TypeScript SDK (``@palantir/compute-module`` from npm,
+unchanged) under Node.js, configured with ``command = ["node", "index.js"]``. The runtime gives it the same
+environment and protocol as the Python SDK, limits its concurrency (the TS SDK pulls every job it can get), reads
+its error shape and its raw streamed chunks, and serves the functions it registers without a schema when the
+module declares them (``functions``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from runtime_support import copy_fleet, ready_replicas, start_runtime, wait_for
+
+FIXTURE = Path(__file__).parent / "fixtures" / "typescript"
+DEV = """
+[tool.cmfleet.dev.modules.tsmod]
+command = ["node", "index.js"]
+replicas = "1:1"
+concurrency = 1
+functions = ["fail", "wait", "secret", { name = "hello", streaming = true }]
+"""
+SOURCE = """
+[sources.TsApi]
+secrets = { apiKey = "ts-s3cret" }
+modules = ["tsmod"]
+"""
+
+
+def _npm() -> str:
+    npm = shutil.which("npm")
+    assert npm and shutil.which("node"), "these tests need Node.js and npm on PATH (.ci/run installs Debian's)"
+    return npm
+
+
+@pytest.fixture(scope="module")
+def ts_runtime(tmp_path_factory):
+    root = copy_fleet(tmp_path_factory.mktemp("fleet") / "repo", DEV)
+    module = root / "modules" / "tsmod"
+    shutil.copytree(FIXTURE, module)
+    (module / "pyproject.toml").write_text('[project]\nname = "tsmod"\nversion = "0.1.0"\ndependencies = []\n')
+    with (root / "cmfleet.local.toml").open("a") as fh:
+        fh.write(SOURCE)
+    # the versions package-lock.json pins, from the npm registry
+    done = subprocess.run(
+        [_npm(), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=module,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    rt = start_runtime(root, ["tsmod"], poll_hold=1.0, timeout=30)
+    client = httpx.Client(base_url=rt.url, timeout=30)
+    wait_for(lambda: ready_replicas(client, "tsmod"), 60, "the Node.js replica")
+    yield rt, client
+    client.close()
+    rt.close()
+
+
+def test_the_ts_sdk_posts_its_schema_and_calls_are_checked_against_it(ts_runtime):
+    rt, client = ts_runtime
+    # the SDK posts its schemas after its first poll answered 2xx: a call gets it going
+    r = client.post("/api/modules/tsmod/functions/add", json={"x": 10, "y": 20})
+    assert r.status_code == 200 and r.json() == 30
+    assert r.headers["x-cmfleet-replica"] == "tsmod-1"
+    wait_for(lambda: client.get("/api/modules").json()[0]["schemas_posted"], what="the TS SDK's schemas")
+
+    functions = {f["name"]: f for f in client.get("/api/modules/tsmod/functions").json()}
+    assert list(functions) == ["add", "fail", "wait", "secret", "hello"]  # posted first, then the declared ones
+    assert functions["add"]["input_schema"]["required"] == ["x", "y"]
+    assert functions["hello"]["streaming"] is True and functions["hello"]["schema"] is None
+
+    bad = client.post("/api/modules/tsmod/functions/add", json={"x": "ten"})
+    assert bad.status_code == 422
+    assert {f["path"] for f in bad.json()["fields"]} == {"$.x", "$.y"}
+    unknown = client.post("/api/modules/tsmod/functions/nope", json={})
+    assert unknown.status_code == 404 and unknown.json()["known"] == ["add", "fail", "wait", "secret", "hello"]
+
+
+def test_a_thrown_error_reaches_the_caller_with_its_name_and_message(ts_runtime):
+    rt, client = ts_runtime
+    r = client.post("/api/modules/tsmod/functions/fail", json={"why": "no such customer"})
+    assert r.status_code == 500
+    assert r.json()["error"] == "TypeError: no such customer"  # the TS SDK's {"error": name, "reason": message}
+    assert client.get(f"/api/jobs/{r.headers['x-cmfleet-job-id']}").json()["state"] == "failed"
+
+
+def test_raw_streamed_chunks_arrive_as_items_while_the_function_runs(ts_runtime):
+    rt, client = ts_runtime
+    lines, states = [], []
+    ndjson = {"Accept": "application/x-ndjson"}
+    with client.stream("POST", "/api/modules/tsmod/functions/hello", json={"world": "world"}, headers=ndjson) as r:
+        assert r.status_code == 200
+        job_id = r.headers["x-cmfleet-job-id"]
+        for line in r.iter_lines():
+            if not lines:
+                states.append(client.get(f"/api/jobs/{job_id}").json()["state"])
+            lines.append(json.loads(line))
+    assert lines == ["Hello", "world"]  # written as plain text, not JSON: each chunk is one string item
+    assert states == ["running"]
+    assert client.post("/api/modules/tsmod/functions/hello", json={"world": "again"}).json() == ["Hello", "again"]
+
+
+def test_the_runtime_holds_the_ts_sdk_to_its_concurrency(ts_runtime):
+    """The TS SDK takes every job it is given; with MAX_CONCURRENT_TASKS 1 the second waits in the queue."""
+    rt, client = ts_runtime
+    first = client.post("/api/modules/tsmod/functions/wait/jobs", json={"ms": 1500}).json()["job_id"]
+    second = client.post("/api/modules/tsmod/functions/wait/jobs", json={"ms": 10}).json()["job_id"]
+    wait_for(lambda: client.get(f"/api/jobs/{first}").json()["state"] == "running", what="the first job to start")
+    assert client.get(f"/api/jobs/{second}").json()["state"] == "queued"
+    one = client.get(f"/api/jobs/{first}/result", params={"wait": 10}).json()
+    two = client.get(f"/api/jobs/{second}/result", params={"wait": 10}).json()
+    (replica,) = ready_replicas(client, "tsmod")
+    assert one == two and one["session"] == replica["session_id"] and one["pid"] == replica["pid"]
+    second_record = client.get(f"/api/jobs/{second}").json()
+    assert second_record["started_at"] >= client.get(f"/api/jobs/{first}").json()["finished_at"]
+
+
+def test_the_ts_sdk_reads_the_local_source_credentials(ts_runtime):
+    rt, client = ts_runtime
+    r = client.post("/api/modules/tsmod/functions/secret", json={})
+    assert r.status_code == 200 and r.json() == hashlib.sha256(b"ts-s3cret").hexdigest()
+    lines = client.get("/api/logs", params={"module": "tsmod", "limit": 1000}).json()
+    assert not [line for line in lines if "ts-s3cret" in json.dumps(line)]
