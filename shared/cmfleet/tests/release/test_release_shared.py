@@ -102,7 +102,10 @@ def test_status(fleet):
     rows = {r["name"]: r for r in json.loads(result.stdout)}
     assert rows["textkit"]["needs_release"] is False
     assert rows["textkit"]["why"] == ["up to date with textkit/v1.0.1"]
-    assert rows["textkit"]["version"] == "1.0.2.dev1"
+    assert rows["textkit"]["version"] == "1.0.2.dev1"  # hatch-vcs counts hello's later commit
+    assert rows["textkit"]["builds_as"] == "1.0.1"  # cmfleet build does not: nothing of textkit changed since
+    assert rows["hello"]["builds_as"] is None  # changed since hello/v0.3.0: a dev build
+    assert rows["wordcount"]["builds_as"] is None  # its library textkit changed since wordcount/v2.0.0
     assert rows["hello"]["last_release"] == "0.3.0"
     assert rows["hello"]["commits_since"] == 1
     assert (rows["hello"]["needs_release"], rows["hello"]["next_level"]) == (True, "minor")
@@ -117,3 +120,7 @@ def test_status(fleet):
     table = fleet.cmfleet("status")
     assert table.returncode == 0, table.stderr
     assert "yes (minor)" in table.stdout and "up to date with textkit/v1.0.1" in table.stdout
+    assert "builds as" in table.stdout
+    (textkit_line,) = [line for line in table.stdout.splitlines() if line.split()[:1] == ["textkit"]]
+    assert textkit_line.split()[:5] == ["textkit", "shared", "1.0.1", "-", "1.0.2.dev1"]
+    assert textkit_line.split()[5] == "1.0.1"

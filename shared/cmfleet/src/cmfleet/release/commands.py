@@ -239,8 +239,8 @@ def release_command(
 @click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def status_command(names: tuple[str, ...], as_json: bool) -> None:
-    """Per unit: last release, pending pre-release, commits since, shared libraries and their versions, whether
-    it needs a release.
+    """Per unit: last release, pending pre-release, the version it builds as, commits since, shared libraries and
+    their versions, whether it needs a release.
 
     Example: cmfleet status --json
     """
@@ -256,7 +256,18 @@ def status_command(names: tuple[str, ...], as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    columns = ("unit", "kind", "released", "pre-release", "version", "commits", "shared", "release?", "why")
+    columns = (
+        "unit",
+        "kind",
+        "released",
+        "pre-release",
+        "version",
+        "builds as",
+        "commits",
+        "shared",
+        "release?",
+        "why",
+    )
     table = Table(*columns, box=None)
     for r in rows:
         shared = ", ".join(f"{d['name']} {d['released'] or '-'}" for d in r["shared"]) or "-"
@@ -271,6 +282,7 @@ def status_command(names: tuple[str, ...], as_json: bool) -> None:
             r["last_release"] or "-",
             r["pre_release"] or "-",
             r["version"],
+            r["builds_as"] or "dev",
             str(r["commits_since"]),
             shared,
             needs,

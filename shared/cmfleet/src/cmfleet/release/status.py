@@ -17,7 +17,12 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
     """One row per unit (all units, or ``names``): release state and why it needs a release, if it does.
 
     ``last_release`` is the last final release; ``pre_release`` the newest pre-release since it (None when every
-    pre-release has had its final release); a shared library's ``released`` is its last final release."""
+    pre-release has had its final release); a shared library's ``released`` is its last final release.
+    ``version`` is what hatch-vcs says (an editable install's version: a dev version after any commit), while
+    ``builds_as`` is the version ``cmfleet build`` gives the unit's artifacts: its newest tag's while nothing the
+    artifact is made of changed since, else None (a dev build, ``cmfleet build --dev``)."""
+    from cmfleet.build.versions import unit_version
+
     git = git or Git(repo.root)
     git.ensure_repo()
     check_tags_available(git)
@@ -48,6 +53,7 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
                 "pre_release": str(a.pending.version) if a.pending else None,
                 "pre_tag": a.pending.tag if a.pending else None,
                 "version": current_version(repo, unit, git),
+                "builds_as": unit_version(repo, unit).expected,
                 "commits_since": len(a.commits),
                 "shared": [{"name": lib.name, "released": last_version(lib.name)} for lib in repo.closure(unit)],
                 "needs_release": needs,
