@@ -39,7 +39,15 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m cmfleet.entrypoint MODULE``."""
     args = sys.argv[1:] if argv is None else argv
     target = args[0] if args else os.environ.get("CMFLEET_MODULE", ".")
+    use_lock = os.environ.get("CMFLEET_ENV_USE_LOCK")  # a hand-started local replica: keep its venv while it runs
+    if use_lock:
+        from cmfleet.runtime.environments import hold_use_lock
+
+        _held.append(hold_use_lock(use_lock))
     run(target)
+
+
+_held: list[object] = []  # open lock files: closing one (or exiting) releases the lock
 
 
 if __name__ == "__main__":

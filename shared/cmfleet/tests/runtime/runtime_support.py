@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,3 +53,22 @@ def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condi
 def ready_replicas(client: httpx.Client, module: str) -> list[dict[str, Any]]:
     mods = {m["name"]: m for m in client.get("/api/modules").json()}
     return [r for r in mods[module]["replicas"] if r["state"] == "ready"]
+
+
+def print_env(root: Path, module: str, *options: str) -> dict[str, str]:
+    """The environment ``cmfleet dev --print-env MODULE [options]`` prints for a hand-started replica."""
+    out = subprocess.run(
+        [sys.executable, "-m", "cmfleet", "dev", "--print-env", module, *options],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "CMFLEET_ROOT"},
+    )
+    assert out.returncode == 0, out.stderr
+    env = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export ") :].partition("=")
+            env[key] = shlex.split(value)[0] if value else ""
+    return env

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from runtime_support import copy_fleet, ready_replicas, start_runtime, wait_for
+from runtime_support import copy_fleet, print_env, ready_replicas, start_runtime, wait_for
 
 from cmfleet.runtime.config import ConfigError, load_config
-from cmfleet.runtime.environments import STAMP
+from cmfleet.runtime.environments import STAMP, USE_LOCK_VARIABLE, remove_stale_environments
 from cmfleet.runtime.replicas import group_exists
 
 ENV_FIXTURES = Path(__file__).parent / "fixtures" / "envs"
@@ -245,7 +245,7 @@ def test_envs_of_removed_modules_are_removed_at_start_unless_in_use(tmp_path):
             for name in ("other", "busy"):
                 assert _runtime_lines(client, f".cmfleet/envs/{name}") == [
                     f"kept environment .cmfleet/envs/{name} although the repository has no module {name!r}: "
-                    "another cmfleet dev is using it"
+                    "in use (another cmfleet dev or a replica)"
                 ]
             assert _runtime_lines(client, "environment") == _runtime_lines(client, ".cmfleet/envs/")
             assert len(_runtime_lines(client, "environment")) == 4  # nothing about basic or notes.txt
@@ -276,6 +276,56 @@ def test_envs_of_removed_modules_are_removed_at_start_unless_in_use(tmp_path):
         third.close()
     assert sorted(p.name for p in envs.iterdir() if not p.name.startswith(".")) == ["basic", "notes.txt"]
     assert not list(envs.glob(".other.*")) and not list(envs.glob(".busy.*"))  # their lock files too
+
+
+def test_a_hand_started_replica_keeps_its_env_while_it_runs(tmp_path):
+    """A replica started by hand with ``--print-env``'s environment holds its venv's use lock until it exits."""
+    root = _repo(tmp_path)
+    with (root / "pyproject.toml").open("a") as fh:
+        fh.write('\n[tool.cmfleet.dev.modules.other]\nenvironments = "module"\n')
+    envs = root / ".cmfleet" / "envs"
+    env = print_env(root, "other")
+    assert env[USE_LOCK_VARIABLE] == str(envs / ".other.use")
+    # no runtime is running: the SDK retries its first call, alive and holding the lock
+    replica = subprocess.Popen(
+        [str(envs / "other" / "bin" / "python"), "-m", "cmfleet.entrypoint", str(root / "modules" / "other")],
+        env={"PATH": os.environ["PATH"], **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: replica.poll() is not None or _holds_lock(replica.pid, envs / ".other.use"), 30, "the lock")
+        assert replica.poll() is None, replica.stderr.read()
+        shutil.rmtree(root / "modules" / "other")
+        assert remove_stale_environments(root, ["basic", "idle", "broken"]) == [
+            (
+                "INFO",
+                "kept environment .cmfleet/envs/other although the repository has no module 'other': "
+                "in use (another cmfleet dev or a replica)",
+            )
+        ]
+    finally:
+        replica.kill()
+        replica.wait(10)
+    assert remove_stale_environments(root, ["basic", "idle", "broken"]) == [
+        ("INFO", "removed environment .cmfleet/envs/other: the repository has no module 'other'")
+    ]
+    assert not (envs / "other").exists()
+
+
+def _holds_lock(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` holds a lock on ``path`` (read from /proc/locks by inode)."""
+    if not path.exists():
+        return False
+    inode = path.stat().st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" in fields:  # a waiting lock: not held
+            continue
+        if int(fields[4]) == pid and int(fields[5].split(":")[-1]) == inode:
+            return True
+    return False
 
 
 _HOLD_LOCK = """

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import signal
 import ssl
 import subprocess
@@ -15,7 +14,7 @@ import time
 
 import httpx
 import pytest
-from runtime_support import copy_fleet, ready_replicas, start_runtime, wait_for
+from runtime_support import copy_fleet, print_env, ready_replicas, start_runtime, wait_for
 
 from cmfleet.runtime.config import ConfigError, load_config
 
@@ -98,21 +97,7 @@ def test_tokens_identify_the_replica_and_its_module(idle_runtime):
 
 
 def _print_env(root, port: int) -> dict[str, str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "cmfleet", "dev", "--print-env", "idle", "--runtime-port", str(port)],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={k: v for k, v in os.environ.items() if k != "CMFLEET_ROOT"},
-    )
-    assert out.returncode == 0, out.stderr
-    env = {}
-    for line in out.stdout.splitlines():
-        if line.startswith("export "):
-            key, _, value = line[len("export ") :].partition("=")
-            env[key] = shlex.split(value)[0] if value else ""
-    return env
+    return print_env(root, "idle", "--runtime-port", str(port))
 
 
 def _start_sdk(root, env: dict[str, str]) -> subprocess.Popen:

@@ -232,6 +232,24 @@ def find_uv() -> str:
     )
 
 
+#: Set for a hand-started replica (``cmfleet dev --print-env``): the "use" lock of its venv, which the entrypoint
+#: holds (shared) while it runs, as a runtime does for the venvs of its own replicas.
+USE_LOCK_VARIABLE = "CMFLEET_ENV_USE_LOCK"
+
+
+def hold_use_lock(path: str) -> IO[str] | None:
+    """Take a shared lock on ``path`` for as long as the returned file stays open (None where there are no
+    locks between processes). Waits only while a ``cmfleet dev`` removes the venv (a second at most)."""
+    fh = open(path, "a")  # noqa: SIM115 - the open file is the lock
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock between processes
+        fh.close()
+        return None
+    fcntl.flock(fh, fcntl.LOCK_SH)
+    return fh
+
+
 def lock_path(envs: Path, module: str, kind: str) -> Path:
     """The lock file ``kind`` ("lock": building, "use": in use by a runtime) of ``module``'s env in ``envs``."""
     return envs / f".{module}.{kind}"
@@ -286,7 +304,9 @@ def remove_stale_environments(root: Path, modules: Iterable[str]) -> list[tuple[
                     break
                 held.append(fh)
             if len(held) < 2:
-                lines.append(("INFO", f"kept environment {where} although {why}: another cmfleet dev is using it"))
+                lines.append(
+                    ("INFO", f"kept environment {where} although {why}: in use (another cmfleet dev or a replica)")
+                )
                 continue
             if link:
                 os.unlink(entry.path)
@@ -648,14 +668,9 @@ class EnvironmentManager:
         if module in self._using:
             return
         envs.mkdir(parents=True, exist_ok=True)
-        fh = lock_path(envs, module, "use").open("a")
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: no lock between processes
-            pass
-        else:
-            fcntl.flock(fh, fcntl.LOCK_SH)  # waits only while another cmfleet dev removes it (a second at most)
-        self._using[module] = fh
+        fh = hold_use_lock(str(lock_path(envs, module, "use")))
+        if fh is not None:
+            self._using[module] = fh
 
     async def stop(self) -> None:
         """End running builds (their uv processes) and the worker threads; release the envs' "use" locks."""

@@ -29,6 +29,11 @@ def manual_environment(repo: Any, config: DevConfig, module: str) -> dict[str, s
     if not settings.own_environment:  # a module's own venv has its shared libs installed
         env.pythonpath[module] = [str(_src(lib)) for lib in repo.closure(unit)]
     environ = env.build(unit, settings, token_file, f"{module}-manual")
+    if settings.own_environment:
+        from cmfleet.runtime.environments import ENVS_DIR, USE_LOCK_VARIABLE, lock_path
+
+        # the entrypoint holds it while it runs: another cmfleet dev then keeps the venv (remove_stale_environments)
+        environ[USE_LOCK_VARIABLE] = str(lock_path(repo.root / ENVS_DIR, module, "use"))
     for key in ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER"):
         environ.pop(key, None)  # the shell has its own
     return environ
