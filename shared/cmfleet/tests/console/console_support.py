@@ -7,6 +7,7 @@ The runtime is bound to 0.0.0.0 so that it requires its access token: every brow
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 import httpx
+from playwright.sync_api import expect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
 from runtime_support import wait_for  # noqa: E402  (the runtime tests' helper)
@@ -27,7 +29,7 @@ REPO = Path(__file__).resolve().parents[4]
 FIXTURES = Path(__file__).parent / "fixtures"
 MODULES = ["hello", "typed", "streaming", "observed"]  # observed: tests/console/fixtures/observed
 SOURCE_SECRET = "console-s3cret-never-shown"
-__all__ = ["DevServer", "copy_examples", "slow_env_repo", "wait_for"]
+__all__ = ["UUID", "DevServer", "copy_examples", "result_json", "run_and_wait", "select", "slow_env_repo", "wait_for"]
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -123,3 +125,27 @@ class DevServer:
         if hasattr(self, "client"):
             self.client.close()
         self._log_file.close()
+
+
+# -- driving the page ---------------------------------------------------------------------------------------
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def select(page, module: str, function: str) -> None:
+    page.click(f'button.fn[data-module="{module}"][data-fn="{function}"]')
+    expect(page.locator("#query-title")).to_have_text(f"{module}.{function}")
+
+
+def run_and_wait(page) -> str:
+    """Click Run, wait for the call to end; returns the job id shown."""
+    page.click("#run")
+    expect(page.locator("#run")).to_be_enabled()
+    expect(page.locator("#job-state .badge")).not_to_have_text("running")
+    job_id = page.locator("#job-id").inner_text()
+    assert UUID.match(job_id), job_id
+    return job_id
+
+
+def result_json(page):
+    return json.loads(page.locator("#result-body").inner_text())

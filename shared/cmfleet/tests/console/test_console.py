@@ -10,29 +10,8 @@ import json
 import os
 import re
 
-from console_support import SOURCE_SECRET, wait_for
+from console_support import SOURCE_SECRET, result_json, run_and_wait, select, wait_for
 from playwright.sync_api import expect
-
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-def select(page, module: str, function: str) -> None:
-    page.click(f'button.fn[data-module="{module}"][data-fn="{function}"]')
-    expect(page.locator("#query-title")).to_have_text(f"{module}.{function}")
-
-
-def run_and_wait(page) -> str:
-    """Click Run, wait for the call to end; returns the job id shown."""
-    page.click("#run")
-    expect(page.locator("#run")).to_be_enabled()
-    expect(page.locator("#job-state .badge")).not_to_have_text("running")
-    job_id = page.locator("#job-id").inner_text()
-    assert UUID.match(job_id), job_id
-    return job_id
-
-
-def result_json(page):
-    return json.loads(page.locator("#result-body").inner_text())
 
 
 def test_modules_show_replica_state_and_the_token_leaves_the_address_bar(console, dev_server):

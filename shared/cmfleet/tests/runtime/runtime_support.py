@@ -18,6 +18,7 @@ from cmfleet.runtime.config import load_config
 from cmfleet.runtime.server import BackgroundRuntime
 
 FIXTURE = Path(__file__).parent / "fixtures" / "fleet"
+TYPESCRIPT_MODULE = Path(__file__).parent / "fixtures" / "typescript"
 
 
 def copy_fleet(dest: Path, dev: str = "") -> Path:
@@ -72,3 +73,22 @@ def print_env(root: Path, module: str, *options: str) -> dict[str, str]:
             key, _, value = line[len("export ") :].partition("=")
             env[key] = shlex.split(value)[0] if value else ""
     return env
+
+
+def add_typescript_module(root: Path, name: str = "tsmod") -> Path:
+    """Copy the module on Palantir's TypeScript SDK (fixtures/typescript) to ``root/modules/<name>`` and install
+    the packages its package-lock.json pins from the npm registry (``npm ci``). Node.js and npm must be on PATH."""
+    npm = shutil.which("npm")
+    assert npm and shutil.which("node"), "these tests need Node.js and npm on PATH (.ci/run installs Debian's)"
+    module = root / "modules" / name
+    shutil.copytree(TYPESCRIPT_MODULE, module, ignore=shutil.ignore_patterns("node_modules"))
+    (module / "pyproject.toml").write_text(f'[project]\nname = "{name}"\nversion = "0.1.0"\ndependencies = []\n')
+    done = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=module,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return module

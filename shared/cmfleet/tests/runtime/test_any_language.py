@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import subprocess
-from pathlib import Path
 
 import httpx
 import pytest
-from runtime_support import copy_fleet, ready_replicas, start_runtime, wait_for
+from runtime_support import add_typescript_module, copy_fleet, ready_replicas, start_runtime, wait_for
 
-FIXTURE = Path(__file__).parent / "fixtures" / "typescript"
 DEV = """
 [tool.cmfleet.dev.modules.tsmod]
 command = ["node", "index.js"]
@@ -31,29 +27,12 @@ modules = ["tsmod"]
 """
 
 
-def _npm() -> str:
-    npm = shutil.which("npm")
-    assert npm and shutil.which("node"), "these tests need Node.js and npm on PATH (.ci/run installs Debian's)"
-    return npm
-
-
 @pytest.fixture(scope="module")
 def ts_runtime(tmp_path_factory):
     root = copy_fleet(tmp_path_factory.mktemp("fleet") / "repo", DEV)
-    module = root / "modules" / "tsmod"
-    shutil.copytree(FIXTURE, module)
-    (module / "pyproject.toml").write_text('[project]\nname = "tsmod"\nversion = "0.1.0"\ndependencies = []\n')
+    add_typescript_module(root)
     with (root / "cmfleet.local.toml").open("a") as fh:
         fh.write(SOURCE)
-    # the versions package-lock.json pins, from the npm registry
-    done = subprocess.run(
-        [_npm(), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=module,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
     rt = start_runtime(root, ["tsmod"], poll_hold=1.0, timeout=30)
     client = httpx.Client(base_url=rt.url, timeout=30)
     wait_for(lambda: ready_replicas(client, "tsmod"), 60, "the Node.js replica")
@@ -74,6 +53,7 @@ def test_the_ts_sdk_posts_its_schema_and_calls_are_checked_against_it(ts_runtime
     assert list(functions) == ["add", "fail", "wait", "secret", "hello"]  # posted first, then the declared ones
     assert functions["add"]["input_schema"]["required"] == ["x", "y"]
     assert functions["hello"]["streaming"] is True and functions["hello"]["schema"] is None
+    assert [f["source"] for f in functions.values()] == ["posted", "settings", "settings", "settings", "settings"]
 
     bad = client.post("/api/modules/tsmod/functions/add", json={"x": "ten"})
     assert bad.status_code == 422

@@ -127,6 +127,7 @@ def test_listings(fleet_runtime):
     assert replica["state"] == "ready" and replica["capacity"] == 2
     fns = {f["name"]: f for f in client.get("/api/modules/basic/functions").json()}
     assert fns["ticks"]["streaming"] is True and fns["add"]["streaming"] is False
+    assert {f["source"] for f in fns.values()} == {"posted"}
     assert fns["typed_add"]["input_schema"]["required"] == ["x", "y"]
     assert fns["typed_add"]["schema"]["functionName"] == "typed_add"
     health = client.get("/api/health").json()

@@ -34,9 +34,9 @@ Listings
     building|starting|ready|draining|stopped|crashed (building: the module's own venv is being created or synced
     for its start, no process yet; starting: its process runs and has not polled yet).
 ``GET /api/modules/{module}/functions`` → ``[{"name", "streaming", "schema" (as the SDK posted it, or null),
-    "input_schema" (JSON Schema of the event, or null)}]``: the posted schemas, then the functions declared in the
-    module's ``functions`` setting (another SDK's functions registered without a schema); before any replica
-    posted, what ``app.py`` declares.
+    "input_schema" (JSON Schema of the event, or null), "source": "posted"|"app.py"|"settings"}]``: the posted
+    schemas, then the functions declared in the module's ``functions`` setting (another SDK's functions registered
+    without a schema); before any replica posted, what ``app.py`` declares.
 ``GET /api/health`` → ``{"status": "ok", "modules", "replicas": {state: count}, "jobs": {state: count},
     "late_answers", "uptime_s"}``
 
@@ -149,28 +149,36 @@ class Gateway:
 
     def functions(self, name: str) -> list[dict[str, Any]]:
         """The module's functions: the posted schemas (when there are some) first, then the functions known
-        without one (``_unposted``)."""
+        without one (``_unposted``). ``source`` says where each comes from: "posted", "app.py" (read statically,
+        before the SDK posts) or "settings" (the module's ``functions``)."""
         from cmfleet.schemas import input_schema
 
         mod = self._module(name)
         unposted = self._unposted(mod)
+        declared = dict(mod.settings.functions)
         out = []
-        listed = set()
         for schema in mod.queue.schemas or ():
             fname = schema.get("functionName", "")
-            listed.add(fname)
             out.append(
                 {
                     "name": fname,
                     "streaming": unposted.get(fname, False),
                     "schema": schema,
                     "input_schema": input_schema(schema),
+                    "source": "posted",
                 }
             )
+        listed = {f["name"] for f in out}
         if mod.queue.schemas is not None:  # once schemas are posted, app.py's functions are what the SDK posted
-            unposted = dict(mod.settings.functions)
+            unposted = declared
         out.extend(
-            {"name": fname, "streaming": streaming, "schema": None, "input_schema": None}
+            {
+                "name": fname,
+                "streaming": streaming,
+                "schema": None,
+                "input_schema": None,
+                "source": "settings" if fname in declared else "app.py",
+            }
             for fname, streaming in unposted.items()
             if fname not in listed
         )

@@ -6,7 +6,7 @@ const MAX_LIVE_LINES = 400;
 const state = {
   modules: [],
   modulesKey: "",
-  functions: {}, // module -> [{name, streaming, schema, input_schema}]
+  functions: {}, // module -> [{name, streaming, schema, input_schema, source}]
   selected: null, // {module, fn}
   mode: "form",
   fields: [], // the generated form's fields
@@ -211,7 +211,10 @@ function buildForm(info) {
   if (!props || Object.keys(props).length === 0) {
     $("#query-note").textContent =
       schema === null
-        ? "The module has not posted its schemas yet: the event is free-form."
+        ? info.source === "settings"
+          ? "No schema: the module's settings declare this function (its SDK registers it by name only); " +
+            "the event is free-form."
+          : "The module has not posted its schemas yet: the event is free-form."
         : "Untyped event: add its fields; each value is read as JSON (10, true, [1,2]) or else sent as text.";
     form.append(h("div", { id: "kv-rows" }));
     addKvRow();
