@@ -18,7 +18,7 @@ DEV = """
 command = ["node", "index.js"]
 replicas = "1:1"
 concurrency = 1
-functions = ["fail", "wait", "secret", { name = "hello", streaming = true }]
+functions = ["fail", "wait", "secret", { name = "hello", streaming = true }, { name = "quote", streaming = true }]
 """
 SOURCE = """
 [sources.TsApi]
@@ -50,16 +50,16 @@ def test_the_ts_sdk_posts_its_schema_and_calls_are_checked_against_it(ts_runtime
     wait_for(lambda: client.get("/api/modules").json()[0]["schemas_posted"], what="the TS SDK's schemas")
 
     functions = {f["name"]: f for f in client.get("/api/modules/tsmod/functions").json()}
-    assert list(functions) == ["add", "fail", "wait", "secret", "hello"]  # posted first, then the declared ones
+    assert list(functions) == ["add", "fail", "wait", "secret", "hello", "quote"]  # posted, then the declared
     assert functions["add"]["input_schema"]["required"] == ["x", "y"]
     assert functions["hello"]["streaming"] is True and functions["hello"]["schema"] is None
-    assert [f["source"] for f in functions.values()] == ["posted", "settings", "settings", "settings", "settings"]
+    assert [f["source"] for f in functions.values()] == ["posted"] + ["settings"] * 5
 
     bad = client.post("/api/modules/tsmod/functions/add", json={"x": "ten"})
     assert bad.status_code == 422
     assert {f["path"] for f in bad.json()["fields"]} == {"$.x", "$.y"}
     unknown = client.post("/api/modules/tsmod/functions/nope", json={})
-    assert unknown.status_code == 404 and unknown.json()["known"] == ["add", "fail", "wait", "secret", "hello"]
+    assert unknown.status_code == 404 and unknown.json()["known"] == list(functions)
 
 
 def test_a_thrown_error_reaches_the_caller_with_its_name_and_message(ts_runtime):
@@ -84,6 +84,9 @@ def test_raw_streamed_chunks_arrive_as_items_while_the_function_runs(ts_runtime)
     assert lines == ["Hello", "world"]  # written as plain text, not JSON: each chunk is one string item
     assert states == ["running"]
     assert client.post("/api/modules/tsmod/functions/hello", json={"world": "again"}).json() == ["Hello", "again"]
+    # text that starts like JSON waits for its end; when the stream ends first, it was text after all
+    r = client.post("/api/modules/tsmod/functions/quote", json={"text": "to be or"})
+    assert r.status_code == 200 and r.json() == ['"to be or']
 
 
 def test_the_runtime_holds_the_ts_sdk_to_its_concurrency(ts_runtime):

@@ -557,11 +557,14 @@ class Scheduler:
             return
         if chunked:
             job.streamed = True
-            if job._decoder is not None and job._decoder.pending.strip():
-                self._finish(
-                    job, FAILED, f"the streamed result ends with incomplete JSON: {job._decoder.pending[:200]!r}"
-                )
-            elif job.aborted_uploads:
+            decoder = job._decoder
+            if decoder is not None and decoder.pending.strip():
+                # text that waited for the rest of a JSON value that never came: it was text (another SDK's raw
+                # write, such as '"quoted'), kept as it came
+                job.items.append(decoder.pending)
+                decoder.pending = ""
+                job._notify()
+            if job.aborted_uploads:
                 self._finish(
                     job,
                     FAILED,
