@@ -16,7 +16,7 @@ from pathlib import Path
 from buildrepo import MAIN, RELEASE_TAGS, git, leftovers, manifest, run_build
 from packaging.version import Version
 
-from cmfleet.build.lock import UV_PLATFORM, parse_lock
+from cmfleet.build.lock import UV_PLATFORM, parse_lock, trim_hashes
 from cmfleet.build.manifest import sha256_of
 from cmfleet.build.wheels import read_wheel
 
@@ -80,8 +80,9 @@ def test_lock_pins_the_whole_image_with_hashes_and_a_header(fresh_repo):
     # the direct requirements and what they pull in, never the repository's own units
     assert {"foundry-compute-modules", "pluggy", "rich", "markdown-it-py", "requests"} <= set(locked.pins)
     assert not {"hello", "cmfleet"} & set(locked.pins)
-    for pin in locked.pins.values():
-        assert pin.hashes and all(len(h) == 64 and int(h, 16) >= 0 for h in pin.hashes), pin
+    for pin in locked.pins.values():  # one hash per pin: of the wheel the image installs (uv lists every file's)
+        assert len(pin.hashes) == 1 and len(pin.hashes[0]) == 64 and int(pin.hashes[0], 16) >= 0, pin
+    assert len(text.splitlines()) < 20 + 3 * len(locked.pins)
     assert locked.pins["markdown-it-py"].via == ("rich",)
     again = cmfleet(repo, "lock", "hello")
     assert again.returncode == 0 and again.stdout.startswith(f"hello: {HELLO_LOCK} unchanged (")
@@ -265,3 +266,21 @@ def test_tox_installs_the_declared_requirements_lock_or_not(fresh_repo):
     (repo / HELLO_LOCK).unlink()
     without = subprocess.run(argv, cwd=repo, capture_output=True, text=True, env=env, timeout=120)
     assert without.stdout == with_lock.stdout
+
+
+def test_trim_hashes_keeps_one_hash_per_pin_and_every_other_line():
+    a, b, c = "a" * 64, "b" * 64, "c" * 64
+    body = (
+        "# a comment\n"
+        f"charset-normalizer==3.5.3 \\\n    --hash=sha256:{a} \\\n    --hash=sha256:{b} \\\n    --hash=sha256:{c}\n"
+        "    # via requests\n"
+        f"Six==1.16.0 \\\n    --hash=sha256:{a}\n"
+    )
+    assert trim_hashes(body, {"charset-normalizer": b, "six": a}) == (
+        "# a comment\n"
+        f"charset-normalizer==3.5.3 \\\n    --hash=sha256:{b}\n"
+        "    # via requests\n"
+        f"Six==1.16.0 \\\n    --hash=sha256:{a}\n"
+    )
+    # no hash for a name: the pin alone (what uv is given as the previous pins, so it lists every file's again)
+    assert trim_hashes(body, {}) == "# a comment\ncharset-normalizer==3.5.3\n    # via requests\nSix==1.16.0\n"

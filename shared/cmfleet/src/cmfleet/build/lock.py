@@ -7,8 +7,10 @@ month apart hold the same wheels.
 
 ``cmfleet lock`` writes the lock with ``uv pip compile`` for the image's target: CPython X.Y (the ``python`` pin of
 ``conda_build_config.yaml``, as the build uses) on linux/amd64 (``x86_64-manylinux_2_36``: the glibc of
-``python:*-slim-bookworm``), binary wheels only, every pin with its hashes. The header records the target and the
-requirements the lock was made from.
+``python:*-slim-bookworm``), binary wheels only. uv lists the hash of every file of a pinned release (a wheel per
+platform and Python: 170 for charset-normalizer); the lock keeps the one of the wheel the image installs, found by
+downloading the pins as the build does (pip, hash-checked against uv's list), so a lock is a few lines per package
+and a review sees what changed. The header records the target and the requirements the lock was made from.
 
 A lock is stale when a declared requirement disagrees with it (not pinned, a version outside the declared range,
 an extra it was not made with), when it pins a package nothing requires any more (followed through the ``# via``
@@ -386,7 +388,7 @@ def lock_header(plan: ModulePlan, requires: list[str]) -> str:
     units = [name, *(u.name for u in plan.units if u is not plan.module)]
     by = ", ".join(units[:-1]) + f" and {units[-1]}" if len(units) > 1 else units[0]
     lines = [
-        f"# requirements.lock of {name}: every third-party wheel its image installs, pinned with sha256 hashes;",
+        f"# requirements.lock of {name}: every third-party wheel its image installs, pinned with its sha256;",
         f"# `cmfleet build {name}` downloads exactly these. Written by `cmfleet lock`; do not edit by hand.",
         f"# Made from the requirements below (declared by {by}). After changing one, regenerate:",
         *(
@@ -422,7 +424,9 @@ def compile_lock(plan: ModulePlan, previous: Lockfile | None, upgrade: bool, upg
     with tempfile.TemporaryDirectory(prefix="cmfleet-lock-") as tmp:
         out = Path(tmp) / LOCK_FILE
         if previous is not None and not upgrade:
-            out.write_text(previous.text, encoding="utf-8")  # uv prefers the pins of an existing output file
+            # uv prefers the pins of an existing output file, and reuses its hashes: without them it lists every
+            # file's again, which the new target (another Python) needs
+            out.write_text(trim_hashes(previous.text, {}), encoding="utf-8")
         argv = [find_uv(), "pip", "compile", "-", "--output-file", str(out), "--python", sys.executable]
         argv += ["--python-version", plan.python, "--python-platform", UV_PLATFORM, "--only-binary", ":all:"]
         argv += ["--generate-hashes", "--annotation-style", "line", "--no-header", "--quiet"]
@@ -438,6 +442,7 @@ def compile_lock(plan: ModulePlan, previous: Lockfile | None, upgrade: bool, upg
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
             raise BuildError(f"{plan.module.name}: uv pip compile failed (exit {proc.returncode}):\n{tail}")
         body = out.read_text(encoding="utf-8")
+        body = image_hashes_only(plan, body, Path(tmp) / "wheels")
     text = lock_header(plan, requires) + body
     path = lock_path(plan.module)
     try:
@@ -450,6 +455,44 @@ def compile_lock(plan: ModulePlan, previous: Lockfile | None, upgrade: bool, upg
             + "\n  ".join(p.render(plan.repo.root) for p in problems)
         )
     return text
+
+
+def image_hashes_only(plan: ModulePlan, body: str, scratch: Path) -> str:
+    """``body`` (uv's pins) with each pin's hashes cut to the one of the wheel the image installs: the pins are
+    downloaded as ``cmfleet build`` downloads them (pip, checking every file against uv's hashes). Raises
+    BuildError when pip cannot download them."""
+    from cmfleet.build.manifest import sha256_of
+    from cmfleet.build.wheels import download_locked
+
+    pins = parse_lock(lock_path(plan.module), body).pins
+    wheels = download_locked([pin.requirement for pin in pins.values()], scratch, plan.python)
+    keep = {wheel.key: sha256_of(wheel.path) for wheel in wheels}
+    missing = sorted(set(pins) - set(keep))
+    if missing:  # pip downloaded another set than uv resolved: keep uv's hashes rather than guess
+        raise BuildError(f"{plan.module.name}: pip did not download {', '.join(missing)} for the image's platform")
+    return trim_hashes(body, keep)
+
+
+def trim_hashes(body: str, keep: dict[str, str]) -> str:
+    """Rewrite each pin of ``body`` (``name==version`` then ``--hash=sha256:`` continuation lines, as uv and
+    pip-compile write them) with only the hash ``keep`` gives for its normalised name (none for a name it does not
+    have); other lines as they are."""
+    lines = body.splitlines()
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        spec = line.rstrip(" \\")
+        match = _PIN.match(spec) if line[:1].strip() and not line.startswith("#") else None
+        if match is None:
+            out.append(line)
+            continue
+        while i < len(lines) and lines[i].strip().startswith(_HASH):
+            i += 1
+        sha256 = keep.get(normalize(match.group(1)))
+        out += [spec] if sha256 is None else [spec + " \\", f"    {_HASH}{sha256}"]
+    return "\n".join(out) + "\n"
 
 
 def write_locks(
