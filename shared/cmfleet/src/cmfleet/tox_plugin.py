@@ -3,7 +3,7 @@
 * ``module-<name>``: the module's declared dependencies, its shared libraries installed from their paths
   (transitively), cmfleet (pytest fixtures and ``cmfleet check``); runs its tests and ``cmfleet check``.
 * ``shared-<name>``: the library itself and what it declares; runs its tests and ``cmfleet check``.
-* ``cmfleet``: the toolkit with its runtime and test extras; runs its own tests.
+* ``cmfleet``: the toolkit with its runtime, test and build extras; runs its own tests.
 
 Labels: ``-m modules``, ``-m shared``, and ``-m affected``: the units changed since a base ref (given by
 ``--cmfleet-since REF`` or ``$CMFLEET_SINCE``) and their transitive dependents, as ``cmfleet affected`` computes
@@ -45,7 +45,7 @@ def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) ->
         return {
             "description": "the cmfleet toolkit: its own tests (runtime, release, build, browser)",
             "package": "skip",
-            "deps": [f"-e {unit.path}[runtime,test]"],
+            "deps": [f"-e {unit.path}[runtime,test,build]"],
             "commands": [Command(["pytest", tests, *posargs])],
             "labels": ["shared", "toolkit"],
         }

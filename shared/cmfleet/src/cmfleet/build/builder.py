@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cmfleet.build import BuildError
 from cmfleet.build.container import (
@@ -40,6 +40,9 @@ from cmfleet.build.wheels import (
     top_level_names,
 )
 from cmfleet.discovery import SDK_DISTRIBUTION, normalize
+
+if TYPE_CHECKING:
+    from cmfleet.recipes import RenderedRecipe
 
 Progress = Callable[[str], None]
 
@@ -77,9 +80,10 @@ def _build_units(plan: ModulePlan, wheels: Path, progress: Progress) -> dict[str
     return built
 
 
-def _render_recipes(plan: ModulePlan, built: dict[str, WheelInfo], dest: Path) -> list[str]:
+def _render_recipes(plan: ModulePlan, built: dict[str, WheelInfo], dest: Path, progress: Progress) -> list[str]:
     versions = {name: info.version for name, info in built.items()}
     problems: list[str] = []
+    unchecked: list[str] = []
     for unit in [plan.module, *plan.libs]:
         version = built[unit.distribution].version
         rendered, render_problems = recipe_or_problem(plan.repo, unit, version)
@@ -92,7 +96,40 @@ def _render_recipes(plan: ModulePlan, built: dict[str, WheelInfo], dest: Path) -
         source = rendered.path.relative_to(plan.repo.root).as_posix()
         header = f"# Rendered by `cmfleet build` from {source} ({unit.name} {version}); source paths are as there.\n"
         target.write_text(header + rendered.text.lstrip("\n"), encoding="utf-8")
+        v1_problems = _write_v1_recipe(plan, rendered, target.with_name("recipe.yaml"), source, version)
+        if v1_problems is None:
+            unchecked.append(unit.name)
+        else:
+            problems += v1_problems
+    if unchecked:
+        progress(
+            f"recipe.yaml of {', '.join(unchecked)} written but not checked: py-rattler-build is not installed "
+            "(pip install 'cmfleet[build]')"
+        )
     return problems
+
+
+def _write_v1_recipe(
+    plan: ModulePlan, rendered: RenderedRecipe, target: Path, source: str, version: str
+) -> list[str] | None:
+    """Write the v1 ``recipe.yaml`` made from the rendered ``meta.yaml``; its problems (None: rattler-build is
+    not installed, so it was not rendered)."""
+    from cmfleet.build.recipe_v1 import dump, render_problems, v1_recipe, v1_spec
+
+    where = f"recipes/{target.parent.name}/recipe.yaml"
+    recipe, problems = v1_recipe(rendered.data)
+    problems = [f"{where} (from {source}): {p}" for p in problems]
+    header = (
+        f"# v1 recipe (rattler-build) made by `cmfleet build` from {source} ({target.parent.name} {version}), "
+        "as rendered in meta.yaml beside it; source paths are as there.\n"
+    )
+    text = dump(recipe, header)
+    target.write_text(text, encoding="utf-8")
+    expected = [v1_spec(r) for r in rendered.run_requirements()]
+    rendered_problems = render_problems(text, plan.python, expected, where)
+    if rendered_problems is None:  # py-rattler-build is not installed: only the conversion could be checked
+        return problems or None
+    return problems + rendered_problems
 
 
 def third_party_requirements(plan: ModulePlan) -> list[str]:
@@ -167,7 +204,7 @@ def build_module(plan: ModulePlan, out_dir: Path, progress: Progress = lambda _m
         wheels.mkdir(parents=True)
         built = _build_units(plan, wheels, progress)
         version = built[module.distribution].version
-        problems = _render_recipes(plan, built, root / "recipes")
+        problems = _render_recipes(plan, built, root / "recipes", progress)
         if problems:
             raise _fail(module.name, "the conda recipes do not match", problems)
         third = _download(plan, lock, wheels, tmp / "download", progress)
