@@ -3,6 +3,7 @@ renderer (py-rattler-build, a real one: the cmfleet tox env installs the build e
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import rattler_build
@@ -91,3 +92,8 @@ def test_a_recipe_key_without_a_v1_equivalent_fails_the_build(fresh_repo):
         "not carried over" in proc.stderr
     )
     assert leftovers(repo / "dist") == []
+
+
+def test_without_py_rattler_build_nothing_is_claimed_checked(monkeypatch):
+    monkeypatch.setitem(sys.modules, "rattler_build", None)  # as if the build extra were not installed
+    assert render_problems(dump(v1_recipe(META)[0], ""), "3.11", [], "r.yaml") is None
