@@ -10,6 +10,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -94,6 +95,37 @@ def test_tokens_identify_the_replica_and_its_module(idle_runtime):
     record = client.get(f"/api/jobs/{held}").json()
     assert record["state"] == "lost" and "restart" in record["error"]
     assert runtime.post(f"{PREFIX}/schemas", headers=mine, json=[]).status_code == 204
+
+
+def test_a_parked_poll_gets_the_next_job_or_204_after_the_hold(idle_runtime):
+    """Contract §0.4: the GET job long-poll holds (the SDK re-polls at once after a 204), and a job submitted
+    while a poll is parked goes to it then."""
+    rt, client, runtime, root = idle_runtime
+    mine = {"Module-Auth-Token": _token(rt, "idle-manual")}
+    started = time.monotonic()
+    empty = runtime.get(f"{PREFIX}/job", headers=mine)
+    assert empty.status_code == 204 and empty.content == b""
+    assert time.monotonic() - started >= 0.9  # held for the runtime's poll_hold (1 s here), not answered at once
+
+    def parked() -> bool:
+        return rt.call(lambda: len(rt.runtime.scheduler.modules["idle"].pollers)) == 1
+
+    answers: list[httpx.Response] = []
+    ctx = ssl.create_default_context(cafile=str(root / ".cmfleet" / "dev" / "tls" / "ca.pem"))
+    rt.call(lambda: setattr(rt.runtime.scheduler, "poll_hold", 20.0))  # a slow machine cannot outlast the hold
+    try:
+        with httpx.Client(base_url=str(runtime.base_url), verify=ctx, timeout=30) as connection:
+            poll = threading.Thread(target=lambda: answers.append(connection.get(f"{PREFIX}/job", headers=mine)))
+            poll.start()
+            wait_for(parked, what="the poll to be parked")
+            job_id = client.post("/api/modules/idle/functions/nap/jobs", json={"seconds": 0}).json()["job_id"]
+            poll.join(15)
+    finally:
+        rt.call(lambda: setattr(rt.runtime.scheduler, "poll_hold", 1.0))
+    (answer,) = answers
+    assert answer.status_code == 200 and answer.json()["computeModuleJobV1"]["jobId"] == job_id
+    assert runtime.post(f"{PREFIX}/results/{job_id}", headers=mine, content=b'"rested"').status_code == 204
+    assert client.get(f"/api/jobs/{job_id}/result").json() == "rested"
 
 
 def _print_env(root, port: int) -> dict[str, str]:
