@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m cmfleet.entrypoint MODULE``."""
     args = sys.argv[1:] if argv is None else argv
     target = args[0] if args else os.environ.get("CMFLEET_MODULE", ".")
-    use_lock = os.environ.get("CMFLEET_ENV_USE_LOCK")  # a hand-started local replica: keep its venv while it runs
+    # runtime.environments.USE_LOCK_VARIABLE (not imported: only a replica started by hand has it, never a container)
+    use_lock = os.environ.get("CMFLEET_ENV_USE_LOCK")
     if use_lock:
         from cmfleet.runtime.environments import hold_use_lock
 

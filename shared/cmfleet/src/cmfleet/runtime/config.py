@@ -150,8 +150,7 @@ def _functions(value: Any, where: str) -> tuple[tuple[str, bool], ...]:
     return tuple(out)
 
 
-def _apply(base: ModuleSettings, table: dict[str, Any], where: str) -> ModuleSettings:
-    module_table = ".modules." in where
+def _apply(base: ModuleSettings, table: dict[str, Any], where: str, *, module_table: bool = False) -> ModuleSettings:
     known = _KEYS | _MODULE_KEYS if module_table else _KEYS
     unknown = set(table) - known - {"modules", "max-body", "manual-grace"}
     if unknown:
@@ -230,7 +229,7 @@ def load_config(tool_cmfleet: dict[str, Any], *, pyproject: str = "pyproject.tom
     defaults = _apply(defaults, cli, "command line")
     modules = {}
     for name, table in (dev.get("modules") or {}).items():
-        settings = _apply(defaults, table, f"{where}.modules.{name}")
+        settings = _apply(defaults, table, f"{where}.modules.{name}", module_table=True)
         modules[name] = _apply(settings, cli, "command line")
     config = DevConfig(defaults=defaults, modules=modules)
     if "max-body" in dev:

@@ -143,34 +143,29 @@ class Gateway:
     def _unposted(mod: Any) -> dict[str, bool]:
         """Functions known without a posted schema, name -> streaming: ``app.py``'s (read statically) and those
         declared in the module's ``functions`` setting (another SDK's functions registered by name only)."""
-        known = {f.name: f.streaming for f in mod.unit.functions}
-        known.update(mod.settings.functions)
-        return known
+        return {**{f.name: f.streaming for f in mod.unit.functions}, **dict(mod.settings.functions)}
 
     def functions(self, name: str) -> list[dict[str, Any]]:
-        """The module's functions: the posted schemas (when there are some) first, then the functions known
-        without one (``_unposted``). ``source`` says where each comes from: "posted", "app.py" (read statically,
-        before the SDK posts) or "settings" (the module's ``functions``)."""
+        """The module's functions: the posted schemas first, then those its settings declare; before any replica
+        posted, ``app.py``'s as discovery read them. ``source`` says which: "posted", "settings" or "app.py"."""
         from cmfleet.schemas import input_schema
 
         mod = self._module(name)
-        unposted = self._unposted(mod)
+        posted = mod.queue.schemas
         declared = dict(mod.settings.functions)
-        out = []
-        for schema in mod.queue.schemas or ():
-            fname = schema.get("functionName", "")
-            out.append(
-                {
-                    "name": fname,
-                    "streaming": unposted.get(fname, False),
-                    "schema": schema,
-                    "input_schema": input_schema(schema),
-                    "source": "posted",
-                }
-            )
+        known = self._unposted(mod)
+        out = [
+            {
+                "name": schema.get("functionName", ""),
+                "streaming": known.get(schema.get("functionName", ""), False),
+                "schema": schema,
+                "input_schema": input_schema(schema),
+                "source": "posted",
+            }
+            for schema in posted or ()
+        ]
         listed = {f["name"] for f in out}
-        if mod.queue.schemas is not None:  # once schemas are posted, app.py's functions are what the SDK posted
-            unposted = declared
+        rest = declared if posted is not None else known  # once posted, app.py's functions are what was posted
         out.extend(
             {
                 "name": fname,
@@ -179,7 +174,7 @@ class Gateway:
                 "input_schema": None,
                 "source": "settings" if fname in declared else "app.py",
             }
-            for fname, streaming in unposted.items()
+            for fname, streaming in rest.items()
             if fname not in listed
         )
         return out
