@@ -84,6 +84,8 @@ def test_raw_streamed_chunks_arrive_as_items_while_the_function_runs(ts_runtime)
     assert lines == ["Hello", "world"]  # written as plain text, not JSON: each chunk is one string item
     assert states == ["running"]
     assert client.post("/api/modules/tsmod/functions/hello", json={"world": "again"}).json() == ["Hello", "again"]
+    # once a stream is text, every chunk is text: "42" stays the string it was written as
+    assert client.post("/api/modules/tsmod/functions/hello", json={"world": "42"}).json() == ["Hello", "42"]
     # text that starts like JSON waits for its end; when the stream ends first, it was text after all
     r = client.post("/api/modules/tsmod/functions/quote", json={"text": "to be or"})
     assert r.status_code == 200 and r.json() == ['"to be or']

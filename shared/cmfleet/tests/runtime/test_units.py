@@ -30,13 +30,18 @@ def test_streamed_items_by_chunk_with_a_raw_stream_fallback():
     assert decoder.feed(b'{"a": 1}{"b": 2}') == [{"a": 1}, {"b": 2}]  # a client that merged items
     assert decoder.feed(b'{"c": ') == [] and decoder.feed(b"3}") == [{"c": 3}]  # and one that split an item
     assert decoder.pending == ""
-    # text that is not JSON (the TS SDK writes strings as they are) is one string item, at once
-    assert decoder.feed(b"Hello") == ["Hello"] and decoder.feed(b'Hi {"a": 1}') == ['Hi {"a": 1}']
-    # but the start of a string, a literal or an open object waits for the rest
+    # the start of a string, a literal or an open object waits for the rest
     assert decoder.feed(b'"abc') == [] and decoder.feed(b'def"') == ["abcdef"]
     assert decoder.feed(b"tr") == [] and decoder.feed(b"ue") == [True]
     assert decoder.feed(b"[1, ") == [] and decoder.feed(b"2]") == [[1, 2]]
-    assert decoder.pending == ""
+    assert decoder.pending == "" and not decoder.text
+
+    # text that is not JSON values (the TS SDK writes strings as they are): the stream is text from then on, each
+    # chunk one string item as it came, whitespace and JSON-looking text included
+    text = _StreamDecoder()
+    assert text.feed(b"Hello") == ["Hello"] and text.feed(b" ") == [" "] and text.feed(b'{"a": 1}') == ['{"a": 1}']
+    assert _StreamDecoder().feed(b"123abc") == ["123abc"]  # not 123 then "abc"
+    assert _StreamDecoder().feed(b'{"a": 1} and more') == ['{"a": 1} and more']
 
 
 def test_functions_declared_for_another_languages_module():

@@ -68,16 +68,20 @@ def _error_message(body: bytes) -> str | None:
 class _StreamDecoder:
     """Items of a streamed result: one HTTP chunk is one JSON item (what the Python SDK sends); when a chunk is not
     valid JSON alone (a client that splits or merges items), fall back to decoding a raw stream of JSON values.
-    Text that cannot be (the start of) JSON is one string item: the TypeScript SDK sends what a function writes
-    to its stream as it is (``write("Hello")``), not JSON-encoded."""
+    A chunk that is not JSON values turns the stream into text, and from then on each chunk is one string item as
+    it came: the TypeScript SDK sends what a function writes to its stream as it is (``write("Hello")``)."""
 
-    __slots__ = ("pending",)
+    __slots__ = ("pending", "text")
 
     def __init__(self) -> None:
         self.pending = ""
+        self.text = False  # the stream is text, not JSON values
 
     def feed(self, chunk: bytes) -> list[Any]:
         text = self.pending + chunk.decode("utf-8", "replace")
+        if self.text:
+            self.pending = ""
+            return [text] if text else []
         try:
             value = json.loads(text)
         except ValueError:
@@ -96,9 +100,9 @@ class _StreamDecoder:
             try:
                 value, pos = decoder.raw_decode(text, pos)
             except json.JSONDecodeError as exc:
-                if not _json_cut_short(text, pos, exc):
-                    items.append(text[pos:])  # raw text: the rest of what arrived, as it is
-                    pos = end
+                if not _json_cut_short(text, pos, exc):  # text, not JSON: the whole of it, as it came
+                    self.text, self.pending = True, ""
+                    return [text]
                 break
             items.append(value)
         self.pending = text[pos:]
