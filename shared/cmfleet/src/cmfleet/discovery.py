@@ -53,6 +53,14 @@ def requirement_name(requirement: str) -> str:
     return normalize(match.group(1))
 
 
+def rel_path(root: Path, path: Path) -> str:
+    """``path`` relative to the repository ``root`` with forward slashes (as messages name files), else whole."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def validate_name(name: str, kind: str = "module") -> str | None:
     """Why ``name`` is not a valid unit name, or ``None`` when it is."""
     pattern = MODULE_NAME_RE if kind == "module" else SHARED_NAME_RE

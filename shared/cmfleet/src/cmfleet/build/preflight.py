@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cmfleet.build import BuildError
 from cmfleet.build.versions import UnitVersion, describe_config_problems, unit_version
-from cmfleet.discovery import TOOLKIT, DiscoveryError, Repository, Unit, UnknownUnitError
+from cmfleet.discovery import TOOLKIT, DiscoveryError, Repository, Unit, UnknownUnitError, rel_path
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -89,14 +88,6 @@ def plan_module(repo: Repository, name: str, *, dev: bool) -> ModulePlan:
             EXIT_USAGE,
         )
     return plan
-
-
-def rel_path(root: Path, path: Path) -> str:
-    """``path`` relative to the repository ``root`` with forward slashes (as messages name files), else whole."""
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def undeclared_imports(repo: Repository, unit: Unit) -> list[str]:

@@ -237,27 +237,10 @@ def find_uv() -> str:
 USE_LOCK_VARIABLE = "CMFLEET_ENV_USE_LOCK"
 
 
-def hold_use_lock(path: str) -> IO[str] | None:
-    """Take a shared lock on ``path`` for as long as the returned file stays open (None where there are no
-    locks between processes). Waits only while a ``cmfleet dev`` removes the venv (a second at most)."""
-    fh = open(path, "a")  # noqa: SIM115 - the open file is the lock
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no lock between processes
-        fh.close()
-        return None
-    fcntl.flock(fh, fcntl.LOCK_SH)
-    return fh
-
-
-def lock_path(envs: Path, module: str, kind: str) -> Path:
-    """The lock file ``kind`` ("lock": building, "use": in use by a runtime) of ``module``'s env in ``envs``."""
-    return envs / f".{module}.{kind}"
-
-
-def _try_lock(path: Path) -> IO[str] | None:
-    """An exclusive lock on ``path`` taken at once (the open file; closing it unlocks), or None when another
-    process holds a lock on it."""
+def _open_locked(path: Path, *, shared: bool, wait: bool) -> IO[str] | None:
+    """Open ``path`` (made if need be) with a lock on it across processes, held until the returned file is
+    closed: shared or exclusive, waiting for it or not (None when another process holds a lock that excludes
+    this one). Where there are no such locks (Windows) the file is returned open and unlocked."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fh = path.open("a")
     try:
@@ -265,11 +248,22 @@ def _try_lock(path: Path) -> IO[str] | None:
     except ImportError:  # pragma: no cover - Windows: no lock between processes
         return fh
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fh, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
         fh.close()
         return None
     return fh
+
+
+def hold_use_lock(path: str) -> IO[str] | None:
+    """Take a shared lock on ``path`` for as long as the returned file stays open. Waits only while a
+    ``cmfleet dev`` removes the venv (a second at most)."""
+    return _open_locked(Path(path), shared=True, wait=True)
+
+
+def lock_path(envs: Path, module: str, kind: str) -> Path:
+    """The lock file ``kind`` ("lock": building, "use": in use by a runtime) of ``module``'s env in ``envs``."""
+    return envs / f".{module}.{kind}"
 
 
 def remove_stale_environments(root: Path, modules: Iterable[str]) -> list[tuple[str, str]]:
@@ -299,7 +293,7 @@ def remove_stale_environments(root: Path, modules: Iterable[str]) -> list[tuple[
         held: list[IO[str]] = []
         try:
             for kind in ("use", "lock"):  # the order in which a runtime takes them (it waits; this does not)
-                fh = _try_lock(lock_path(envs, name, kind))
+                fh = _open_locked(lock_path(envs, name, kind), shared=False, wait=False)
                 if fh is None:
                     break
                 held.append(fh)
@@ -328,18 +322,12 @@ def remove_stale_environments(root: Path, modules: Iterable[str]) -> list[tuple[
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
     """An exclusive lock across processes (two ``cmfleet dev`` on one repository build an env once)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: the in-process lock is all there is
-            yield
-            return
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    fh = _open_locked(path, shared=False, wait=True)
+    try:
+        yield
+    finally:
+        if fh is not None:
+            fh.close()
 
 
 LineSink = Callable[[str], None]
@@ -614,7 +602,7 @@ class EnvironmentManager:
 
     def _build(self, module: str) -> Path:
         """(In a worker thread.) Create or reuse one module's env."""
-        from cmfleet.discovery import DiscoveryError, Repository
+        from cmfleet.discovery import DiscoveryError, Repository, rel_path
 
         try:
             repo = Repository.load(self.root)
@@ -626,7 +614,7 @@ class EnvironmentManager:
         if failed is not None and failed[0] == key and time.monotonic() - failed[1] < RETRY_AFTER:
             raise EnvBuildError(failed[2])
         self._use(spec.folder.parent, module)
-        where = _rel(spec.folder, self.root)
+        where = rel_path(self.root, spec.folder)
         stamp = read_stamp(spec.folder)
         task = None
         making = stamp is None or stamp.get("key") != key
@@ -667,7 +655,6 @@ class EnvironmentManager:
         ``cmfleet dev`` then keeps the env even if it finds no such module (see remove_stale_environments)."""
         if module in self._using:
             return
-        envs.mkdir(parents=True, exist_ok=True)
         fh = hold_use_lock(str(lock_path(envs, module, "use")))
         if fh is not None:
             self._using[module] = fh
@@ -681,10 +668,3 @@ class EnvironmentManager:
         for fh in self._using.values():
             fh.close()
         self._using.clear()
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)

@@ -25,6 +25,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from cmfleet.discovery import rel_path
 from cmfleet.runtime.config import DevConfig
 from cmfleet.runtime.logs import LogHub
 from cmfleet.runtime.replicas import ReplicaEnvironment, ReplicaManager, write_token
@@ -250,7 +251,7 @@ class Runtime:
             for name, paths in watched.items():
                 hit = [f for f in files if any(f == p or p in f.parents for p in paths)]
                 if hit:
-                    rel = ", ".join(sorted({_rel(f, self.root) for f in hit})[:3])
+                    rel = ", ".join(sorted({rel_path(self.root, f) for f in hit})[:3])
                     self.manager.reload(name, f"changed {rel}")
 
     async def stop(self) -> None:
@@ -276,13 +277,6 @@ class Runtime:
 
 def _src(lib: Any) -> Path:
     return lib.path / "src" if (lib.path / "src").is_dir() else lib.path
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _has(module: str) -> bool:
