@@ -28,7 +28,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "cmfleet.scaffold.commands",
     "cmfleet.runtime.commands",
     "cmfleet.release.commands",
-    "cmfleet.build.commands",
+    "cmfleet.artifacts.commands",
 )
 
 _manager: pluggy.PluginManager | None = None

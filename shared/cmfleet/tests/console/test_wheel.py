@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from cmfleet.build.wheels import build_wheel
+from cmfleet.artifacts.wheels import build_wheel
 
 CMFLEET = Path(__file__).resolve().parents[2]
 ASSETS = ("index.html", "app.js", "style.css")

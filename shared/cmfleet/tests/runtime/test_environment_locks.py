@@ -1,5 +1,5 @@
 """Module venvs honour modules/<module>/requirements.lock: real uv against the real package index, real venvs under
-<root>/.cmfleet/envs/, locks made by cmfleet.build.lock's own functions (uv pip compile, as `cmfleet lock` does).
+<root>/.cmfleet/envs/, locks made by cmfleet.artifacts.lock's own functions (uv pip compile, as `cmfleet lock` does).
 
 With a lock made for the venv's Python, the venv holds the lock's versions (those of the module's image), not the
 newest its ranges allow; a lock it cannot use (another Python, unreadable, stale) falls back to the declared ranges
@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 from runtime_support import copy_fleet, ready_replicas, start_runtime, wait_for
 
-from cmfleet.build.lock import LOCK_FILE, compile_lock, parse_lock, write_staged
-from cmfleet.build.manifest import sha256_of
-from cmfleet.build.preflight import ModulePlan
+from cmfleet.artifacts.lock import LOCK_FILE, compile_lock, parse_lock, write_staged
+from cmfleet.artifacts.manifest import sha256_of
+from cmfleet.artifacts.preflight import ModulePlan
 from cmfleet.discovery import Repository, Unit, read_toml
 from cmfleet.runtime.environments import CONSTRAINTS, STAMP, ensure_module_environment, read_stamp, toolkit_source
 

@@ -11,9 +11,9 @@ from cmfleet.discovery import Unit
 
 def lock_current(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
     """A module's requirements.lock, when it has one, pins what its image's declared requirements allow."""
-    from cmfleet.build import BuildError
-    from cmfleet.build.lock import lock_path, read_lock
-    from cmfleet.build.preflight import resolve_module
+    from cmfleet.artifacts import BuildError
+    from cmfleet.artifacts.lock import lock_path, read_lock
+    from cmfleet.artifacts.preflight import resolve_module
     from cmfleet.recipes import RecipeError
 
     path = lock_path(unit)

@@ -21,7 +21,7 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
     ``version`` is what hatch-vcs says (an editable install's version: a dev version after any commit), while
     ``builds_as`` is the version ``cmfleet build`` gives the unit's artifacts: its newest tag's while nothing the
     artifact is made of changed since, else None (a dev build, ``cmfleet build --dev``)."""
-    from cmfleet.build.versions import unit_version
+    from cmfleet.artifacts.versions import unit_version
 
     git = git or Git(repo.root)
     git.ensure_repo()

@@ -118,7 +118,7 @@ def toolkit_source(repo: Any) -> Path | None:
 
 def environment_spec(repo: Any, unit: Any, base_python: str | None = None) -> EnvSpec:
     """The spec of ``unit``'s environment (``repo`` should be freshly loaded: pyprojects are read from it)."""
-    from cmfleet.build.lock import LOCK_FILE
+    from cmfleet.artifacts.lock import LOCK_FILE
     from cmfleet.discovery import requirement_name
 
     libs = repo.closure(unit)
@@ -184,7 +184,7 @@ def _constraints(spec: EnvSpec, venv: Path) -> tuple[Path | None, dict[str, Any]
 
     The constraints file (written into the venv) holds the lock's pins without their hashes; it is ``None``, with
     the reason, when the lock cannot be used for this venv. Call only when ``spec.lock`` exists."""
-    from cmfleet.build.lock import LockError, parse_lock
+    from cmfleet.artifacts.lock import LockError, parse_lock
 
     assert spec.lock is not None
     name = spec.lock.name

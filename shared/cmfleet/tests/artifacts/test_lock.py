@@ -16,9 +16,9 @@ from pathlib import Path
 from buildrepo import MAIN, RELEASE_TAGS, git, leftovers, manifest, run_build
 from packaging.version import Version
 
-from cmfleet.build.lock import UV_PLATFORM, parse_lock, trim_hashes
-from cmfleet.build.manifest import sha256_of
-from cmfleet.build.wheels import read_wheel
+from cmfleet.artifacts.lock import UV_PLATFORM, parse_lock, trim_hashes
+from cmfleet.artifacts.manifest import sha256_of
+from cmfleet.artifacts.wheels import read_wheel
 
 HELLO_LOCK = "modules/hello/requirements.lock"
 SDK_LINE = '  "foundry-compute-modules>=0.34",\n'

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cmfleet.build.container import (
+from cmfleet.artifacts.container import (
     base_image,
     dockerfile,
     image_reference,
     validate_dockerfile,
     validate_image_reference,
 )
-from cmfleet.build.manifest import verify_manifest
-from cmfleet.build.preflight import ModulePlan, static_problems
-from cmfleet.build.recipe import recipe_or_problem, recipe_problems
+from cmfleet.artifacts.manifest import verify_manifest
+from cmfleet.artifacts.preflight import ModulePlan, static_problems
+from cmfleet.artifacts.recipe import recipe_or_problem, recipe_problems
 
 #: The version recipes are rendered with when a dev build has no tag to read yet.
 PLACEHOLDER_DEV_VERSION = "0.0.0.dev0"

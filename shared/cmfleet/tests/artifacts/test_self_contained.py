@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from buildrepo import TOOLKIT_VERSION
 
-from cmfleet.build.container import parse_dockerfile, run_commands
+from cmfleet.artifacts.container import parse_dockerfile, run_commands
 
 CALL = """
 import json, sys

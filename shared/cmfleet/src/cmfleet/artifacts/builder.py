@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cmfleet.build import BuildError
-from cmfleet.build.container import (
+from cmfleet.artifacts import BuildError
+from cmfleet.artifacts.container import (
     DOCKERIGNORE,
     PLATFORM,
     REQUIREMENTS,
@@ -26,12 +26,12 @@ from cmfleet.build.container import (
     readme,
     validate_dockerfile,
 )
-from cmfleet.build.lock import Lockfile, current_lock, declared_requirements, verify_downloads
-from cmfleet.build.manifest import write_manifest
-from cmfleet.build.preflight import ModulePlan, rel_path, static_problems, unprovided_imports
-from cmfleet.build.recipe import is_release_version, recipe_or_problem, recipe_problems
-from cmfleet.build.versions import commit_of, source_date_epoch
-from cmfleet.build.wheels import (
+from cmfleet.artifacts.lock import Lockfile, current_lock, declared_requirements, verify_downloads
+from cmfleet.artifacts.manifest import write_manifest
+from cmfleet.artifacts.preflight import ModulePlan, rel_path, static_problems, unprovided_imports
+from cmfleet.artifacts.recipe import is_release_version, recipe_or_problem, recipe_problems
+from cmfleet.artifacts.versions import commit_of, source_date_epoch
+from cmfleet.artifacts.wheels import (
     WheelInfo,
     build_wheel,
     check_offline_install,
@@ -114,7 +114,7 @@ def _write_v1_recipe(
 ) -> list[str] | None:
     """Write the v1 ``recipe.yaml`` made from the rendered ``meta.yaml``; its problems (None: rattler-build is
     not installed, so it was not rendered)."""
-    from cmfleet.build.recipe_v1 import dump, render_problems, v1_recipe, v1_spec
+    from cmfleet.artifacts.recipe_v1 import dump, render_problems, v1_recipe, v1_spec
 
     where = f"recipes/{target.parent.name}/recipe.yaml"
     recipe, problems = v1_recipe(rendered.data)

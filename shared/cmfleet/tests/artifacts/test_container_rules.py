@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cmfleet.build.container import dockerfile, image_reference, validate_dockerfile, validate_image_reference
+from cmfleet.artifacts.container import dockerfile, image_reference, validate_dockerfile, validate_image_reference
 
 GOOD = dockerfile("hello", "hello", "1.0.0", "python:3.11-slim-bookworm")
 

@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cmfleet.build import BuildError
+from cmfleet.artifacts import BuildError
 
 #: Wheel platforms accepted for a linux/amd64 glibc image (python:*-slim-bookworm has glibc 2.36).
 LINUX_AMD64_PLATFORMS = ("manylinux_2_36_x86_64", "manylinux_2_28_x86_64", "manylinux2014_x86_64", "linux_x86_64")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from cmfleet.build import BuildError
-from cmfleet.build.versions import UnitVersion, describe_config_problems, unit_version
+from cmfleet.artifacts import BuildError
+from cmfleet.artifacts.versions import UnitVersion, describe_config_problems, unit_version
 from cmfleet.discovery import TOOLKIT, DiscoveryError, Repository, Unit, UnknownUnitError, rel_path
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -47,8 +47,8 @@ class ModulePlan:
 
     @property
     def base_image_template(self) -> str:
-        """``[tool.cmfleet.build] base-image`` of the root pyproject, ``python:{python}-slim-bookworm`` by default."""
-        from cmfleet.build.container import DEFAULT_BASE_IMAGE
+        """``[tool.cmfleet.artifacts] base-image`` of the root pyproject, ``python:{python}-slim-bookworm`` by default."""
+        from cmfleet.artifacts.container import DEFAULT_BASE_IMAGE
 
         return str(self.repo.config.get("build", {}).get("base-image", DEFAULT_BASE_IMAGE))
 

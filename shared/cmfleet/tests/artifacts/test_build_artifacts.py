@@ -8,8 +8,8 @@ import zipfile
 
 from buildrepo import TOOLKIT_TAG, TOOLKIT_VERSION, TOOLKIT_WHEEL, git, manifest, run_build
 
-from cmfleet.build.container import parse_dockerfile, validate_dockerfile
-from cmfleet.build.manifest import sha256_of, verify_manifest
+from cmfleet.artifacts.container import parse_dockerfile, validate_dockerfile
+from cmfleet.artifacts.manifest import sha256_of, verify_manifest
 
 
 def test_hello_context_layout_and_manifest(released):
@@ -26,7 +26,7 @@ def test_hello_context_layout_and_manifest(released):
     # cmfleet's wheel contains its build package (the root .gitignore must not hide it from hatchling) and the
     # _version.py hatch-vcs wrote from the cmfleet tag (git-ignored, yet packaged: cmfleet.__version__ reads it)
     with zipfile.ZipFile(out / "wheels" / TOOLKIT_WHEEL) as zf:
-        assert "cmfleet/entrypoint.py" in zf.namelist() and "cmfleet/build/__init__.py" in zf.namelist()
+        assert "cmfleet/entrypoint.py" in zf.namelist() and "cmfleet/artifacts/__init__.py" in zf.namelist()
         assert f"__version__ = '{TOOLKIT_VERSION}'" in zf.read("cmfleet/_version.py").decode()
     assert (out / "IMAGE").read_text() == "hello:1.0.0\n"
     assert "docker build --platform linux/amd64 -t hello:1.0.0 ." in (out / "README.md").read_text()

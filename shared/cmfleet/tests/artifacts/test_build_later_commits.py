@@ -34,7 +34,7 @@ def test_commits_to_other_units_keep_the_release_and_its_bytes(released, tmp_pat
 
 def test_a_change_in_the_closure_or_the_toolkit_makes_it_a_dev_build(fresh_repo):
     repo = fresh_repo()
-    _append(repo / "shared/cmfleet/src/cmfleet/build/__init__.py", "\n# a toolkit change after its release\n")
+    _append(repo / "shared/cmfleet/src/cmfleet/artifacts/__init__.py", "\n# a toolkit change after its release\n")
     proc = run_build(repo, "--check", "hello")  # uncommitted counts as well
     assert proc.returncode == 2
     assert "hello: changed since hello/v1.0.0: cmfleet (the image's entrypoint): " in proc.stderr

@@ -15,7 +15,7 @@ from cmfleet.hookspecs import hookimpl
 
 def affected_modules(repo, since: str) -> list[str]:
     """Modules affected by changes since ``since``, from ``cmfleet.release.affected`` (imported lazily)."""
-    from cmfleet.build import BuildError
+    from cmfleet.artifacts import BuildError
 
     try:
         from cmfleet.release.affected import affected
@@ -55,8 +55,8 @@ def build_command(
     """
     from rich.console import Console
 
-    from cmfleet.build import BuildError
-    from cmfleet.build.preflight import plan_module
+    from cmfleet.artifacts import BuildError
+    from cmfleet.artifacts.preflight import plan_module
     from cmfleet.builtin.commands import emit_json, fail, load_repository
     from cmfleet.cli import EXIT_USAGE
 
@@ -80,8 +80,8 @@ def build_command(
     if check_only:
         _check(plans, out_dir, as_json, emit_json)
         return
-    from cmfleet.build.builder import build_module
-    from cmfleet.build.lock import current_lock, lock_path
+    from cmfleet.artifacts.builder import build_module
+    from cmfleet.artifacts.lock import current_lock, lock_path
 
     for plan in plans:  # every lock is checked before anything is built
         try:
@@ -120,7 +120,7 @@ def build_command(
 
 
 def _check(plans, out_dir: Path, as_json: bool, emit_json) -> None:
-    from cmfleet.build.check import check_plan
+    from cmfleet.artifacts.check import check_plan
     from cmfleet.cli import EXIT_FAILED
 
     report = {plan.module.name: check_plan(plan, out_dir) for plan in plans}
@@ -157,8 +157,8 @@ def lock_command(
     Examples: cmfleet lock hello; cmfleet lock --all --upgrade; cmfleet lock hello --upgrade-package rich;
     cmfleet lock --check (CI: exit 1 when a lock is stale or missing)
     """
-    from cmfleet.build import BuildError
-    from cmfleet.build.preflight import resolve_module
+    from cmfleet.artifacts import BuildError
+    from cmfleet.artifacts.preflight import resolve_module
     from cmfleet.builtin.commands import fail, load_repository
     from cmfleet.cli import EXIT_FAILED, EXIT_USAGE
     from cmfleet.recipes import RecipeError
@@ -184,7 +184,7 @@ def lock_command(
 
 
 def _check_locks(plans) -> None:
-    from cmfleet.build.lock import lock_path, read_lock
+    from cmfleet.artifacts.lock import lock_path, read_lock
     from cmfleet.cli import EXIT_FAILED
 
     failed = []
@@ -208,7 +208,7 @@ def _check_locks(plans) -> None:
 
 
 def _write_locks(plans, upgrade: bool, upgrade_packages: list[str]) -> None:
-    from cmfleet.build.lock import write_locks
+    from cmfleet.artifacts.lock import write_locks
 
     def progress(plan) -> None:
         click.echo(f"{plan.module.name}: resolving for Python {plan.python} linux/amd64", err=True)

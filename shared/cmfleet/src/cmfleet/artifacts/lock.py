@@ -32,15 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cmfleet.build import BuildError
-from cmfleet.build.preflight import rel_path
+from cmfleet.artifacts import BuildError
+from cmfleet.artifacts.preflight import rel_path
 from cmfleet.discovery import Unit, normalize
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
 
-    from cmfleet.build.preflight import ModulePlan
-    from cmfleet.build.wheels import WheelInfo
+    from cmfleet.artifacts.preflight import ModulePlan
+    from cmfleet.artifacts.wheels import WheelInfo
 
 LOCK_FILE = "requirements.lock"
 #: uv's name for the image's platform; matches the newest tag of wheels.LINUX_AMD64_PLATFORMS.
@@ -91,7 +91,7 @@ def declared_requirements(plan: ModulePlan) -> list[Declared]:
     image's Python, in unit order; requirements on units of this repository are left out (their wheels are built)."""
     from packaging.requirements import Requirement
 
-    from cmfleet.build.recipe import target_requirements
+    from cmfleet.artifacts.recipe import target_requirements
 
     python = plan.python
     in_repo = {u.distribution for u in plan.repo.units.values()}
@@ -364,7 +364,7 @@ def current_lock(plan: ModulePlan) -> Lockfile | None:
 
 def verify_downloads(lock: Lockfile, wheels: list[WheelInfo]) -> None:
     """The downloaded wheels are exactly the lock's pins, each file's sha256 one the lock lists."""
-    from cmfleet.build.manifest import sha256_of
+    from cmfleet.artifacts.manifest import sha256_of
 
     problems = []
     got = {w.key: w for w in wheels}
@@ -410,7 +410,7 @@ def compile_lock(plan: ModulePlan, previous: Lockfile | None, upgrade: bool, upg
     """The lock's text for ``plan``: ``uv pip compile`` of the declared third-party requirements for the image's
     target. The ``previous`` lock's pins are kept where they still fit, unless ``upgrade`` (all) or
     ``upgrade_packages`` (``NAME`` or ``NAME<spec>``) allow newer ones. Raises BuildError."""
-    from cmfleet.build.wheels import find_uv
+    from cmfleet.artifacts.wheels import find_uv
 
     declared = declared_requirements(plan)
     urls = [d for d in declared if d.requirement.url]
@@ -461,8 +461,8 @@ def image_hashes_only(plan: ModulePlan, body: str, scratch: Path) -> str:
     """``body`` (uv's pins) with each pin's hashes cut to the one of the wheel the image installs: the pins are
     downloaded as ``cmfleet build`` downloads them (pip, checking every file against uv's hashes). Raises
     BuildError when pip cannot download them."""
-    from cmfleet.build.manifest import sha256_of
-    from cmfleet.build.wheels import download_locked
+    from cmfleet.artifacts.manifest import sha256_of
+    from cmfleet.artifacts.wheels import download_locked
 
     pins = parse_lock(lock_path(plan.module), body).pins
     wheels = download_locked([pin.requirement for pin in pins.values()], scratch, plan.python)

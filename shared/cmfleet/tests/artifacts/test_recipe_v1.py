@@ -10,7 +10,7 @@ import rattler_build
 from buildrepo import leftovers, run_build
 from ruamel.yaml import YAML
 
-from cmfleet.build.recipe_v1 import dump, render_problems, v1_recipe, v1_spec
+from cmfleet.artifacts.recipe_v1 import dump, render_problems, v1_recipe, v1_spec
 
 META = {
     "package": {"name": "report", "version": "1.4.0"},
