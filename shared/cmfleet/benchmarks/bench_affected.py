@@ -3,8 +3,8 @@
 The repository is generated with ``git fast-import`` (seconds, not minutes): 1,000 modules and 20 shared
 libraries (a small dependency DAG; each module uses 0-2 libraries), then 10,000 commits each touching one
 unit's file. ``cmfleet affected --since <ref>`` runs as a real CLI process, timed beside ``git diff --name-only``
-over the same range (the floor: the one git call affected itself makes). Prints a Markdown table and writes it
-to ``shared/cmfleet/BENCHMARKS.md`` under ``## Affected`` (only that section is replaced).
+over the same range (the floor: the one git call affected itself makes). Prints a Markdown table; it never writes
+BENCHMARKS.md (only a full ``hatch run bench`` does, with this table as its ``## Affected`` section).
 
 Usage: python shared/cmfleet/benchmarks/bench_affected.py [--modules 1000] [--commits 10000] [--runs 7]
 """
@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS_MD = HERE.parent / "BENCHMARKS.md"
 TARGET_S = 1.0
 ENV = {
     **os.environ,
@@ -127,30 +126,12 @@ def row(name: str, times: list[float]) -> str:
     return f"| {name} | {statistics.median(times):.3f} | {min(times):.3f} | {max(times):.3f} | {len(times)} |"
 
 
-def write_section(table: str) -> None:
-    """Replace (or add) the ``## Affected`` section of BENCHMARKS.md, leaving other sections alone."""
-    text = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == "## Affected"), None)
-    section = "## Affected\n\n" + table + "\n"
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        rest = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + rest if rest else "")
-    tmp = BENCHMARKS_MD.with_suffix(".md.tmp")
-    tmp.write_text(new, encoding="utf-8")
-    os.replace(tmp, BENCHMARKS_MD)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modules", type=int, default=1000)
     parser.add_argument("--libs", type=int, default=20)
     parser.add_argument("--commits", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cmfleet-bench-") as tmp:
         root = Path(tmp) / "fleet"
@@ -187,9 +168,6 @@ def main() -> None:
         ]
     )
     print(table)
-    if not args.no_write:
-        write_section(table)
-        print(f"\nwrote the '## Affected' section of {BENCHMARKS_MD}")
 
 
 if __name__ == "__main__":

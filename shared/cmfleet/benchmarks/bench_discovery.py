@@ -20,7 +20,6 @@ from benchlib import (
     BenchError,
     Figure,
     Section,
-    at_most,
     bench_env,
     fmt,
     run_timed,
@@ -47,23 +46,24 @@ def describe(context, event):
 '''
 
 
-def generate(root: Path, modules: int, seed: int = 7) -> Path:
-    """A repository of ``modules`` modules and a few shared libraries (each module uses 0-2 of them)."""
+def generate(root: Path, modules: int, seed: int = 7, libs: int = LIBS) -> Path:
+    """A repository of ``modules`` modules and ``libs`` shared libraries (each module uses 0-2 of them)."""
     rng = random.Random(seed)
+    n_libs = libs
     (root / "modules").mkdir(parents=True)
     (root / "pyproject.toml").write_text('[tool.cmfleet]\ntag-format = "{unit}/v{version}"\n')
     (root / "tox.ini").write_text((REPO / "tox.ini").read_text())
-    for i in range(LIBS):
+    for i in range(n_libs):
         lib = root / "shared" / f"lib{i}"
         (lib / "src" / f"lib{i}").mkdir(parents=True)
         (lib / "src" / f"lib{i}" / "__init__.py").write_text(f"VALUE = {i}\n")
         (lib / "pyproject.toml").write_text(unit_pyproject(f"lib{i}", []))
     for i in range(modules):
-        libs = [f"lib{j}" for j in rng.sample(range(LIBS), k=rng.randint(0, 2))]
+        used = [f"lib{j}" for j in rng.sample(range(n_libs), k=min(n_libs, rng.randint(0, 2)))]
         mod = root / "modules" / f"m{i}"
         mod.mkdir()
-        (mod / "pyproject.toml").write_text(unit_pyproject(f"m{i}", ["foundry-compute-modules>=0.34", *libs]))
-        (mod / "app.py").write_text(APP.format(name=f"m{i}", imports="".join(f"import {lib}\n" for lib in libs)))
+        (mod / "pyproject.toml").write_text(unit_pyproject(f"m{i}", ["foundry-compute-modules>=0.34", *used]))
+        (mod / "app.py").write_text(APP.format(name=f"m{i}", imports="".join(f"import {lib}\n" for lib in used)))
     # a checkout, as a real monorepo is (discovery keeps its parse cache in .git); files dated a minute back,
     # as files of a checkout are, so the cache's racy-timestamp rule does not apply to them
     past = time.time() - 60
@@ -91,10 +91,10 @@ def check_outputs(root: Path, modules: int) -> None:
         raise BenchError(f"tox -l did not list the generated envs: {envs.stdout[-500:]}{envs.stderr[-1000:]}")
 
 
-def import_time(root: Path) -> str:
-    """The slowest imports (cumulative) of ``cmfleet list --json``, from ``python -X importtime``."""
+def import_time(root: Path, args: tuple[str, ...] = ("list", "--json")) -> str:
+    """The slowest imports (cumulative) of ``cmfleet ARGS``, from ``python -X importtime``."""
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "cmfleet", "list", "--json"],
+        [sys.executable, "-X", "importtime", "-m", "cmfleet", *args],
         cwd=root,
         env=bench_env(),
         capture_output=True,
@@ -113,9 +113,10 @@ def import_time(root: Path) -> str:
     return "\n".join(lines)
 
 
-def profile(root: Path, out: Path) -> str:
+def profile(root: Path, out: Path, args: tuple[str, ...] = ("list", "--json")) -> str:
+    """cProfile (CPU clock) of one ``cmfleet ARGS`` run, summarised."""
     subprocess.run(
-        [sys.executable, str(HERE / "cpuprofile.py"), str(out), str(BIN / "cmfleet"), "list", "--json"],
+        [sys.executable, str(HERE / "cpuprofile.py"), str(out), str(BIN / "cmfleet"), *args],
         cwd=root,
         env=bench_env(),
         capture_output=True,
@@ -129,10 +130,8 @@ def run(smoke: bool, workdir: Path) -> Section:
     runs = 1 if smoke else 5
     env, no_cache = bench_env(), bench_env(CMFLEET_NO_CACHE="1")
     rows: list[tuple[int, Figure, Figure, Figure]] = []
-    roots = {}
     for n in sizes:
         root = generate(workdir / f"repo-{n}", n)
-        roots[n] = root
         check_outputs(root, n)  # also the warm-up run of each (file cache, .pyc)
         cm, tx = Figure(f"cmfleet list --json, {n} modules", "s"), Figure(f"tox -l, {n} modules", "s")
         cold = Figure(f"cmfleet list --json, no cache, {n} modules", "s")
@@ -170,22 +169,8 @@ def run(smoke: bool, workdir: Path) -> Section:
             f"{per_module:.2f} ms per added module beyond a fixed {fmt(a.median - per_module * n0 / 1000)} s."
         )
     section.add("Growth (medians, linear fit through the smallest and largest repository):", "\n".join(growth))
-    cm1 = last[0]
-    section.targets = [
-        at_most(
-            f"cmfleet list, {n1} modules (parse cache as left by the previous run)",
-            cm1.median,
-            TARGET_S,
-            "s",
-            "see the import and cProfile breakdown below: defer what `list` does not need, cache per-unit "
-            "parses (pyproject, AST) keyed by mtime",
-        )
-    ]
-    if not smoke and not section.targets[0].passed:
-        section.add(
-            f"### Why `cmfleet list` misses on {n1} modules",
-            import_time(roots[n1]),
-            "cProfile of one run:",
-            profile(roots[n1], workdir / "list.prof"),
-        )
+    section.add(
+        "The target on `cmfleet list` (the table, as typed, with and without its parse cache) is in "
+        "*Fleet-scale commands*; `--json` here is the like-for-like comparison with `tox -l`."
+    )
     return section

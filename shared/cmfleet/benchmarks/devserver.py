@@ -122,13 +122,21 @@ class DevServer(Service):
     """``cmfleet dev MODULES`` on free loopback ports, started as a user would (the console script)."""
 
     def __init__(
-        self, root: Path, modules: list[str], *args: str, log: Path | None = None, prefix: list[str] | None = None
+        self,
+        root: Path,
+        modules: list[str],
+        *args: str,
+        log: Path | None = None,
+        prefix: list[str] | None = None,
+        expect: list[str] | None = None,
     ) -> None:
+        """``cmfleet dev MODULES ARGS``; ``expect`` names the modules :meth:`wait_ready` waits for when
+        ``modules`` is empty (every module of the repository, as ``cmfleet dev`` alone runs them)."""
         self.port, self.runtime_port = free_port(), free_port()
         argv = [*(prefix or []), str(BIN / "cmfleet"), "dev", *modules, "--port", str(self.port)]
         argv += ["--runtime-port", str(self.runtime_port), *args]
         super().__init__(argv, cwd=root, env=bench_env(), log=log)
-        self.modules = modules
+        self.modules = modules or list(expect or [])
 
     @property
     def url(self) -> str:

@@ -1,12 +1,14 @@
-"""Run cmfleet's benchmark suite and write ``shared/cmfleet/BENCHMARKS.md``.
+"""Run cmfleet's benchmark suite and write ``shared/cmfleet/BENCHMARKS.md`` from that one complete run.
 
-    hatch run bench                       # the full suite (tens of minutes; not for CI)
-    hatch run bench --only invocation,discovery   # re-run some sections, keep the others from the file
+    hatch run bench                       # the full suite (tens of minutes; not for CI) -> BENCHMARKS.md
+    hatch run bench --only invocation     # some sections, for local exploration -> a separate file, never BENCHMARKS.md
     hatch run bench --smoke               # 1 run each, tiny sizes, sections in parallel, to a temp file (< 60 s)
 
-Every figure is the median of its runs (5 unless the section says otherwise), with min and max, and ratios pair
-by pair; each target gets PASS or MISS, and a miss says by how much and what would close it. Exit status: 0 when
-every section produced its figures (missed targets included), 1 when a section failed.
+BENCHMARKS.md is only ever the output of one full run, unedited: no section is kept from an earlier run or
+replaced by a later one, and a run in which a section failed leaves it untouched (its report goes to a separate
+file). Every section states the load average at its start and end, and says so when it was measured under load.
+Each target gets PASS or MISS and, when missed, by how much. Exit status: 0 when every section produced its figures
+(missed targets included), 1 when a section failed, 2 for bad usage.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.dont_write_bytecode = True  # no __pycache__ left beside the suite's sources in the checkout
 
 import bench_affected_section  # noqa: E402
+import bench_commands  # noqa: E402
 import bench_discovery  # noqa: E402
+import bench_fleet  # noqa: E402
 import bench_invocation  # noqa: E402
 import bench_matrix  # noqa: E402
 import bench_reload  # noqa: E402
@@ -33,15 +38,20 @@ from benchlib import (  # noqa: E402
     TARGET_HEADER,
     Section,
     key_value_table,
+    loadavg,
     machine,
     now_utc,
     tool_versions,
+    under_load,
 )
 
 OUTPUT = CMFLEET_DIR / "BENCHMARKS.md"
+SCRATCH = Path(tempfile.gettempdir())
 # name on the command line -> (heading, benchmark)
 SECTIONS = {
     "invocation": ("Invocation", bench_invocation.run),
+    "fleet": ("A fleet of fifty modules", bench_fleet.run),
+    "commands": ("Fleet-scale commands", bench_commands.run),
     "discovery": ("Discovery", bench_discovery.run),
     "affected": ("Affected", bench_affected_section.run),
     "matrix": ("Test matrix", bench_matrix.run),
@@ -49,19 +59,37 @@ SECTIONS = {
     "reload": ("Hot reload", bench_reload.run),
 }
 
-HOW_TO = """Regenerate: `hatch run bench` (everything, tens of minutes on 2 cores), `hatch run bench --only matrix`
-(some sections; the others are kept from this file), `hatch run bench --smoke` (1 run each, tiny sizes, written to
-a temp file; CI runs it through `shared/cmfleet/tests/test_benchmarks_smoke.py`). Sources:
-`shared/cmfleet/benchmarks/`.
-The machine is shared with other work: the load average below says how busy it was; medians resist that noise,
-min and max show it."""
+HOW_TO = """Regenerate: `hatch run bench` (everything, tens of minutes on 2 cores). This file is the output of one such
+run, unedited: no section comes from another run. `hatch run bench --only SECTION` (local exploration) and
+`hatch run bench --smoke` (1 run each, tiny sizes; CI runs it through `shared/cmfleet/tests/test_benchmarks_smoke.py`)
+write separate files, never this one. Sources: `shared/cmfleet/benchmarks/`.
+The machine may be shared with other work: every section gives the load average at its start and end and says
+when it was measured under load (1-minute load above half the cores); medians resist that noise, the spreads
+show it."""
 
 
-def run_section(name: str, smoke: bool, workroot: Path, extra_versions: dict[str, str]) -> str:
-    """One benchmark, rendered; a failure becomes a section saying what failed (and the run exits 1)."""
+def load_line(start: tuple[float, float, float], end: tuple[float, float, float]) -> str:
+    """The load averages around a section, and a warning when it ran under load."""
+    cores = os.cpu_count() or 1
+
+    def three(load: tuple[float, float, float]) -> str:
+        return " / ".join(f"{x:.2f}" for x in load)
+
+    text = f"Load average (1 / 5 / 15 min) at the start {three(start)}, at the end {three(end)}; {cores} cores."
+    if under_load(start, end):
+        text += (
+            f" **Measured under load**: the 1-minute load exceeded {cores / 2:g} (half the cores), so these "
+            "figures include other work's interference."
+        )
+    return text
+
+
+def run_section(name: str, smoke: bool, workroot: Path, extra_versions: dict[str, str]) -> tuple[str, bool]:
+    """One benchmark, rendered, and whether it ran under load; a failure becomes a section saying what failed
+    (and the run exits 1)."""
     heading, bench = SECTIONS[name]
     workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workroot))
-    started = time.monotonic()
+    started, load_start = time.monotonic(), loadavg()
     try:
         result = bench(smoke, workdir)
         if isinstance(result, tuple):  # invocation also reports the peer's versions
@@ -71,23 +99,10 @@ def run_section(name: str, smoke: bool, workroot: Path, extra_versions: dict[str
     except Exception as exc:  # noqa: BLE001 - reported in the file and by the exit status
         section = Section(heading)
         section.add(f"**FAILED**: {exc}", "```\n" + traceback.format_exc()[-3000:] + "\n```")
-    took = time.monotonic() - started
+    took, load_end = time.monotonic() - started, loadavg()
     mode = "smoke mode (1 run, tiny sizes: not figures to quote)" if smoke else "full mode"
-    section.body.insert(0, f"_Measured {now_utc()}, {mode}, in {took:.0f} s._")
-    return section.render()
-
-
-def split_sections(text: str) -> dict[str, str]:
-    """``## heading`` -> the section's text, from an existing BENCHMARKS.md."""
-    out: dict[str, str] = {}
-    current: str | None = None
-    for line in text.splitlines(keepends=True):
-        if line.startswith("## "):
-            current = line[3:].strip()
-            out[current] = ""
-        if current is not None:
-            out[current] += line
-    return out
+    section.body.insert(0, f"_Measured {now_utc()}, {mode}, in {took:.0f} s._ {load_line(load_start, load_end)}")
+    return section.render(), under_load(load_start, load_end)
 
 
 def target_rows(sections: list[str]) -> list[str]:
@@ -104,15 +119,22 @@ def target_rows(sections: list[str]) -> list[str]:
     return rows
 
 
-def render(sections: list[str], versions: dict[str, str], smoke: bool) -> str:
-    rows = target_rows(sections)
+def render(sections: dict[str, tuple[str, bool]], versions: dict[str, str], mode: str) -> str:
+    texts = [text for text, _ in sections.values()]
+    rows = target_rows(texts)
     missed = sum("**MISS**" in r for r in rows)
+    loaded = [SECTIONS[name][0] for name, (_, flag) in sections.items() if flag]
+    load_note = (
+        f"Measured under load (see each section): {', '.join(loaded)}."
+        if loaded
+        else "No section was measured under load."
+    )
     parts = [
         "# Benchmarks",
         "",
         HOW_TO,
         "",
-        f"Written {now_utc()}{' (smoke mode)' if smoke else ''}; each section says when it was measured.",
+        f"Written {now_utc()} by {mode}; each section says when it was measured and the load around it.",
         "",
         "## Machine",
         "",
@@ -124,73 +146,95 @@ def render(sections: list[str], versions: dict[str, str], smoke: bool) -> str:
         "",
         "## Targets",
         "",
-        f"{len(rows) - missed} of {len(rows)} targets met (medians).",
+        f"{len(rows) - missed} of {len(rows)} targets met, all from this run. {load_note}",
         "",
         TARGET_HEADER,
         "|---|---|---|---|---|---|",
         *rows,
         "",
-        *sections,
+        *texts,
     ]
     return "\n".join(p.rstrip("\n") if p.endswith("\n\n") else p for p in parts).rstrip("\n") + "\n"
 
 
 def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
-def write_report(output: Path, fresh: dict[str, str], versions: dict[str, str], extra: dict[str, str], smoke: bool):
-    """Write the report: the sections measured now, the others kept from ``output`` (each says when it was
-    measured), in the suite's order."""
-    old = split_sections(output.read_text(encoding="utf-8")) if output.exists() else {}
-    sections = []
-    for name, (heading, _) in SECTIONS.items():
-        if name in fresh:
-            sections.append(fresh[name])
-        elif heading in old:
-            sections.append(old[heading])
-    peer = dict(extra)
-    if "functions-framework (peer)" not in peer:  # keep the peer's versions of the last invocation run
-        for line in old.get("Versions", "").splitlines():
-            if "(peer)" in line and line.startswith("| "):
-                key, value = [c.strip() for c in line.strip().strip("|").split("|")][:2]
-                peer[key] = value
-    output.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(output, render(sections, {**versions, **peer}, smoke))
+def is_benchmarks_md(path: Path) -> bool:
+    return path.resolve() == OUTPUT.resolve()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run cmfleet's benchmarks and write BENCHMARKS.md.")
-    parser.add_argument("--smoke", action="store_true", help="1 run each, tiny sizes, in parallel, to a temp file")
-    parser.add_argument("--output", type=Path, help=f"where to write (default {OUTPUT}; smoke: a temp file)")
-    parser.add_argument("--only", help=f"comma-separated sections: {', '.join(SECTIONS)}")
+    parser = argparse.ArgumentParser(
+        description="Run cmfleet's benchmarks. A full run (no --only, no --smoke) writes BENCHMARKS.md from that one "
+        "run, and only when every section produced its figures."
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="1 run each, tiny sizes, in parallel, to a temp file (never BENCHMARKS.md)"
+    )
+    parser.add_argument(
+        "--only",
+        help=f"comma-separated sections ({', '.join(SECTIONS)}) for local exploration: written to a separate file "
+        f"(default {SCRATCH / 'cmfleet-BENCHMARKS-only.md'}), never into BENCHMARKS.md",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help=f"where to write (full run: {OUTPUT}; --only and --smoke: a temp file, and they refuse BENCHMARKS.md)",
+    )
     args = parser.parse_args(argv)
     names = list(SECTIONS)
     if args.only:
         names = [n.strip() for n in args.only.split(",") if n.strip()]
         unknown = [n for n in names if n not in SECTIONS]
-        if unknown:
-            parser.error(f"unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
-    output = args.output or (Path(tempfile.gettempdir()) / "cmfleet-BENCHMARKS-smoke.md" if args.smoke else OUTPUT)
+        if unknown or not names:
+            parser.error(f"unknown section(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(SECTIONS)}")
+    partial = bool(args.only) or args.smoke
+    if partial and args.output is not None and is_benchmarks_md(args.output):
+        parser.error(
+            f"--output {args.output}: BENCHMARKS.md is written only by a full run (no --only, no --smoke); "
+            "leave --output out to write to a temp file"
+        )
+    if args.output is not None:
+        output = args.output
+    elif args.smoke:
+        output = SCRATCH / "cmfleet-BENCHMARKS-smoke.md"
+    elif args.only:
+        output = SCRATCH / "cmfleet-BENCHMARKS-only.md"
+    else:
+        output = OUTPUT
+    mode = "a smoke run" if args.smoke else f"a run of only {', '.join(names)}" if args.only else "one full run"
+    # a full run's progress goes to a scratch file; the real output is written once, when the run is complete
+    progress = SCRATCH / "cmfleet-BENCHMARKS-in-progress.md" if is_benchmarks_md(output) else output
     versions = tool_versions()
     extra: dict[str, str] = {}
-    fresh: dict[str, str] = {}
+    fresh: dict[str, tuple[str, bool]] = {}
     with tempfile.TemporaryDirectory(prefix="cmfleet-bench-") as tmp:
         workroot = Path(tmp)
         if args.smoke:  # timings do not matter here, only that every section still works
             with ThreadPoolExecutor(len(names)) as pool:
-                texts = list(pool.map(lambda n: run_section(n, True, workroot, extra), names))
-            fresh = dict(zip(names, texts, strict=True))
-        else:  # one at a time: benchmarks must not compete for the 2 cores
+                results = list(pool.map(lambda n: run_section(n, True, workroot, extra), names))
+            fresh = dict(zip(names, results, strict=True))
+        else:  # one at a time: benchmarks must not compete for the cores
             for name in names:
                 print(f"[bench] {name} ...", file=sys.stderr, flush=True)
                 fresh[name] = run_section(name, False, workroot, extra)
-                write_report(output, fresh, versions, extra, args.smoke)  # progress survives an interrupted run
-    write_report(output, fresh, versions, extra, args.smoke)
+                write_atomic(progress, render(fresh, {**versions, **extra}, mode + " (in progress)"))
+    failed = [name for name, (text, _) in fresh.items() if "**FAILED**" in text]
+    report = render(fresh, {**versions, **extra}, mode)
+    if failed and is_benchmarks_md(output):
+        write_atomic(progress, report)
+        print(f"section(s) {', '.join(failed)} failed: {output} left as it was; this run's report: {progress}")
+        return 1
+    write_atomic(output, report)
+    if progress != output:
+        progress.unlink(missing_ok=True)
     print(f"wrote {output}", file=sys.stderr)
-    return 1 if any("**FAILED**" in text for text in fresh.values()) else 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
