@@ -1,7 +1,8 @@
 """The benchmark suite's smoke mode: every section and table is produced, with numbers, so the suite cannot rot.
 
 It runs ``benchmarks/run.py --smoke`` for real (``cmfleet dev`` with SDK replicas, functions-framework on
-gunicorn, tox, git); nothing is timed against a target here: figures belong in BENCHMARKS.md, not in tests.
+gunicorn, tox, git); nothing is timed against a target here: figures belong in BENCHMARKS.md, not in tests. The
+run works in temp folders only and leaves nothing in the checkout; only a full run may write BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -11,12 +12,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 RUNNER = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+CHECKOUT = Path(__file__).resolve().parents[3]
 SECTIONS = [
     "Machine",
     "Versions",
     "Targets",
     "Invocation",
+    "A fleet of fifty modules",
+    "Fleet-scale commands",
     "Discovery",
     "Affected",
     "Test matrix",
@@ -52,12 +59,48 @@ def tables(text: str) -> list[list[list[str]]]:
     return found
 
 
+def checkout_state() -> set[str]:
+    """Every untracked or ignored path of the checkout (``git status --ignored``): what a run could leave behind.
+    Python's byte-code caches are left out: any import of the checkout's packages writes them, pytest's too."""
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+        cwd=CHECKOUT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    paths = {line[3:] for line in out.splitlines() if line[:2] in ("??", "!!")}
+    return {p for p in paths if "__pycache__/" not in p and not p.endswith(".pyc")}
+
+
+def runner(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(RUNNER), *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("args", [["--only", "invocation"], ["--smoke"]])
+def test_partial_runs_refuse_to_write_benchmarks_md(args):
+    before = BENCHMARKS_MD.read_bytes()
+    proc = runner(*args, "--output", str(BENCHMARKS_MD))
+    assert proc.returncode == 2, proc.stderr
+    assert "BENCHMARKS.md is written only by a full run" in proc.stderr
+    assert BENCHMARKS_MD.read_bytes() == before
+
+
+def test_only_says_where_it_writes_and_rejects_unknown_sections():
+    helped = runner("--help")
+    assert helped.returncode == 0
+    assert "never into BENCHMARKS.md" in " ".join(helped.stdout.split())
+    proc = runner("--only", "invocation,nosuch")
+    assert proc.returncode == 2
+    assert "unknown section(s) nosuch" in proc.stderr and "invocation" in proc.stderr
+
+
 def test_smoke_run_writes_every_section_with_numbers(tmp_path):
     out = tmp_path / "BENCHMARKS.md"
-    proc = subprocess.run(
-        [sys.executable, str(RUNNER), "--smoke", "--output", str(out)], capture_output=True, text=True, timeout=600
-    )
+    before = checkout_state()
+    proc = runner("--smoke", "--output", str(out), timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert checkout_state() - before == set()
     text = out.read_text()
     assert "**FAILED**" not in text
     found = sections(text)
@@ -73,6 +116,7 @@ def test_smoke_run_writes_every_section_with_numbers(tmp_path):
     for name in SECTIONS[3:]:
         body = found[name]
         assert "_Measured " in body, name
+        assert re.search(r"Load average \(1 / 5 / 15 min\) at the start [\d.]+ / [\d.]+ / [\d.]+, at the end", body)
         section_tables = tables(body)
         assert section_tables, f"{name} has no table"
         for table in section_tables:
@@ -82,9 +126,26 @@ def test_smoke_run_writes_every_section_with_numbers(tmp_path):
                 assert any(NUMBER.match(c) for c in row[1:]), (name, row)
 
     invocation = found["Invocation"]
-    for label in ("bare function", "registry.invoke", "functions-framework (gunicorn)", "cmfleet dev (gateway)"):
-        assert label in invocation
-    assert "### Scaling" in invocation and "ms CPU/job" in invocation
+    for label in (
+        "bare function",
+        "registry.invoke",
+        "functions-framework (gunicorn)",
+        "cmfleet dev",
+        "| p99 latency |",
+        "| throughput, 8 clients |",
+        "cmfleet dev process alone",
+        "cmfleet side, whole (runtime + replicas)",
+        "functions-framework, whole server",
+        "**Round by round**",
+    ):
+        assert label in invocation, label
+    assert "### Scaling" in invocation
+    fleet = found["A fleet of fifty modules"]
+    for label in ("first-ever start", "warm start", "scale to zero", "call to a module scaled to zero"):
+        assert label in fleet, label
+    commands = found["Fleet-scale commands"]
+    for label in ("`cmfleet list`, parse cache warm", "parse cache cold", "`cmfleet status`", "`cmfleet check`"):
+        assert label in commands, label
     assert "tox -l" in found["Discovery"] and "cmfleet list --json" in found["Discovery"]
     assert "git diff --name-only" in found["Affected"]
     assert "tox + pip" in found["Test matrix"] and "affected only" in found["Test matrix"]
@@ -95,6 +156,9 @@ def test_smoke_run_writes_every_section_with_numbers(tmp_path):
 
     targets = tables(found["Targets"])[0]
     names = [row[0] for row in targets]
-    assert any("p50" in n for n in names) and any("CPU per job" in n for n in names)
-    assert any("scaling" in n for n in names) and any("cmfleet list" in n for n in names)
+    for wanted in ("p50", "p95", "p99", "throughput with 8 clients", "CPU per job", "cmfleet list (table", "status"):
+        assert any(wanted in n for n in names), wanted
+    assert any("scaling" in n for n in names) and any("fleet idle" in n for n in names)
     assert all(row[3] in ("**PASS**", "**MISS**") for row in targets)
+    for row in targets:  # a miss says by how much; the why column is left for a person
+        assert (row[3] == "**MISS**") == bool(re.search(r"(over|short) \(", row[4])), row
