@@ -17,6 +17,7 @@ from benchlib import BIN, Figure, Section, at_most, bench_env, fmt, run_timed_tt
 LIST_LIMIT_S = 0.5  # cmfleet list (table) at the largest size
 STATUS_LIMIT_S = 1.0  # cmfleet status at the largest size
 CACHE = Path(".git") / "cmfleet-discovery.json"
+FULL_SIZES, SMOKE_SIZES = [10, 100, 1000], [2, 4]  # modules per repository
 
 
 def commands() -> dict[str, tuple[list[str], tuple[int, ...]]]:
@@ -38,7 +39,7 @@ def time_command(label: str, argv: list[str], ok: tuple[int, ...], root: Path) -
 
 
 def run(smoke: bool, workdir: Path) -> Section:
-    sizes = [2, 4] if smoke else [10, 100, 1000]
+    sizes = SMOKE_SIZES if smoke else FULL_SIZES
     runs = 1 if smoke else 5
     check_runs = 1 if smoke else 3  # about 0.1 s per unit: 3 runs of 1,000 units already take minutes
     cmds = commands()

@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.dont_write_bytecode = True  # no __pycache__ left beside the suite's sources in the checkout
+if __name__ == "__main__":
+    sys.dont_write_bytecode = True  # no __pycache__ left beside the suite's sources in the checkout
 
 import bench_affected_section  # noqa: E402
 import bench_commands  # noqa: E402

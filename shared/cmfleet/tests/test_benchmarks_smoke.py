@@ -7,6 +7,7 @@ run works in temp folders only and leaves nothing in the checkout; only a full r
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -93,6 +94,65 @@ def test_only_says_where_it_writes_and_rejects_unknown_sections():
     proc = runner("--only", "invocation,nosuch")
     assert proc.returncode == 2
     assert "unknown section(s) nosuch" in proc.stderr and "invocation" in proc.stderr
+
+
+@pytest.fixture
+def suite(tmp_path, monkeypatch):
+    """``run.py`` imported, its sections replaced by ``fake`` ones, BENCHMARKS.md and scratch files in tmp."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.syspath_prepend(str(RUNNER.parent))
+    spec = importlib.util.spec_from_file_location("bench_run_under_test", RUNNER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "OUTPUT", tmp_path / "BENCHMARKS.md")
+    monkeypatch.setattr(module, "SCRATCH", tmp_path / "scratch")
+    monkeypatch.setattr(module, "tool_versions", lambda: {"Python": "3"})
+    return module
+
+
+def fake_section(title: str, fail: bool = False):
+    """A benchmark that returns a one-table section with a missed target (or raises)."""
+
+    def bench(smoke, workdir):
+        from benchlib import Section, at_most
+
+        if fail:
+            raise RuntimeError(f"{title} broke")
+        section = Section(title)
+        section.add("| a | b |\n|---|---|\n| x | 1 |")
+        section.targets = [at_most(f"{title} time", 2.0, 1.0, "s")]
+        return section
+
+    return bench
+
+
+def test_full_run_writes_only_its_own_sections(suite):
+    suite.OUTPUT.write_text("# Benchmarks\n\n## Old section\n\nkept from an earlier run\n")
+    suite.SECTIONS = {"one": ("One", fake_section("One")), "two": ("Two", fake_section("Two"))}
+    assert suite.main([]) == 0
+    text = suite.OUTPUT.read_text()
+    assert "Old section" not in text and "kept from an earlier run" not in text
+    assert "## One" in text and "## Two" in text and "0 of 2 targets met, all from this run" in text
+    assert "| One time | <= 1.00 s | 2.00 s | **MISS** | 1.00 s over (2.00x the limit) |  |" in text
+    assert not (suite.SCRATCH / "cmfleet-BENCHMARKS-in-progress.md").exists()
+
+
+def test_full_run_with_a_failed_section_leaves_benchmarks_md_alone(suite):
+    suite.OUTPUT.write_text("the previous full run\n")
+    suite.SECTIONS = {"one": ("One", fake_section("One")), "two": ("Two", fake_section("Two", fail=True))}
+    assert suite.main([]) == 1
+    assert suite.OUTPUT.read_text() == "the previous full run\n"
+    report = (suite.SCRATCH / "cmfleet-BENCHMARKS-in-progress.md").read_text()
+    assert "**FAILED**: Two broke" in report and "## One" in report
+
+
+def test_only_writes_a_separate_file(suite):
+    suite.OUTPUT.write_text("the previous full run\n")
+    suite.SECTIONS = {"one": ("One", fake_section("One")), "two": ("Two", fake_section("Two"))}
+    assert suite.main(["--only", "two"]) == 0
+    assert suite.OUTPUT.read_text() == "the previous full run\n"
+    text = (suite.SCRATCH / "cmfleet-BENCHMARKS-only.md").read_text()
+    assert "## Two" in text and "## One" not in text and "by a run of only two" in text
 
 
 def test_smoke_run_writes_every_section_with_numbers(tmp_path):
