@@ -8,8 +8,9 @@ then sequential calls over one keep-alive connection. Each round gives p50 / p95
 with ``CLIENTS`` clients, and CPU: the ``cmfleet dev`` process alone (runtime and gateway), its whole process tree
 (runtime + every replica process, the SDK's worker children included) and the peer's whole server (gunicorn
 master + workers), from ``/proc/<pid>/stat`` (user + system). The ratios reported are the median of the per-round
-ratios, with their spread. No two calls send the same bytes: every body carries its own number (``x``) and every
-answer is checked, so no server can answer from a copy of a previous request.
+ratios, with their spread. No two calls send the same bytes: every body carries its own number (``x``), so does an
+``X-Request-Id`` header, and every answer is checked, so no server can answer or parse from a copy of a previous
+request.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def sleep_body(n: int) -> bytes:
 
 def add_call(client: Client, path: str, n: int) -> None:
     """One ``add`` call with its own body; the answer must be this call's."""
-    status, body = client.post(path, add_body(n))
+    status, body = client.post(path, add_body(n), call_id=n)
     if status != 200 or body.strip() != str(add_answer(n)).encode():
         raise BenchError(f"add (x={n}) answered {status}: {body[:300]!r}")
 
@@ -203,7 +204,7 @@ def concurrent_run(
                     if not remaining or errors:
                         return
                     n = remaining.pop()
-                status, answer = client.post(path, body(n))
+                status, answer = client.post(path, body(n), call_id=n)
                 if status != 200 or json.loads(answer) != expect(n):
                     with lock:
                         errors.append(f"{path} call {n}: {status} {answer[:200]!r}")
@@ -424,8 +425,9 @@ def run(smoke: bool, workdir: Path) -> tuple[Section, dict[str, str]]:
         f"turn (the order alternating by round) gets {sizes.concurrent_calls} calls from {CLIENTS} concurrent "
         f"clients (threads, each its own keep-alive `http.client` connection), then {sizes.calls} sequential calls "
         f"over one keep-alive connection; {sizes.warmup} sequential and {sizes.warmup} concurrent warm-up calls "
-        "before the first round. Every call sends a different body (`x` is the call's number) and its answer is "
-        "checked. Latency percentiles and CPU come from the sequential calls.",
+        "before the first round. Every call sends a different body (`x` is the call's number) and header block "
+        "(`X-Request-Id: <number>`), and its answer is checked. Latency percentiles and CPU come from the "
+        "sequential calls.",
     )
     ratio_rows = [
         "| cmfleet dev / functions-framework | median of per-round ratios | min | q1 | q3 | max | rounds |",

@@ -92,10 +92,15 @@ class Client:
         self.port, self.timeout = port, timeout
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
 
-    def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+    def post(self, path: str, body: bytes, call_id: int | None = None) -> tuple[int, bytes]:
+        """POST ``body``; with ``call_id``, an ``X-Request-Id`` header carrying it, so no two calls share a header
+        block either (as clients that send request ids or trace headers do)."""
+        headers = {"Content-Type": "application/json"}
+        if call_id is not None:
+            headers["X-Request-Id"] = str(call_id)
         for attempt in (1, 2):
             try:
-                self.conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+                self.conn.request("POST", path, body=body, headers=headers)
                 response = self.conn.getresponse()
                 return response.status, response.read()
             except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
