@@ -229,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     report = render(fresh, {**versions, **extra}, mode)
     if failed and is_benchmarks_md(output):
         write_atomic(progress, report)
-        print(f"section(s) {', '.join(failed)} failed: {output} left as it was; this run's report: {progress}")
+        print(
+            f"section(s) {', '.join(failed)} failed: {output} left as it was; this run's report: {progress}",
+            file=sys.stderr,
+        )
         return 1
     write_atomic(output, report)
     if progress != output:
