@@ -60,18 +60,22 @@ def tables(text: str) -> list[list[list[str]]]:
     return found
 
 
+OTHER_TOOLS = (".pytest_cache/", ".ruff_cache/", ".coverage")  # written by test runs that may run beside this one
+
+
 def checkout_state() -> set[str]:
-    """Every untracked or ignored path of the checkout (``git status --ignored``): what a run could leave behind.
-    Python's byte-code caches are left out: any import of the checkout's packages writes them, pytest's too."""
+    """The untracked and ignored entries of the checkout (``git status --ignored``, folders wholly untracked or
+    ignored as one entry): what a run could leave behind. Left out: Python's byte-code caches (any import of the
+    checkout's packages writes them, pytest's too) and other tools' caches, which concurrent test runs write."""
     out = subprocess.run(
-        ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+        ["git", "status", "--porcelain", "--ignored", "--untracked-files=normal"],
         cwd=CHECKOUT,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     paths = {line[3:] for line in out.splitlines() if line[:2] in ("??", "!!")}
-    return {p for p in paths if "__pycache__/" not in p and not p.endswith(".pyc")}
+    return {p for p in paths if "__pycache__/" not in p and not p.endswith(".pyc") and p not in OTHER_TOOLS}
 
 
 def runner(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
