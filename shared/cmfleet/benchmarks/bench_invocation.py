@@ -44,6 +44,7 @@ from benchlib import (
     profile_groups,
     summarize_profile,
     tree_cpu,
+    wait_until,
 )
 from devserver import SLEEP_S, Client, DevServer, build_fleet, sleep_module
 from peer import PeerServer, ensure_venv, versions
@@ -331,6 +332,12 @@ def measure_http(root: Path, sizes: Sizes, logs: Path) -> tuple[Served, Served, 
         stack.callback(peer_served.close)
         for served in (dev_served, peer_served):
             served.warm_up(sizes.warmup)  # the concurrent part also lets cmfleet dev scale up before any round
+
+        def settled() -> bool:  # a replica started by the warm-up must not spend its start-up CPU in round 1
+            mod = next(m for m in dev.api("/api/modules") if m["name"] == "hello")
+            return all(r["state"] in ("ready", "stopped", "crashed") for r in mod["replicas"])
+
+        wait_until(settled, 120, "hello's replicas to settle after the warm-up", dev)
         for i in range(sizes.rounds):
             order = (dev_served, peer_served) if i % 2 == 0 else (peer_served, dev_served)
             for served in order:
