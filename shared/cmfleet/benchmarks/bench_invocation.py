@@ -36,6 +36,7 @@ from benchlib import (
     Spread,
     at_least,
     at_most,
+    descendants,
     figure_table,
     fmt,
     loadavg,
@@ -345,7 +346,8 @@ def measure_http(root: Path, sizes: Sizes, logs: Path) -> tuple[Served, Served, 
         mod = next(m for m in dev.api("/api/modules") if m["name"] == "hello")
         setup = (
             f"replicas {mod['min_replicas']}:{mod['max_replicas']}, concurrency {mod['concurrency']}; "
-            f"{len(mod['replicas'])} replica(s) at the end"
+            f"{len(mod['replicas'])} replica(s) at the end, {1 + len(descendants(dev.pid))} processes in its tree; "
+            f"the peer's server {1 + len(descendants(peer.pid))} processes"
         )
         last_dev = dev_served.rounds[-1]
         parts = call_parts(dev, last_dev.p50, sizes.calls)
