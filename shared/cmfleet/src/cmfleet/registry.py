@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cmfleet import errors
 from cmfleet.discovery import Unit
+from cmfleet.errors import FunctionError
 
 UNKNOWN_QUERY_TYPE = {"error": "Unknown query type"}  # the SDK's own answer
 
@@ -67,12 +69,20 @@ class Outcome:
     body: bytes  # exactly the bytes the SDK would POST as the result
     streamed: list[Any] | None = None  # the items of a streaming result
     exception: BaseException | None = None  # what the function raised, if it raised
+    root: Path | None = None  # the module's folder: traceback paths are shown relative to it
+
+    def failure(self) -> FunctionError | None:
+        """The error in the one shape every runner shows (``cmfleet.errors``), or None when the call succeeded."""
+        if self.ok:
+            return None
+        if self.exception is not None:
+            return errors.from_exception(self.exception, self.root)
+        return errors.from_result(self.value, self.root) or errors.FunctionError(str(self.error_message))
 
     def user_traceback(self) -> str:
-        """The error for people: the exception with only the module's own frames (no cmfleet, pluggy, SDK)."""
-        if self.exception is None:
-            return self.error_message or ""
-        return format_user_error(self.exception)
+        """The error for people: the module's own frames (no cmfleet, pluggy, SDK), the error line, a hint."""
+        failure = self.failure()
+        return failure.text() if failure is not None else ""
 
     @property
     def error_message(self) -> str | None:
@@ -192,6 +202,11 @@ class ModuleRegistry:
         Unknown names give the SDK's ``{"error": "Unknown query type"}``; an exception gives
         ``{"exception": "<message>: <traceback>"}``; a streaming function's items are collected.
         """
+        outcome = self._invoke(name, event, job_id, context)
+        outcome.root = self.module.path
+        return outcome
+
+    def _invoke(self, name: str, event: Any, job_id: str | None, context: dict[str, Any] | None) -> Outcome:
         from compute_modules.client.encoder import CustomJSONEncoder
 
         job_id = job_id or str(uuid.uuid4())
@@ -245,27 +260,28 @@ class ModuleRegistry:
             # The SDK has already converted the payload and context; only the hook chain is left.
             job_id = context["jobId"] if isinstance(context, dict) else context.jobId
             call = Call(registry.module.name, endpoint.name, endpoint, context, event, event, job_id)
-            return registry.pm.hook.cmfleet_invoke(call=call)
+            try:
+                return registry.pm.hook.cmfleet_invoke(call=call)
+            except Exception:
+                # The caller gets the error with the module's frames only (cmfleet.errors); the replica's log
+                # keeps the whole traceback (the SDK itself logs the message alone).
+                _log_failure(endpoint.name)
+                raise
 
         run.__name__ = endpoint.name
         return run
 
 
-_TOOL_PATHS = ("/cmfleet/", "/pluggy/", "/compute_modules/", "/importlib/")
+def _log_failure(name: str) -> None:
+    """Log the traceback being handled through the SDK's logger (its lines carry the job id)."""
+    from compute_modules.logging import get_logger
+
+    get_logger("cmfleet").error(f"{name} failed:\n{traceback.format_exc().rstrip()}")
 
 
 def format_user_error(exc: BaseException) -> str:
-    """``Traceback`` of ``exc`` keeping only the module's frames: no cmfleet, pluggy, SDK or hook-wrapper frames
-    (a plugin's ``cmfleet_invoke`` middleware is not where the user's bug is)."""
-    tb = traceback.TracebackException.from_exception(exc)
-    frames = [
-        f
-        for f in tb.stack
-        if not any(p in f.filename.replace("\\", "/") for p in _TOOL_PATHS) and not f.name.startswith("cmfleet_")
-    ]
-    lines = ["Traceback (most recent call last):\n", *traceback.StackSummary.from_list(frames).format()]
-    lines.extend(tb.format_exception_only())
-    return "".join(lines).rstrip()
+    """The module's frames of ``exc`` and its error line (kept for callers of the old name: ``cmfleet.errors``)."""
+    return errors.from_exception(exc).text()
 
 
 class UnknownFunctionError(KeyError):

@@ -67,6 +67,10 @@ def test_a_thrown_error_reaches_the_caller_with_its_name_and_message(ts_runtime)
     r = client.post("/api/modules/tsmod/functions/fail", json={"why": "no such customer"})
     assert r.status_code == 500
     assert r.json()["error"] == "TypeError: no such customer"  # the TS SDK's {"error": name, "reason": message}
+    # the same shape as a Python module's (cmfleet.errors): no JavaScript frame of the module to show
+    job_id = r.headers["x-cmfleet-job-id"]
+    hint = f"the replica's log lines of this job: GET /api/logs?job={job_id}"
+    assert r.json() == {"error": "TypeError: no such customer", "hint": hint, "job_id": job_id}
     assert client.get(f"/api/jobs/{r.headers['x-cmfleet-job-id']}").json()["state"] == "failed"
 
 

@@ -104,7 +104,9 @@ def list_command(as_json: bool, kind: str) -> None:
 @click.argument("module")
 @click.argument("function")
 @click.argument("event", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print {ok, result, error, job_id, duration_ms}.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print {ok, result, error, traceback, hint, job_id, duration_ms}."
+)
 @click.option("--remote", metavar="URL", help="Call a running `cmfleet dev` gateway instead of in process.")
 def invoke_command(module: str, function: str, event: str | None, as_json: bool, remote: str | None) -> None:
     """Run FUNCTION of MODULE with a JSON EVENT, exactly as the runtime does, and print the result.
@@ -138,12 +140,14 @@ def invoke_command(module: str, function: str, event: str | None, as_json: bool,
     started = time.perf_counter()
     outcome = registry.invoke(function, payload, job_id=job_id)
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    failure = outcome.failure()
     if as_json:
         emit_json(
             {
                 "ok": outcome.ok,
                 "result": outcome.value if outcome.ok else None,
-                "error": outcome.error_message,
+                "error": None,
+                **(failure.as_json() if failure is not None else {}),
                 "job_id": job_id,
                 "duration_ms": duration_ms,
             }
@@ -155,7 +159,7 @@ def invoke_command(module: str, function: str, event: str | None, as_json: bool,
         else:
             click.echo(outcome.body.decode("utf-8"))
     else:
-        click.echo(f"Error: {module}.{function} failed:\n{outcome.user_traceback()}", err=True)
+        click.echo(f"Error: {failure.report(f'{module}.{function}')}", err=True)
     if not outcome.ok:
         sys.exit(EXIT_FAILED)
 

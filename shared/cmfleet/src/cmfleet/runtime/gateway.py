@@ -14,13 +14,15 @@ Calls
     400 malformed JSON; 404 unknown module or function (``{"error", "known": [names]}``);
     413 body over the limit; 422 event does not match the posted schema
     (``{"error", "fields": [{"path": "$.x", "message": ...}]}``); 429 queue full (``Retry-After``);
-    500 the function failed (SDK ``{"exception"}``/``{"error"}`` result: ``{"error", "job_id"}``);
+    500 the function failed (SDK ``{"exception"}``/``{"error"}`` result: ``{"error", "traceback", "hint", "job_id"}``,
+    shaped by ``cmfleet.errors``: the error on one line, the module's own frames, where to look next);
     502 the job was lost with its replica (``{"error", "job_id"}``, the error names exit code or signal);
     504 the job timed out (``{"error", "job_id"}``; the replica slot is freed).
 
 ``POST /api/modules/{module}/functions/{function}/jobs``  → 202 ``{"job_id": id}`` (header ``Location``)
 ``GET /api/jobs/{id}`` → ``{"id", "module", "function", "state", "replica", "cold_start", "submitted_at",
-    "started_at", "finished_at", "duration_ms", "error"}``; state is queued|running|succeeded|failed|timed_out|lost;
+    "started_at", "finished_at", "duration_ms", "error", "traceback", "hint"}`` (the error fields as in a 500
+    answer, present once the job failed); state is queued|running|succeeded|failed|timed_out|lost;
     times are Unix seconds (float) or null.
 ``GET /api/jobs/{id}/result[?wait=S]`` → 200 result body when succeeded; 202 ``{"job_id", "state"}`` while queued or
     running (``wait`` blocks up to S seconds for the end); 500/502/504 as above once it failed.
@@ -71,6 +73,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from cmfleet.errors import job_error
 from cmfleet.runtime.logs import matches
 from cmfleet.runtime.protocol import Headers
 from cmfleet.runtime.scheduler import FAILED, LOST, QUEUED, SUCCEEDED, TIMED_OUT, Job, QueueFull
@@ -121,7 +124,7 @@ def job_response(job: Job) -> Response:
             body = job.result or b"null"
         return Response(body, media_type="application/json", headers=headers)
     status = _ERROR_STATUS.get(job.state, 500)
-    return JSONResponse({"error": job.error, "job_id": job.id}, status_code=status, headers=headers)
+    return JSONResponse({**job_error(job), "job_id": job.id}, status_code=status, headers=headers)
 
 
 class Gateway:
@@ -282,7 +285,7 @@ class Gateway:
             if job.state == SUCCEEDED and not job.streamed and job.result is not None:
                 yield job.result.strip() + b"\n"
             elif job.state != SUCCEEDED:
-                yield json.dumps({"error": job.error, "job_id": job.id, "state": job.state}).encode() + b"\n"
+                yield json.dumps({**job_error(job), "job_id": job.id, "state": job.state}).encode() + b"\n"
 
         headers = _job_headers(job)
         headers.pop("X-Cmfleet-Duration-Ms")
@@ -301,7 +304,7 @@ class Gateway:
         job = self._job(request)
         if job is None:
             return _error(404, f"no job {request.path_params['job_id']!r} (finished jobs are kept for a while only)")
-        return JSONResponse(job.as_json())
+        return JSONResponse({**job.as_json(), **job_error(job)})
 
     async def job_result(self, request: Request) -> Response:
         job = self._job(request)
@@ -323,7 +326,7 @@ class Gateway:
         except ValueError:
             return _error(400, "limit must be an integer")
         module = request.query_params.get("module") or None
-        return JSONResponse([j.as_json() for j in self.scheduler.recent(limit, module)])
+        return JSONResponse([{**j.as_json(), **job_error(j)} for j in self.scheduler.recent(limit, module)])
 
     # -- listings ------------------------------------------------------------------------------------------
 
@@ -495,7 +498,7 @@ def job_answer(job: Job) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         payload = json.dumps(job.items).encode() if job.streamed else (job.result or b"null")
         status = 200
     else:
-        payload = json.dumps({"error": job.error, "job_id": job.id}).encode()
+        payload = json.dumps({**job_error(job), "job_id": job.id}).encode()
         status = _ERROR_STATUS.get(job.state, 500)
     duration = job.duration_ms if job.duration_ms is not None else 0
     headers = [

@@ -411,7 +411,21 @@ function clearErrors() {
 function showError(message, items) {
   const box = $("#errors");
   box.hidden = false;
-  box.replaceChildren(h("strong", {}, message), items && items.length ? h("ul", {}, items) : null);
+  // replaceChildren() would print a null child as the text "null": only the nodes there are
+  box.replaceChildren(...[h("strong", {}, message), items && items.length ? h("ul", {}, items) : null].filter(Boolean));
+}
+
+// A failed call in the shape of cmfleet.errors: {error (one line), traceback (the module's frames), hint}.
+function isFailure(body) {
+  return !!body && typeof body === "object" && !Array.isArray(body) && typeof body.error === "string";
+}
+
+function failureItems(body) {
+  return isFailure(body) && body.hint ? [h("li", { class: "hint" }, "hint: " + body.hint)] : [];
+}
+
+function failureText(body) {
+  return isFailure(body) ? [body.traceback, body.error].filter(Boolean).join("\n") : body;
 }
 
 // A 422's field errors next to their fields (by JSON path); the others listed under the form.
@@ -485,8 +499,9 @@ async function run() {
       } else {
         const message = body && body.error ? body.error : `HTTP ${resp.status}`;
         const known = body && Array.isArray(body.known) ? body.known : [];
-        showError(`${resp.status}: ${message}`, known.length ? [h("li", {}, "known: " + known.join(", "))] : null);
-        if (jobId) showResult(body, true);
+        const items = known.length ? [h("li", {}, "known: " + known.join(", "))] : failureItems(body);
+        showError(`${resp.status}: ${message}`, items);
+        if (jobId) showResult(failureText(body), true);
       }
     }
     if (jobId) await openJob(jobId, { keepResult: true });
@@ -500,6 +515,9 @@ async function run() {
     refreshMetrics().catch(() => {});
   }
 }
+
+// the keys of the gateway's closing line when the job fails mid-stream
+const CLOSING_KEYS = ["error", "traceback", "hint", "job_id", "state"];
 
 async function readStream(resp) {
   const reader = resp.body.getReader();
@@ -523,8 +541,9 @@ async function readStream(resp) {
       if (!line) continue;
       const item = JSON.parse(line);
       // the gateway's closing line when the job fails mid-stream
-      if (item && typeof item === "object" && !Array.isArray(item) && "error" in item && "job_id" in item && "state" in item && Object.keys(item).length === 3) {
-        showError(`${item.state}: ${item.error}`);
+      const keys = isFailure(item) ? Object.keys(item) : [];
+      if (keys.includes("job_id") && keys.includes("state") && keys.every((k) => CLOSING_KEYS.includes(k))) {
+        showError(`${item.state}: ${item.error}`, failureItems(item));
         continue;
       }
       items.push(item);
@@ -578,7 +597,7 @@ async function openJob(id, opts) {
     const resp = await api(`/api/jobs/${enc(id)}/result`);
     const text = await resp.text();
     const body = jsonOrText(text);
-    showResult(resp.status === 202 ? `(${job.state})` : body, resp.status >= 400);
+    showResult(resp.status === 202 ? `(${job.state})` : resp.status >= 400 ? failureText(body) : body, resp.status >= 400);
   }
   watchJobLogs(id);
 }
