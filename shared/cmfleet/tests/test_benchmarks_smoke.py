@@ -52,12 +52,35 @@ def tables(text: str) -> list[list[list[str]]]:
     return found
 
 
+def _checkout_tox_envs() -> set[str]:
+    tox_dir = RUNNER.parents[3] / ".tox"
+    return {p.name for p in tox_dir.iterdir()} if tox_dir.is_dir() else set()
+
+
+def test_measured_commands_do_not_inherit_an_outer_tox(monkeypatch):
+    """Under ``tox -e cmfleet`` the suite sees TOX_WORK_DIR & co.: the benchmark's own tox must not, or its envs
+    (``shared-tinylib``) land in the checkout's .tox."""
+    sys.path.insert(0, str(RUNNER.parent))
+    try:
+        from benchlib import bench_env
+    finally:
+        sys.path.remove(str(RUNNER.parent))
+    for name, value in {"TOX_WORK_DIR": "/x/.tox", "TOX_ENV_DIR": "/x/.tox/cmfleet", "TOX_ENV_NAME": "cmfleet"}.items():
+        monkeypatch.setenv(name, value)
+    env = bench_env()
+    assert not [k for k in env if k.startswith("TOX_")]
+    assert env["PATH"] == __import__("os").environ["PATH"]
+
+
 def test_smoke_run_writes_every_section_with_numbers(tmp_path):
     out = tmp_path / "BENCHMARKS.md"
+    before = _checkout_tox_envs()
     proc = subprocess.run(
         [sys.executable, str(RUNNER), "--smoke", "--output", str(out)], capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    # the benchmark's repositories live in its temporary folder, their tox envs with them
+    assert "shared-tinylib" not in _checkout_tox_envs() - before
     text = out.read_text()
     assert "**FAILED**" not in text
     found = sections(text)
