@@ -155,12 +155,16 @@ class ModuleRegistry:
     def names(self) -> list[str]:
         return list(self.endpoints)
 
+    def described(self) -> str:
+        """The function names with where each comes from (``add, hello, health (from cmhealth)``)."""
+        return describe_functions((e.name, origin_of(e.plugin)) for e in self.endpoints.values())
+
     def get(self, name: str) -> Endpoint:
         """The endpoint called ``name``; unknown names raise UnknownFunctionError listing the known ones."""
         try:
             return self.endpoints[name]
         except KeyError:
-            raise UnknownFunctionError(self.module.name, name, self.names()) from None
+            raise UnknownFunctionError(self.module.name, name, self.names(), self.described()) from None
 
     def schemas(self) -> list[dict[str, Any]]:
         """The function schemas exactly as the SDK posts them, in registration order."""
@@ -287,9 +291,10 @@ def format_user_error(exc: BaseException) -> str:
 class UnknownFunctionError(KeyError):
     """A function name the module does not have."""
 
-    def __init__(self, module: str, name: str, known: list[str]) -> None:
+    def __init__(self, module: str, name: str, known: list[str], described: str | None = None) -> None:
         self.module, self.name, self.known = module, name, known
-        super().__init__(f"module {module!r} has no function {name!r}; known functions: {', '.join(known) or '(none)'}")
+        shown = described or ", ".join(known) or "(none)"
+        super().__init__(f"module {module!r} has no function {name!r}; known functions: {shown}")
 
     def __str__(self) -> str:
         return self.args[0]
@@ -308,8 +313,129 @@ def module_unit(target: Unit | Path | str, root: Path | None = None) -> Unit:
     return Repository.load(root).module(str(target))
 
 
+APP_ORIGIN = "app.py"  # where the functions of the built-in sdk_app plugin come from
+_SDK_APP = "cmfleet.builtin.sdk_app"
+
+
+def origin_of(plugin: str) -> str:
+    """Where an endpoint comes from, for people: ``app.py``, or the name of the plugin that registered it."""
+    return APP_ORIGIN if plugin == _SDK_APP else plugin
+
+
+#: Origins that are the module's own code: app.py, or another SDK's functions (declared in its settings, or
+#: posted by its replica).
+OWN_ORIGINS = frozenset({APP_ORIGIN, "settings", "module"})
+
+
+def describe_functions(functions: Iterable[tuple[str, str]]) -> str:
+    """``add, hello, health (from cmhealth)``: names, with the plugin that adds a function when one does."""
+    shown = [name if origin in OWN_ORIGINS else f"{name} (from {origin})" for name, origin in functions]
+    return ", ".join(shown) or "(none)"
+
+
+def _repository_of(unit: Unit) -> Any:
+    """The repository ``unit`` is a module of, or None (a module folder on its own, as in an image)."""
+    from cmfleet.discovery import MODULES_DIR, DiscoveryError, Repository
+
+    for candidate in unit.path.resolve().parents:
+        if (candidate / MODULES_DIR).is_dir() and (candidate / "pyproject.toml").is_file():
+            try:
+                repo = Repository.load(candidate)
+            except DiscoveryError:
+                return None
+            found = repo.units.get(unit.name)
+            return repo if found is not None and found.path.resolve() == unit.path.resolve() else None
+    return None
+
+
+def plugin_scope(unit: Unit, repo: Any = None) -> set[str] | None:
+    """The distributions whose plugins may add endpoints to ``unit``: what its image installs, its declared
+    requirements and, transitively, its shared libraries and theirs. None (every installed plugin) for a module
+    outside a repository: in an image, what is installed is what the module declared."""
+    from cmfleet.discovery import DiscoveryError, normalize, requirement_name
+
+    repo = repo if repo is not None else _repository_of(unit)
+    if repo is None:
+        return None
+    try:
+        unit = repo.module(unit.name)
+        units = [unit, *repo.closure(unit)]
+        return {normalize(u.distribution) for u in units} | {requirement_name(r) for u in units for r in u.dependencies}
+    except (DiscoveryError, KeyError):
+        return None
+
+
+def foreign_plugins(pm: Any, unit: Unit, repo: Any = None) -> list[Any]:
+    """The entry-point plugins installed here that ``unit``'s image would not have (their distribution is not
+    among its dependencies, :func:`plugin_scope`): they add no endpoint to it, so every runner (invoke, tests,
+    schema, list, the gateway, the deployed image) sees the same functions. (Their ``cmfleet_invoke`` middleware
+    still wraps calls where they are installed: it observes calls, it adds no function.)"""
+    from cmfleet.discovery import normalize
+
+    scope = plugin_scope(unit, repo)
+    if scope is None:
+        return []
+    return [
+        plugin
+        for plugin, dist in pm.list_plugin_distinfo()
+        if dist is not None and normalize(dist.metadata["Name"]) not in scope
+    ]
+
+
+def endpoint_hooks(pm: Any, unit: Unit, repo: Any = None) -> list[Any]:
+    """The ``cmfleet_register_endpoints`` implementations that apply to ``unit``, in registration order: the
+    built-ins, directly registered plugins and the entry-point plugins of distributions the module depends on."""
+    foreign = foreign_plugins(pm, unit, repo)
+    return [impl for impl in pm.hook.cmfleet_register_endpoints.get_hookimpls() if impl.plugin not in foreign]
+
+
+@dataclass(frozen=True)
+class DeclaredFunction:
+    """A function of a module as known without importing its code."""
+
+    name: str
+    streaming: bool
+    origin: str  # "app.py" or the plugin's name
+
+
+class _Recorder:
+    """A ``register`` callback that only notes names (for :func:`declared_functions`)."""
+
+    def __init__(self) -> None:
+        self.plugin = "?"
+        self.found: list[DeclaredFunction] = []
+
+    def set_app(self, app: Any) -> None:  # pragma: no cover - only sdk_app calls it, and it is skipped
+        pass
+
+    def __call__(self, func: Callable[..., Any], *, name: str | None = None, streaming: bool = False, **_: Any) -> None:
+        self.found.append(DeclaredFunction(name or func.__name__, streaming, self.plugin))
+
+
+def declared_functions(unit: Unit, pm: Any = None, repo: Any = None) -> list[DeclaredFunction]:
+    """A module's functions without importing its code: ``app.py``'s as read statically, then those of the plugins
+    that apply to it (their hooks are called with a recorder; ``app.py`` is never imported). What ``list``, the
+    gateway and the console show, and what :func:`load_registry` loads."""
+    from cmfleet.plugins import get_plugin_manager
+
+    pm = pm or get_plugin_manager()
+    out = [DeclaredFunction(f.name, f.streaming, APP_ORIGIN) for f in unit.functions]
+    recorder = _Recorder()
+    for impl in endpoint_hooks(pm, unit, repo):
+        if impl.plugin_name == _SDK_APP:
+            continue
+        recorder.plugin = impl.plugin_name
+        kwargs = {"module": unit, "register": recorder}
+        try:
+            impl.function(**{k: kwargs[k] for k in impl.argnames})
+        except Exception:  # noqa: BLE001 - a plugin that needs the live module says so when it is loaded
+            continue
+    seen = {f.name for f in out}
+    return out + [f for f in recorder.found if f.name not in seen]
+
+
 def load_registry(target: Unit | Path | str, pm: Any = None) -> ModuleRegistry:
-    """Load a module and ask every plugin for its endpoints."""
+    """Load a module and ask every plugin that applies to it (:func:`endpoint_hooks`) for its endpoints."""
     from cmfleet.plugins import get_plugin_manager
 
     unit = module_unit(target)
@@ -318,7 +444,7 @@ def load_registry(target: Unit | Path | str, pm: Any = None) -> ModuleRegistry:
     registrar = EndpointRegistrar(registry)
     # One plugin at a time, in registration order (the module's own app.py first), so a duplicate name
     # can be blamed on the plugin that added it.
-    for impl in pm.hook.cmfleet_register_endpoints.get_hookimpls():
+    for impl in endpoint_hooks(pm, unit):
         registrar.plugin = impl.plugin_name
         kwargs = {"module": unit, "register": registrar}
         impl.function(**{k: kwargs[k] for k in impl.argnames})

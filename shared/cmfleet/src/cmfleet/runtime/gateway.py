@@ -30,13 +30,15 @@ Calls
 
 Listings
 --------
-``GET /api/modules`` → ``[{"name", "functions": [names], "schemas_posted": bool, "min_replicas", "max_replicas",
+``GET /api/modules`` → ``[{"name", "functions": [names], "origins": {name: origin}, "schemas_posted": bool,
+    "min_replicas", "max_replicas",
     "concurrency", "queued", "running", "start_error": str|null, "replicas": [{"id", "state", "pid",
     "session_id", "running", "capacity", "started_at", "restarts"}]}]``; replica state is
     building|starting|ready|draining|stopped|crashed (building: the module's own venv is being created or synced
     for its start, no process yet; starting: its process runs and has not polled yet).
 ``GET /api/modules/{module}/functions`` → ``[{"name", "streaming", "schema" (as the SDK posted it, or null),
-    "input_schema" (JSON Schema of the event, or null), "source": "posted"|"app.py"|"settings"}]``: the posted
+    "input_schema" (JSON Schema of the event, or null), "source": "posted"|"app.py"|"settings",
+    "origin": "app.py"|<plugin name>|"settings"|"module"}]``: the posted
     schemas, then the functions declared in the module's ``functions`` setting (another SDK's functions registered
     without a schema); before any replica posted, what ``app.py`` declares.
 ``GET /api/health`` → ``{"status": "ok", "modules", "replicas": {state: count}, "jobs": {state: count},
@@ -136,17 +138,40 @@ class Gateway:
         self.started = time.time()
         # module -> (posted schemas, function names, schema by name, input validator by name (made on first use))
         self._schema_cache: dict[str, tuple[Any, list[str], dict[str, Any], dict[str, Any]]] = {}
+        self._declared_cache: dict[str, tuple[Any, dict[str, tuple[bool, str]]]] = {}
 
     # -- helpers -------------------------------------------------------------------------------------------
 
     def _module(self, name: str) -> Any:
         return self.runtime.manager.modules.get(name)
 
-    @staticmethod
-    def _unposted(mod: Any) -> dict[str, bool]:
-        """Functions known without a posted schema, name -> streaming: ``app.py``'s (read statically) and those
-        declared in the module's ``functions`` setting (another SDK's functions registered by name only)."""
-        return {**{f.name: f.streaming for f in mod.unit.functions}, **dict(mod.settings.functions)}
+    def _declared(self, mod: Any) -> dict[str, tuple[bool, str]]:
+        """name -> (streaming, origin) of the functions known without importing the module: ``app.py``'s and its
+        plugins' (``registry.declared_functions``, the list ``cmfleet list`` shows), kept per unit read."""
+        cached = self._declared_cache.get(mod.unit.name)
+        if cached is None or cached[0] is not mod.unit:
+            from cmfleet.registry import declared_functions
+
+            declared = declared_functions(mod.unit, repo=getattr(self.runtime, "repo", None))
+            found = {f.name: (f.streaming, f.origin) for f in declared}
+            cached = self._declared_cache[mod.unit.name] = (mod.unit, found)
+        return cached[1]
+
+    def _unposted(self, mod: Any) -> dict[str, bool]:
+        """Functions known without a posted schema, name -> streaming: ``app.py``'s (read statically), its
+        plugins', and those declared in the module's ``functions`` setting (another SDK's functions registered by
+        name only)."""
+        return {**{n: d[0] for n, d in self._declared(mod).items()}, **dict(mod.settings.functions)}
+
+    def _origin(self, mod: Any, function: str) -> str:
+        """Where a function comes from: ``app.py``, a plugin's name, ``settings`` (declared for another SDK) or
+        ``module`` (posted by another SDK's replica)."""
+        declared = self._declared(mod).get(function)
+        if declared is not None:
+            return declared[1]
+        if function in dict(mod.settings.functions):
+            return "settings"
+        return "plugin" if mod.unit.app.exists() else "module"
 
     def functions(self, name: str) -> list[dict[str, Any]]:
         """The module's functions: the posted schemas first, then those its settings declare; before any replica
@@ -180,6 +205,8 @@ class Gateway:
             for fname, streaming in rest.items()
             if fname not in listed
         )
+        for f in out:
+            f["origin"] = self._origin(mod, f["name"])
         return out
 
     def _function_schema(self, mod: Any, module: str, function: str) -> tuple[list[str], dict[str, Any] | None]:
@@ -218,7 +245,10 @@ class Gateway:
             return 404, {"error": message, "known": known}, {}
         known, schema = self._function_schema(mod, module, function)
         if known and function not in known:
-            message = f"module {module!r} has no function {function!r}; known functions: {', '.join(known)}"
+            from cmfleet.registry import describe_functions
+
+            shown = describe_functions((k, self._origin(mod, k)) for k in known)
+            message = f"module {module!r} has no function {function!r}; known functions: {shown}"
             return 404, {"error": message, "known": known}, {}
         payload = body.strip() or b"{}"
         try:
@@ -334,10 +364,12 @@ class Gateway:
         out = []
         for name, mod in self.runtime.manager.modules.items():
             replicas = [r for r in mod.queue.replicas if not (r.external and r.state != "ready")]
+            functions = self.functions(name)
             out.append(
                 {
                     "name": name,
-                    "functions": [f["name"] for f in self.functions(name)],
+                    "functions": [f["name"] for f in functions],
+                    "origins": {f["name"]: f["origin"] for f in functions},
                     "schemas_posted": mod.queue.schemas is not None,
                     "min_replicas": mod.settings.min_replicas,
                     "max_replicas": mod.settings.max_replicas,

@@ -109,6 +109,11 @@ function renderModules() {
         h("td", { class: "num", title: "restarts" }, `↻${r.restarts}`),
       ),
     );
+    // a function a plugin adds says which one (the module's own: app.py, or settings/module for another SDK's)
+    const pluginOf = (fn) => {
+      const origin = (mod.origins || {})[fn];
+      return origin && !["app.py", "settings", "module"].includes(origin) ? origin : null;
+    };
     const fnButtons = mod.functions.map((fn) =>
       h(
         "button",
@@ -116,9 +121,11 @@ function renderModules() {
           type: "button",
           class: "fn" + (isSelected(mod.name, fn) ? " active" : ""),
           dataset: { module: mod.name, fn },
+          title: pluginOf(fn) ? `from the plugin ${pluginOf(fn)}` : null,
           onclick: () => selectFunction(mod.name, fn),
         },
         fn,
+        pluginOf(fn) ? h("span", { class: "fn-origin" }, ` · ${pluginOf(fn)}`) : null,
       ),
     );
     box.append(
