@@ -6,6 +6,7 @@
     def test_error(cm_module):
         outcome = cm_module("hello").invoke("add", {"x": 1})
         assert not outcome.ok and "KeyError" in outcome.error_message
+        assert outcome.failure().error == "KeyError: 'y'"  # cmfleet.errors' shape: error, traceback, hint
 
 Both go through the plugin registry: the SDK's payload conversion and context, every plugin's endpoints
 and middleware, and the SDK's JSON encoding of the result.
