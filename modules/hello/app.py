@@ -1,6 +1,7 @@
 """The Foundry template's module: ``add`` and a ``hello`` greeting."""
 
 from compute_modules.annotations import function
+
 from greeting import greet
 
 

@@ -526,8 +526,12 @@ def run_timed_tty(
 
 
 def bench_env(**extra: str) -> dict[str, str]:
-    """The environment of measured commands: no CMFLEET_ROOT leaking in, git isolated from user config."""
-    env = {k: v for k, v in os.environ.items() if k not in ("CMFLEET_ROOT", "CMFLEET_SINCE")}
+    """The environment of measured commands: no CMFLEET_ROOT leaking in, git isolated from user config, and none
+    of an outer tox's variables (run under ``tox -e cmfleet``, TOX_WORK_DIR would put the benchmark repository's
+    envs in the checkout's own .tox)."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("CMFLEET_ROOT", "CMFLEET_SINCE") and not k.startswith("TOX_")
+    }
     env.update(
         GIT_AUTHOR_NAME="bench",
         GIT_AUTHOR_EMAIL="bench@example.com",

@@ -159,6 +159,21 @@ def test_only_writes_a_separate_file(suite):
     assert "## Two" in text and "## One" not in text and "by a run of only two" in text
 
 
+def test_measured_commands_do_not_inherit_an_outer_tox(monkeypatch):
+    """Under ``tox -e cmfleet`` the suite sees TOX_WORK_DIR & co.: the benchmark's own tox must not, or its envs
+    (``shared-tinylib``) land in the checkout's .tox."""
+    sys.path.insert(0, str(RUNNER.parent))
+    try:
+        from benchlib import bench_env
+    finally:
+        sys.path.remove(str(RUNNER.parent))
+    for name, value in {"TOX_WORK_DIR": "/x/.tox", "TOX_ENV_DIR": "/x/.tox/cmfleet", "TOX_ENV_NAME": "cmfleet"}.items():
+        monkeypatch.setenv(name, value)
+    env = bench_env()
+    assert not [k for k in env if k.startswith("TOX_")]
+    assert env["PATH"] == __import__("os").environ["PATH"]
+
+
 def test_smoke_run_writes_every_section_with_numbers(tmp_path):
     out = tmp_path / "BENCHMARKS.md"
     before = checkout_state()

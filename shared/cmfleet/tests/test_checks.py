@@ -132,7 +132,7 @@ def test_shared_library_layout(cmfleet, tmp_path):
 
 
 def test_plugin_endpoints_are_checked_once(cmfleet, tmp_path):
-    """A real entry point (a .dist-info on PYTHONPATH) adds 'health' and 'blob' to every module."""
+    """A real entry point (a .dist-info on PYTHONPATH) adds 'health' and 'blob' to the modules that depend on it."""
     root = make_repo(tmp_path, "plugin_duplicate")
     proc, findings = check(cmfleet, root, plugins="fixplugin")
     assert proc.returncode == 1
@@ -141,7 +141,7 @@ def test_plugin_endpoints_are_checked_once(cmfleet, tmp_path):
     assert "'health' is registered twice" in duplicate[0]["message"] and "fixplugin" in duplicate[0]["message"]
     blob = by_rule(findings, "serializable-return")
     expected = [f"{PLUGIN_SITE.as_posix()}/{loc}" for loc in marks(PLUGIN_SITE, "serializable-return")]
-    assert [f["location"] for f in blob] == expected  # once, though both modules get the endpoint
+    assert [f["location"] for f in blob] == expected  # once, though both modules depending on it get the endpoint
     assert "added by plugin fixplugin" in blob[0]["message"]
 
 

@@ -1,4 +1,5 @@
-"""cmhealth's endpoint appears in every module through the entry-point group ``cmfleet``."""
+"""cmhealth's endpoint appears, through the entry-point group ``cmfleet``, in every module that depends on it (the
+modules its image installs it in): a copy of the example modules declares it (conftest.py)."""
 
 from pathlib import Path
 
@@ -17,8 +18,8 @@ def pm(monkeypatch):
 
 
 @pytest.mark.parametrize("module", ["hello", "typed"])
-def test_health_is_registered_in_every_module(pm, module):
-    registry = load_registry(REPO / "modules" / module, pm=pm)
+def test_health_is_registered_in_every_module_that_depends_on_it(pm, module, health_fleet):
+    registry = load_registry(health_fleet / "modules" / module, pm=pm)
     assert "health" in registry.endpoints
     assert registry.endpoints["health"].plugin == "cmhealth"
     outcome = registry.invoke("health", {})
@@ -27,8 +28,14 @@ def test_health_is_registered_in_every_module(pm, module):
     assert outcome.value["status"] == "ok"
 
 
-def test_wrapper_counts_calls_and_errors(pm):
-    registry = load_registry(REPO / "modules" / "hello", pm=pm)
+def test_a_module_that_does_not_depend_on_it_gets_no_endpoint(pm):
+    registry = load_registry(REPO / "modules" / "hello", pm=pm)  # hello declares no cmhealth
+    assert registry.names() == ["add", "hello"]
+    assert registry.invoke("add", {"x": 1, "y": 2}).value == 3
+
+
+def test_wrapper_counts_calls_and_errors(pm, health_fleet):
+    registry = load_registry(health_fleet / "modules" / "hello", pm=pm)
     assert registry.invoke("add", {"x": 1, "y": 2}).ok
     assert not registry.invoke("add", {"x": 1}).ok
     health = registry.invoke("health", {}).value
@@ -42,22 +49,23 @@ def test_listed_by_plugins_with_its_version(pm):
     assert "cmfleet_register_endpoints" in info.hooks and "cmfleet_invoke" in info.hooks
 
 
-def test_allow_list_excludes_it(monkeypatch):
+def test_allow_list_excludes_it(monkeypatch, health_fleet):
     monkeypatch.setenv("CMFLEET_LOAD_PLUGINS", "")
     pm = new_plugin_manager()
-    registry = load_registry(REPO / "modules" / "hello", pm=pm)
+    registry = load_registry(health_fleet / "modules" / "hello", pm=pm)
     assert "health" not in registry.endpoints
 
 
-def test_callable_through_cmfleet_invoke(monkeypatch):
+def test_callable_through_cmfleet_invoke(monkeypatch, health_fleet):
     import json
     import subprocess
     import sys
 
     monkeypatch.delenv("CMFLEET_LOAD_PLUGINS", raising=False)
+    monkeypatch.delenv("CMFLEET_ROOT", raising=False)
     proc = subprocess.run(
         [sys.executable, "-m", "cmfleet", "invoke", "hello", "health", "{}"],
-        cwd=REPO,
+        cwd=health_fleet,
         capture_output=True,
         text=True,
         timeout=60,
@@ -71,5 +79,23 @@ def test_callable_through_cmfleet_invoke(monkeypatch):
     assert "cmhealth" in names
 
 
-def test_callable_through_the_pytest_fixture(cm_invoke):
-    assert cm_invoke("streaming", "health", {})["module"] == "streaming"
+def test_callable_through_the_pytest_fixture(monkeypatch, health_fleet):
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("CMFLEET_LOAD_PLUGINS", raising=False)
+    monkeypatch.setenv("CMFLEET_ROOT", str(health_fleet))
+    tests = health_fleet / "fixture_check"
+    tests.mkdir(exist_ok=True)
+    (tests / "test_fixture.py").write_text(
+        "def test_health(cm_invoke):\n    assert cm_invoke('streaming', 'health', {})['module'] == 'streaming'\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
+        cwd=tests,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout

@@ -4,23 +4,20 @@ functions to the official SDK, which serves them to `cmfleet dev` over the real 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import httpx
 
 from cmfleet.runtime.config import load_config
 from cmfleet.runtime.server import BackgroundRuntime
 
-REPO = Path(__file__).resolve().parents[3]
 
-
-def test_health_is_served_by_sdk_replicas_of_every_module(monkeypatch):
+def test_health_is_served_by_sdk_replicas_of_every_module_that_depends_on_it(monkeypatch, health_fleet):
     monkeypatch.delenv("CMFLEET_LOAD_PLUGINS", raising=False)
     # "shared": replicas run in this environment, where cmhealth is installed (a module env has only its own deps).
     config = load_config(
         {}, port=0, runtime_port=0, reload=False, terminal_logs=False, replicas="1:1", environments="shared"
     )
-    with BackgroundRuntime(REPO, config, ["hello", "streaming"]) as rt:
+    with BackgroundRuntime(health_fleet, config, ["hello", "streaming"]) as rt:
         client = httpx.Client(base_url=rt.url, timeout=60)
         deadline = time.monotonic() + 60
         for module in ("hello", "streaming"):

@@ -34,6 +34,19 @@ class CmfleetGroup(click.Group):
         self._load()
         return super().get_command(ctx, cmd_name)
 
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            # an optional dependency a command imports when it runs: one line with the extra to install
+            from cmfleet.errors import missing_extra
+
+            message = missing_extra(exc, ctx.invoked_subcommand or "")
+            if message is None:
+                raise
+            click.echo(f"Error: {message}", err=True)
+            sys.exit(EXIT_USAGE)
+
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     # click.version_option needs the version when the decorator runs; this reads it only for --version.

@@ -6,6 +6,7 @@
     def test_error(cm_module):
         outcome = cm_module("hello").invoke("add", {"x": 1})
         assert not outcome.ok and "KeyError" in outcome.error_message
+        assert outcome.failure().error == "KeyError: 'y'"  # cmfleet.errors' shape: error, traceback, hint
 
 Both go through the plugin registry: the SDK's payload conversion and context, every plugin's endpoints
 and middleware, and the SDK's JSON encoding of the result.
@@ -21,7 +22,14 @@ import pytest
 
 
 class InvocationFailed(AssertionError):
-    """A function returned an SDK error result where the test expected a value."""
+    """A function returned an SDK error result where the test expected a value.
+
+    Its message is the error in the shape every runner shows (``cmfleet.errors``): ``<module>.<function> failed:
+    <Type: message>``, then the module's own frames; ``failure`` holds the fields."""
+
+    def __init__(self, message: str, failure: Any = None) -> None:
+        super().__init__(message)
+        self.failure = failure
 
 
 @pytest.fixture(scope="session")
@@ -51,15 +59,17 @@ def cm_module(cm_repository) -> Callable[[str], Any]:
 def cm_invoke(cm_module) -> Callable[..., Any]:
     """``cm_invoke(module, function, event)`` -> the JSON result (a list of items when streaming).
 
-    Raises ``InvocationFailed`` with the SDK's error message when the function fails.
+    Raises ``InvocationFailed`` with the error and the module's own frames when the function fails.
     """
 
     def invoke(module: str, function: str, event: Any = None, **context: Any) -> Any:
+        __tracebackhide__ = True  # a failure's report shows the test's line and the module's frames, not this one
         registry = cm_module(module)
         registry.get(function)  # unknown names fail with the list of known ones
         outcome = registry.invoke(function, {} if event is None else event, context=context or None)
         if not outcome.ok:
-            raise InvocationFailed(f"{module}.{function} failed: {outcome.error_message}")
+            failure = outcome.failure()
+            raise InvocationFailed(failure.report(f"{module}.{function}"), failure)
         return outcome.value
 
     return invoke

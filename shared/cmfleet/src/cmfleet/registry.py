@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cmfleet import errors
 from cmfleet.discovery import Unit
+from cmfleet.errors import FunctionError
 
 UNKNOWN_QUERY_TYPE = {"error": "Unknown query type"}  # the SDK's own answer
 
@@ -67,12 +69,20 @@ class Outcome:
     body: bytes  # exactly the bytes the SDK would POST as the result
     streamed: list[Any] | None = None  # the items of a streaming result
     exception: BaseException | None = None  # what the function raised, if it raised
+    root: Path | None = None  # the module's folder: traceback paths are shown relative to it
+
+    def failure(self) -> FunctionError | None:
+        """The error in the one shape every runner shows (``cmfleet.errors``), or None when the call succeeded."""
+        if self.ok:
+            return None
+        if self.exception is not None:
+            return errors.from_exception(self.exception, self.root)
+        return errors.from_result(self.value, self.root) or errors.FunctionError(str(self.error_message))
 
     def user_traceback(self) -> str:
-        """The error for people: the exception with only the module's own frames (no cmfleet, pluggy, SDK)."""
-        if self.exception is None:
-            return self.error_message or ""
-        return format_user_error(self.exception)
+        """The error for people: the module's own frames (no cmfleet, pluggy, SDK), the error line, a hint."""
+        failure = self.failure()
+        return failure.text() if failure is not None else ""
 
     @property
     def error_message(self) -> str | None:
@@ -145,12 +155,16 @@ class ModuleRegistry:
     def names(self) -> list[str]:
         return list(self.endpoints)
 
+    def described(self) -> str:
+        """The function names with where each comes from (``add, hello, health (from cmhealth)``)."""
+        return describe_functions((e.name, origin_of(e.plugin)) for e in self.endpoints.values())
+
     def get(self, name: str) -> Endpoint:
         """The endpoint called ``name``; unknown names raise UnknownFunctionError listing the known ones."""
         try:
             return self.endpoints[name]
         except KeyError:
-            raise UnknownFunctionError(self.module.name, name, self.names()) from None
+            raise UnknownFunctionError(self.module.name, name, self.names(), self.described()) from None
 
     def schemas(self) -> list[dict[str, Any]]:
         """The function schemas exactly as the SDK posts them, in registration order."""
@@ -192,6 +206,11 @@ class ModuleRegistry:
         Unknown names give the SDK's ``{"error": "Unknown query type"}``; an exception gives
         ``{"exception": "<message>: <traceback>"}``; a streaming function's items are collected.
         """
+        outcome = self._invoke(name, event, job_id, context)
+        outcome.root = self.module.path
+        return outcome
+
+    def _invoke(self, name: str, event: Any, job_id: str | None, context: dict[str, Any] | None) -> Outcome:
         from compute_modules.client.encoder import CustomJSONEncoder
 
         job_id = job_id or str(uuid.uuid4())
@@ -245,35 +264,37 @@ class ModuleRegistry:
             # The SDK has already converted the payload and context; only the hook chain is left.
             job_id = context["jobId"] if isinstance(context, dict) else context.jobId
             call = Call(registry.module.name, endpoint.name, endpoint, context, event, event, job_id)
-            return registry.pm.hook.cmfleet_invoke(call=call)
+            try:
+                return registry.pm.hook.cmfleet_invoke(call=call)
+            except Exception:
+                # The caller gets the error with the module's frames only (cmfleet.errors); the replica's log
+                # keeps the whole traceback (the SDK itself logs the message alone).
+                _log_failure(endpoint.name)
+                raise
 
         run.__name__ = endpoint.name
         return run
 
 
-_TOOL_PATHS = ("/cmfleet/", "/pluggy/", "/compute_modules/", "/importlib/")
+def _log_failure(name: str) -> None:
+    """Log the traceback being handled through the SDK's logger (its lines carry the job id)."""
+    from compute_modules.logging import get_logger
+
+    get_logger("cmfleet").error(f"{name} failed:\n{traceback.format_exc().rstrip()}")
 
 
 def format_user_error(exc: BaseException) -> str:
-    """``Traceback`` of ``exc`` keeping only the module's frames: no cmfleet, pluggy, SDK or hook-wrapper frames
-    (a plugin's ``cmfleet_invoke`` middleware is not where the user's bug is)."""
-    tb = traceback.TracebackException.from_exception(exc)
-    frames = [
-        f
-        for f in tb.stack
-        if not any(p in f.filename.replace("\\", "/") for p in _TOOL_PATHS) and not f.name.startswith("cmfleet_")
-    ]
-    lines = ["Traceback (most recent call last):\n", *traceback.StackSummary.from_list(frames).format()]
-    lines.extend(tb.format_exception_only())
-    return "".join(lines).rstrip()
+    """The module's frames of ``exc`` and its error line (kept for callers of the old name: ``cmfleet.errors``)."""
+    return errors.from_exception(exc).text()
 
 
 class UnknownFunctionError(KeyError):
     """A function name the module does not have."""
 
-    def __init__(self, module: str, name: str, known: list[str]) -> None:
+    def __init__(self, module: str, name: str, known: list[str], described: str | None = None) -> None:
         self.module, self.name, self.known = module, name, known
-        super().__init__(f"module {module!r} has no function {name!r}; known functions: {', '.join(known) or '(none)'}")
+        shown = described or ", ".join(known) or "(none)"
+        super().__init__(f"module {module!r} has no function {name!r}; known functions: {shown}")
 
     def __str__(self) -> str:
         return self.args[0]
@@ -292,8 +313,129 @@ def module_unit(target: Unit | Path | str, root: Path | None = None) -> Unit:
     return Repository.load(root).module(str(target))
 
 
+APP_ORIGIN = "app.py"  # where the functions of the built-in sdk_app plugin come from
+_SDK_APP = "cmfleet.builtin.sdk_app"
+
+
+def origin_of(plugin: str) -> str:
+    """Where an endpoint comes from, for people: ``app.py``, or the name of the plugin that registered it."""
+    return APP_ORIGIN if plugin == _SDK_APP else plugin
+
+
+#: Origins that are the module's own code: app.py, or another SDK's functions (declared in its settings, or
+#: posted by its replica).
+OWN_ORIGINS = frozenset({APP_ORIGIN, "settings", "module"})
+
+
+def describe_functions(functions: Iterable[tuple[str, str]]) -> str:
+    """``add, hello, health (from cmhealth)``: names, with the plugin that adds a function when one does."""
+    shown = [name if origin in OWN_ORIGINS else f"{name} (from {origin})" for name, origin in functions]
+    return ", ".join(shown) or "(none)"
+
+
+def _repository_of(unit: Unit) -> Any:
+    """The repository ``unit`` is a module of, or None (a module folder on its own, as in an image)."""
+    from cmfleet.discovery import MODULES_DIR, DiscoveryError, Repository
+
+    for candidate in unit.path.resolve().parents:
+        if (candidate / MODULES_DIR).is_dir() and (candidate / "pyproject.toml").is_file():
+            try:
+                repo = Repository.load(candidate)
+            except DiscoveryError:
+                return None
+            found = repo.units.get(unit.name)
+            return repo if found is not None and found.path.resolve() == unit.path.resolve() else None
+    return None
+
+
+def plugin_scope(unit: Unit, repo: Any = None) -> set[str] | None:
+    """The distributions whose plugins may add endpoints to ``unit``: what its image installs, its declared
+    requirements and, transitively, its shared libraries and theirs. None (every installed plugin) for a module
+    outside a repository: in an image, what is installed is what the module declared."""
+    from cmfleet.discovery import DiscoveryError, normalize, requirement_name
+
+    repo = repo if repo is not None else _repository_of(unit)
+    if repo is None:
+        return None
+    try:
+        unit = repo.module(unit.name)
+        units = [unit, *repo.closure(unit)]
+        return {normalize(u.distribution) for u in units} | {requirement_name(r) for u in units for r in u.dependencies}
+    except (DiscoveryError, KeyError):
+        return None
+
+
+def foreign_plugins(pm: Any, unit: Unit, repo: Any = None) -> list[Any]:
+    """The entry-point plugins installed here that ``unit``'s image would not have (their distribution is not
+    among its dependencies, :func:`plugin_scope`): they add no endpoint to it, so every runner (invoke, tests,
+    schema, list, the gateway, the deployed image) sees the same functions. (Their ``cmfleet_invoke`` middleware
+    still wraps calls where they are installed: it observes calls, it adds no function.)"""
+    from cmfleet.discovery import normalize
+
+    scope = plugin_scope(unit, repo)
+    if scope is None:
+        return []
+    return [
+        plugin
+        for plugin, dist in pm.list_plugin_distinfo()
+        if dist is not None and normalize(dist.metadata["Name"]) not in scope
+    ]
+
+
+def endpoint_hooks(pm: Any, unit: Unit, repo: Any = None) -> list[Any]:
+    """The ``cmfleet_register_endpoints`` implementations that apply to ``unit``, in registration order: the
+    built-ins, directly registered plugins and the entry-point plugins of distributions the module depends on."""
+    foreign = foreign_plugins(pm, unit, repo)
+    return [impl for impl in pm.hook.cmfleet_register_endpoints.get_hookimpls() if impl.plugin not in foreign]
+
+
+@dataclass(frozen=True)
+class DeclaredFunction:
+    """A function of a module as known without importing its code."""
+
+    name: str
+    streaming: bool
+    origin: str  # "app.py" or the plugin's name
+
+
+class _Recorder:
+    """A ``register`` callback that only notes names (for :func:`declared_functions`)."""
+
+    def __init__(self) -> None:
+        self.plugin = "?"
+        self.found: list[DeclaredFunction] = []
+
+    def set_app(self, app: Any) -> None:  # pragma: no cover - only sdk_app calls it, and it is skipped
+        pass
+
+    def __call__(self, func: Callable[..., Any], *, name: str | None = None, streaming: bool = False, **_: Any) -> None:
+        self.found.append(DeclaredFunction(name or func.__name__, streaming, self.plugin))
+
+
+def declared_functions(unit: Unit, pm: Any = None, repo: Any = None) -> list[DeclaredFunction]:
+    """A module's functions without importing its code: ``app.py``'s as read statically, then those of the plugins
+    that apply to it (their hooks are called with a recorder; ``app.py`` is never imported). What ``list``, the
+    gateway and the console show, and what :func:`load_registry` loads."""
+    from cmfleet.plugins import get_plugin_manager
+
+    pm = pm or get_plugin_manager()
+    out = [DeclaredFunction(f.name, f.streaming, APP_ORIGIN) for f in unit.functions]
+    recorder = _Recorder()
+    for impl in endpoint_hooks(pm, unit, repo):
+        if impl.plugin_name == _SDK_APP:
+            continue
+        recorder.plugin = impl.plugin_name
+        kwargs = {"module": unit, "register": recorder}
+        try:
+            impl.function(**{k: kwargs[k] for k in impl.argnames})
+        except Exception:  # noqa: BLE001 - a plugin that needs the live module says so when it is loaded
+            continue
+    seen = {f.name for f in out}
+    return out + [f for f in recorder.found if f.name not in seen]
+
+
 def load_registry(target: Unit | Path | str, pm: Any = None) -> ModuleRegistry:
-    """Load a module and ask every plugin for its endpoints."""
+    """Load a module and ask every plugin that applies to it (:func:`endpoint_hooks`) for its endpoints."""
     from cmfleet.plugins import get_plugin_manager
 
     unit = module_unit(target)
@@ -302,7 +444,7 @@ def load_registry(target: Unit | Path | str, pm: Any = None) -> ModuleRegistry:
     registrar = EndpointRegistrar(registry)
     # One plugin at a time, in registration order (the module's own app.py first), so a duplicate name
     # can be blamed on the plugin that added it.
-    for impl in pm.hook.cmfleet_register_endpoints.get_hookimpls():
+    for impl in endpoint_hooks(pm, unit):
         registrar.plugin = impl.plugin_name
         kwargs = {"module": unit, "register": registrar}
         impl.function(**{k: kwargs[k] for k in impl.argnames})

@@ -26,8 +26,9 @@ def _split(url: str) -> tuple[str, str | None]:
 
 
 def call_remote(url: str, module: str, function: str, payload: Any, timeout: float = 300.0) -> dict[str, Any]:
-    """POST the event to the gateway; returns ``{status, ok, result, error, job_id, replica, cold_start,
-    duration_ms}``. Raises ``ConnectionError`` when the gateway cannot be reached."""
+    """POST the event to the gateway; returns ``{status, ok, result, error, traceback, hint, job_id, replica,
+    cold_start, duration_ms}`` (the error fields as ``cmfleet.errors`` shapes them). Raises ``ConnectionError``
+    when the gateway cannot be reached."""
     import httpx
 
     base, token = _split(url)
@@ -55,6 +56,8 @@ def call_remote(url: str, module: str, function: str, payload: Any, timeout: flo
         "ok": ok,
         "result": body if ok else None,
         "error": error,
+        "traceback": body.get("traceback") if isinstance(body, dict) else None,
+        "hint": body.get("hint") if isinstance(body, dict) else None,
         "job_id": response.headers.get("x-cmfleet-job-id") or (body.get("job_id") if isinstance(body, dict) else None),
         "replica": response.headers.get("x-cmfleet-replica") or None,
         "cold_start": response.headers.get("x-cmfleet-cold-start") == "true",
@@ -74,6 +77,10 @@ def invoke_remote(url: str, module: str, function: str, payload: Any, as_json: b
     elif out["ok"]:
         click.echo(json.dumps(out["result"], ensure_ascii=False))
     else:
-        click.echo(f"Error: {module}.{function} failed (HTTP {out['status']}): {out['error']}", err=True)
+        from cmfleet.errors import FunctionError
+
+        failure = FunctionError(out["error"], out["traceback"], out["hint"])
+        status = out["status"]
+        click.echo(f"Error: {failure.report(f'{module}.{function} (HTTP {status})')}", err=True)
     if not out["ok"]:
         sys.exit(2 if out["status"] in BAD_INPUT else 1)

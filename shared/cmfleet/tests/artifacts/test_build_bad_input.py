@@ -85,7 +85,7 @@ def test_relative_import_fails_naming_file_and_line(fresh_repo):
     repo = fresh_repo(edit=edit)
     proc = run_build(repo, "hello")
     assert proc.returncode == 1
-    assert "modules/hello/app.py:4:" in proc.stderr and "from .greeting import" in proc.stderr
+    assert "modules/hello/app.py:5:" in proc.stderr and "from .greeting import" in proc.stderr
     assert leftovers(repo / "dist") == []
 
 

@@ -116,6 +116,8 @@ def test_schema_errors_show_next_to_their_fields(console):
     values = console.locator('.field[data-path="$.values"] .field-error')
     expect(values).to_contain_text("'high' is not of type 'number'")
     expect(console.locator("#errors")).to_contain_text("does not match the schema (2 problems)")
+    # every problem sits next to its field: nothing listed under the message (once rendered as "null")
+    expect(console.locator("#errors")).to_have_text("The event does not match the schema (2 problems).")
     expect(console.locator('.field[data-path="$.sensor"] .field-error')).to_have_text("")
     # a field that is not valid JSON is caught before the call
     console.fill("#f-values", "[1,")
@@ -175,7 +177,13 @@ def test_a_failing_function_shows_its_error_job_and_state(console):
     console.fill("#f-taken_on", "2026-02-28")
     console.fill("#f-values", "[]")  # the mean of nothing: ZeroDivisionError in the replica
     job_id = run_and_wait(console)
-    expect(console.locator("#errors")).to_contain_text("500: division by zero")
+    # the error in cmfleet.errors' shape: type and message, where to look next, the module's own frames
+    expect(console.locator("#errors")).to_contain_text("500: ZeroDivisionError: division by zero")
+    expect(console.locator("#errors .hint")).to_contain_text(f"/api/logs?job={job_id}")
+    result = console.locator("#result-body")
+    expect(result).to_contain_text('File "app.py", line')
+    for tool in ("compute_modules", "pluggy", "site-packages", "/cmfleet/"):
+        expect(result).not_to_contain_text(tool)
     expect(console.locator("#job-state")).to_have_text("failed")
     expect(console.locator("#job-replica")).to_have_text("typed-1")
     expect(console.locator("#result-body")).to_have_class(re.compile(r"\berror\b"))

@@ -89,7 +89,8 @@ def tox(repo_root: Path, *args: str, env: dict | None = None) -> subprocess.Comp
         cwd=repo_root,
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        # an outer tox's TOX_WORK_DIR (this suite runs under tox) would point this tox at the checkout's .tox
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("TOX_")}, **(env or {})},
         timeout=120,
     )
 

@@ -54,12 +54,14 @@ def test_the_ts_sdk_posts_its_schema_and_calls_are_checked_against_it(ts_runtime
     assert functions["add"]["input_schema"]["required"] == ["x", "y"]
     assert functions["hello"]["streaming"] is True and functions["hello"]["schema"] is None
     assert [f["source"] for f in functions.values()] == ["posted"] + ["settings"] * 5
+    assert [f["origin"] for f in functions.values()] == ["module"] + ["settings"] * 5  # its own code, no plugin
 
     bad = client.post("/api/modules/tsmod/functions/add", json={"x": "ten"})
     assert bad.status_code == 422
     assert {f["path"] for f in bad.json()["fields"]} == {"$.x", "$.y"}
     unknown = client.post("/api/modules/tsmod/functions/nope", json={})
     assert unknown.status_code == 404 and unknown.json()["known"] == list(functions)
+    assert unknown.json()["error"].endswith("known functions: add, fail, wait, secret, hello, quote")
 
 
 def test_a_thrown_error_reaches_the_caller_with_its_name_and_message(ts_runtime):
@@ -67,6 +69,10 @@ def test_a_thrown_error_reaches_the_caller_with_its_name_and_message(ts_runtime)
     r = client.post("/api/modules/tsmod/functions/fail", json={"why": "no such customer"})
     assert r.status_code == 500
     assert r.json()["error"] == "TypeError: no such customer"  # the TS SDK's {"error": name, "reason": message}
+    # the same shape as a Python module's (cmfleet.errors): no JavaScript frame of the module to show
+    job_id = r.headers["x-cmfleet-job-id"]
+    hint = f"the replica's log lines of this job: GET /api/logs?job={job_id}"
+    assert r.json() == {"error": "TypeError: no such customer", "hint": hint, "job_id": job_id}
     assert client.get(f"/api/jobs/{r.headers['x-cmfleet-job-id']}").json()["state"] == "failed"
 
 

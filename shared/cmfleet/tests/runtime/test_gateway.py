@@ -60,6 +60,32 @@ def test_sdk_error_result_becomes_500_with_its_message(fleet_runtime):
     assert client.get(f"/api/jobs/{body['job_id']}").json()["state"] == "failed"
 
 
+def test_a_python_error_reads_the_same_short_shape_in_the_answer_and_the_job_record(fleet_runtime):
+    rt, client = fleet_runtime
+    r = client.post("/api/modules/basic/functions/fail", json={"why": "because"})
+    body = r.json()
+    job_id = body["job_id"]
+    app = (rt.runtime.root / "modules" / "basic" / "app.py").read_text().splitlines()
+    line = next(i for i, text in enumerate(app, 1) if 'raise ValueError("kaboom "' in text)
+    assert body == {
+        "error": "ValueError: kaboom because",  # type and message, one line
+        "traceback": "Traceback (most recent call last):\n"
+        f'  File "app.py", line {line}, in fail\n    {app[line - 1].strip()}',
+        "hint": f"the replica's log lines of this job: GET /api/logs?job={job_id}",
+        "job_id": job_id,
+    }
+    record = client.get(f"/api/jobs/{job_id}").json()
+    fields = ("error", "traceback", "hint")
+    assert {k: record[k] for k in fields} == {k: body[k] for k in fields}
+    assert [j for j in client.get("/api/jobs?module=basic").json() if j["id"] == job_id][0]["error"] == body["error"]
+    # the whole traceback stays in the replica's log lines of the job
+    logged = wait_for(
+        lambda: [x for x in client.get(f"/api/logs?job={job_id}").json() if "Traceback" in x["message"]],
+        what="the job's traceback in the log",
+    )
+    assert "kaboom because" in logged[0]["message"] and "pluggy" in logged[0]["message"]
+
+
 def test_timeout_gives_504_and_frees_the_slot(fleet_runtime):
     rt, client = fleet_runtime
     r = client.post("/api/modules/basic/functions/slow", json={"seconds": 6})

@@ -69,7 +69,10 @@ def test_calls_and_errors_on_the_hot_path_answer_as_through_uvicorn(fleet_runtim
             slow = client.post(path, content=event, headers={"Content-Type": "application/json"})
             assert fast[0] == slow.status_code
             fast_json, slow_json = json.loads(fast[2]), slow.json()
-            fast_json.pop("job_id", None), slow_json.pop("job_id", None)
+            for body in (fast_json, slow_json):  # the job id differs, and the hint names it
+                job = body.pop("job_id", None)
+                if "hint" in body:
+                    body["hint"] = body["hint"].replace(job, "<job>")
             assert fast_json == slow_json
         # the first request that is not a call hands the connection to uvicorn; calls go on working on it
         conn.request("GET", f"/api/jobs/{job_id}")

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 
 from rich.console import Console
 from rich.text import Text
 
-from cmfleet.runtime.logs import LogHub
+from cmfleet.runtime.logs import LogHub, terminal_message
 
 SLS = (
     b'{"type": "service.1", "level": "INFO", "message": "call hello.add ok in 0.4 ms", '
@@ -43,8 +44,9 @@ def _rich_rendering(records: list[dict], color: bool) -> str:
     )
     styles = {"ERROR": "bold red", "FATAL": "bold red", "WARN": "yellow", "WARNING": "yellow", "DEBUG": "dim"}
     for r in records:
-        prefix = Text(f"{r['module']}/{r['replica']} ", style="magenta" if r["stream"] == "runtime" else "cyan")
-        body = Text(r["message"], style=styles.get(r["level"], ""))
+        head = f"{r['module']}/{r['replica']} "
+        prefix = Text(head, style="magenta" if r["stream"] == "runtime" else "cyan")
+        body = Text(terminal_message(r["message"], len(head)), style=styles.get(r["level"], ""))
         if r["job_id"]:
             body.append(f"  job={r['job_id'][:8]}", style="dim")
         console.print(prefix + body, soft_wrap=True)
@@ -89,3 +91,41 @@ def test_lines_outside_an_event_loop_are_written_at_once():
     hub, out = _hub(False)
     hub.line("hello", "hello-1", "stdout", b"now\n")
     assert out.getvalue() == "hello/hello-1 now\n"
+
+
+def test_one_record_per_line_never_two_joined_no_empty_lines_and_the_api_has_the_same_records():
+    hub, out = _hub(False)
+    queue = hub.subscribe()  # what /api/logs/stream (the console's live view) receives
+    job = "1e9844c4-1111-4222-8333-444455556666"
+    sls = [
+        {"level": "ERROR", "message": "Error executing job: 'values'", "params": {"job_id": job}},
+        {"level": "ERROR", "message": "Error converting {} to type Reading\r", "params": {"job_id": job}},
+        {"level": "ERROR", "message": "POST failed: boom \n Traceback (most recent call last):\n  x\n\n"},
+        {"level": "INFO", "message": "progress 10%\rprogress 20%"},
+    ]
+    for record in sls:
+        hub.line("typed", "typed-1", "stderr", json.dumps(record).encode() + b"\n", "s1")
+    hub.line("typed", "typed-1", "stdout", b"   \n", "s1")  # a blank line is no record
+    hub.line("typed", "typed-1", "stdout", b"plain\n", "s1")
+    hub.flush()
+    lines = out.getvalue().splitlines()
+    assert all(line.strip() for line in lines)  # no empty line
+    starts = [line for line in lines if line.startswith("typed/typed-1 ")]
+    assert len(starts) == len(hub.records) == 5  # each record starts a line of its own
+    assert lines[:2] == [
+        "typed/typed-1 Error executing job: 'values'  job=1e9844c4",
+        "typed/typed-1 Error converting {} to type Reading  job=1e9844c4",
+    ]
+    indent = " " * len("typed/typed-1 ")
+    assert lines[2:8] == [
+        "typed/typed-1 POST failed: boom",
+        f"{indent} Traceback (most recent call last):",
+        f"{indent}  x",
+        "typed/typed-1 progress 10%",
+        f"{indent}progress 20%",
+        "typed/typed-1 plain",
+    ]
+    # the console's stream and GET /api/logs hold the same records, with the messages as the replica wrote them
+    streamed = [queue.get_nowait() for _ in range(queue.qsize())]
+    assert streamed == hub.query() == list(hub.records)
+    assert hub.query()[2]["message"] == sls[2]["message"]

@@ -62,9 +62,12 @@ def load_module_registry(module: str):
 def list_command(as_json: bool, kind: str) -> None:
     """List modules and shared libraries, their functions and shared dependencies (read statically).
 
+    A module's functions are app.py's, then those a plugin it depends on adds ("health (from cmhealth)").
+
     Example: cmfleet list --json
     """
     from cmfleet.discovery import DiscoveryError
+    from cmfleet.registry import APP_ORIGIN, declared_functions
 
     repo = load_repository()
     rows = []
@@ -72,12 +75,22 @@ def list_command(as_json: bool, kind: str) -> None:
         for unit in repo.units.values():
             if kind != "all" and unit.kind != kind:
                 continue
+            lines = {f.name: f.line for f in unit.functions}
+            functions = [
+                {
+                    "name": f.name,
+                    "line": lines.get(f.name) if f.origin == APP_ORIGIN else None,
+                    "streaming": f.streaming,
+                    "origin": f.origin,
+                }
+                for f in (declared_functions(unit, repo=repo) if unit.is_module else ())
+            ]
             rows.append(
                 {
                     "name": unit.name,
                     "kind": unit.kind,
                     "path": unit.rel,
-                    "functions": [{"name": f.name, "line": f.line, "streaming": f.streaming} for f in unit.functions],
+                    "functions": functions,
                     "shared_deps": [d.name for d in repo.shared_deps(unit)],
                     "shared_closure": [d.name for d in repo.closure(unit)],
                     "tox_env": unit.tox_env,
@@ -95,7 +108,12 @@ def list_command(as_json: bool, kind: str) -> None:
     for col in ("name", "kind", "functions", "shared deps", "tox env"):
         table.add_column(col)
     for row in rows:
-        fns = ", ".join(f["name"] + (" (stream)" if f["streaming"] else "") for f in row["functions"])
+        fns = ", ".join(
+            f["name"]
+            + (" (stream)" if f["streaming"] else "")
+            + (f" (from {f['origin']})" if f["origin"] != APP_ORIGIN else "")
+            for f in row["functions"]
+        )
         table.add_row(row["name"], row["kind"], fns or "-", ", ".join(row["shared_closure"]) or "-", row["tox_env"])
     Console().print(table)
 
@@ -104,7 +122,9 @@ def list_command(as_json: bool, kind: str) -> None:
 @click.argument("module")
 @click.argument("function")
 @click.argument("event", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print {ok, result, error, job_id, duration_ms}.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print {ok, result, error, traceback, hint, job_id, duration_ms}."
+)
 @click.option("--remote", metavar="URL", help="Call a running `cmfleet dev` gateway instead of in process.")
 def invoke_command(module: str, function: str, event: str | None, as_json: bool, remote: str | None) -> None:
     """Run FUNCTION of MODULE with a JSON EVENT, exactly as the runtime does, and print the result.
@@ -131,19 +151,21 @@ def invoke_command(module: str, function: str, event: str | None, as_json: bool,
     registry = load_module_registry(module)
     if function not in registry.endpoints:
         fail(
-            f"module {module!r} has no function {function!r}; known functions: {', '.join(registry.names())}",
+            f"module {module!r} has no function {function!r}; known functions: {registry.described()}",
             EXIT_USAGE,
         )
     job_id = str(uuid.uuid4())
     started = time.perf_counter()
     outcome = registry.invoke(function, payload, job_id=job_id)
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    failure = outcome.failure()
     if as_json:
         emit_json(
             {
                 "ok": outcome.ok,
                 "result": outcome.value if outcome.ok else None,
-                "error": outcome.error_message,
+                "error": None,
+                **(failure.as_json() if failure is not None else {}),
                 "job_id": job_id,
                 "duration_ms": duration_ms,
             }
@@ -155,7 +177,7 @@ def invoke_command(module: str, function: str, event: str | None, as_json: bool,
         else:
             click.echo(outcome.body.decode("utf-8"))
     else:
-        click.echo(f"Error: {module}.{function} failed:\n{outcome.user_traceback()}", err=True)
+        click.echo(f"Error: {failure.report(f'{module}.{function}')}", err=True)
     if not outcome.ok:
         sys.exit(EXIT_FAILED)
 

@@ -48,6 +48,13 @@ def _affected(since: str | None, uncommitted: bool):
         return repo, affected(repo, since, uncommitted=uncommitted)
 
 
+def _nothing_affected(since: str | None, uncommitted: bool, files: int) -> str:
+    """The one line printed when no unit is affected."""
+    spans = (f"since {since}" if since else "", "in the working tree" if uncommitted else "")
+    where = " and ".join(w for w in spans if w)
+    return f"No unit is affected {where} ({files} changed file(s) in no unit)" if files else f"No change {where}"
+
+
 @click.command("affected")
 @click.option("--since", metavar="REF", envvar="CMFLEET_SINCE", help=_SINCE_HELP)
 @click.option("--uncommitted", is_flag=True, help="Also count staged, unstaged and untracked files.")
@@ -63,6 +70,10 @@ def affected_command(since: str | None, uncommitted: bool, as_json: bool, explai
     _, result = _affected(since, uncommitted)
     if as_json:
         emit_json(result.as_json())
+        return
+    if not result.units:
+        # stdout stays a list of names for scripts (an empty one); the log says why it is empty
+        click.echo(_nothing_affected(since, uncommitted, len(result.files)), err=True)
         return
     if not explain:
         for name in result.units:
@@ -110,6 +121,8 @@ def matrix_command(since: str | None, uncommitted: bool, fmt: str, shard_size: i
         )
     _, result = _affected(since, uncommitted)
     items = matrix.entries(result)
+    if not items:  # the matrix itself goes to a file or a script: the log says why it is empty
+        click.echo(f"{_nothing_affected(since, uncommitted, len(result.files))}: an empty matrix", err=True)
     if fmt == "json":
         emit_json(matrix.json_matrix(items, shard_size, shard))
         return
@@ -252,6 +265,9 @@ def status_command(names: tuple[str, ...], as_json: bool) -> None:
         rows = repository_status(repo, list(names) or None)
     if as_json:
         emit_json(rows)
+        return
+    if not rows:
+        click.echo(f"No unit in {repo.root}: nothing to report.")
         return
     from rich.console import Console
     from rich.table import Table

@@ -89,7 +89,36 @@ def dev_command(
             fail(f"module {print_env!r}: could not create its environment: {exc}", EXIT_FAILED)
         _print_env(env, repo, print_env, config.runtime_port, python)
         return
+    problem = _missing_tool(repo, config, modules)
+    if problem is not None:
+        fail(problem, EXIT_USAGE)
     _serve(repo.root, config, list(modules))
+
+
+def _missing_tool(repo, config, names: tuple[str, ...]) -> str | None:
+    """One line naming a tool the chosen modules' replicas need and cannot find (a ``command``'s program, uv for
+    a venv of their own) and how to install it; None when everything is there."""
+    from cmfleet.errors import missing_tool
+    from cmfleet.runtime.environments import EnvBuildError, find_uv
+
+    for unit in repo.units.values():
+        if not unit.is_module or (names and unit.name not in names):
+            continue
+        settings = config.for_module(unit.name)
+        program = settings.command[0] if settings.command else None
+        if program and "/" not in program:  # a path is the module's own file, run from its folder
+            problem = missing_tool(program, f"module {unit.name!r} (command = {list(settings.command)})")
+            if problem:
+                return problem
+        elif settings.own_environment:
+            try:
+                find_uv()
+            except EnvBuildError:
+                return (
+                    f"module {unit.name!r} runs in a venv of its own, made by uv (not installed): pip install uv, "
+                    "or run the modules in this Python: cmfleet dev --env shared"
+                )
+    return None
 
 
 def _print_env(env: dict[str, str], repo, module: str, runtime_port: int, python: str = "python") -> None:

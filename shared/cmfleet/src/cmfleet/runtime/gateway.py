@@ -14,13 +14,15 @@ Calls
     400 malformed JSON; 404 unknown module or function (``{"error", "known": [names]}``);
     413 body over the limit; 422 event does not match the posted schema
     (``{"error", "fields": [{"path": "$.x", "message": ...}]}``); 429 queue full (``Retry-After``);
-    500 the function failed (SDK ``{"exception"}``/``{"error"}`` result: ``{"error", "job_id"}``);
+    500 the function failed (SDK ``{"exception"}``/``{"error"}`` result: ``{"error", "traceback", "hint", "job_id"}``,
+    shaped by ``cmfleet.errors``: the error on one line, the module's own frames, where to look next);
     502 the job was lost with its replica (``{"error", "job_id"}``, the error names exit code or signal);
     504 the job timed out (``{"error", "job_id"}``; the replica slot is freed).
 
 ``POST /api/modules/{module}/functions/{function}/jobs``  → 202 ``{"job_id": id}`` (header ``Location``)
 ``GET /api/jobs/{id}`` → ``{"id", "module", "function", "state", "replica", "cold_start", "submitted_at",
-    "started_at", "finished_at", "duration_ms", "error"}``; state is queued|running|succeeded|failed|timed_out|lost;
+    "started_at", "finished_at", "duration_ms", "error", "traceback", "hint"}`` (the error fields as in a 500
+    answer, present once the job failed); state is queued|running|succeeded|failed|timed_out|lost;
     times are Unix seconds (float) or null.
 ``GET /api/jobs/{id}/result[?wait=S]`` → 200 result body when succeeded; 202 ``{"job_id", "state"}`` while queued or
     running (``wait`` blocks up to S seconds for the end); 500/502/504 as above once it failed.
@@ -28,13 +30,15 @@ Calls
 
 Listings
 --------
-``GET /api/modules`` → ``[{"name", "functions": [names], "schemas_posted": bool, "min_replicas", "max_replicas",
+``GET /api/modules`` → ``[{"name", "functions": [names], "origins": {name: origin}, "schemas_posted": bool,
+    "min_replicas", "max_replicas",
     "concurrency", "queued", "running", "start_error": str|null, "replicas": [{"id", "state", "pid",
     "session_id", "running", "capacity", "started_at", "restarts"}]}]``; replica state is
     building|starting|ready|draining|stopped|crashed (building: the module's own venv is being created or synced
     for its start, no process yet; starting: its process runs and has not polled yet).
 ``GET /api/modules/{module}/functions`` → ``[{"name", "streaming", "schema" (as the SDK posted it, or null),
-    "input_schema" (JSON Schema of the event, or null), "source": "posted"|"app.py"|"settings"}]``: the posted
+    "input_schema" (JSON Schema of the event, or null), "source": "posted"|"app.py"|"settings",
+    "origin": "app.py"|<plugin name>|"settings"|"module"}]``: the posted
     schemas, then the functions declared in the module's ``functions`` setting (another SDK's functions registered
     without a schema); before any replica posted, what ``app.py`` declares.
 ``GET /api/health`` → ``{"status": "ok", "modules", "replicas": {state: count}, "jobs": {state: count},
@@ -71,6 +75,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from cmfleet.errors import job_error
 from cmfleet.runtime.logs import matches
 from cmfleet.runtime.protocol import Headers
 from cmfleet.runtime.scheduler import FAILED, LOST, QUEUED, SUCCEEDED, TIMED_OUT, Job, QueueFull
@@ -121,7 +126,7 @@ def job_response(job: Job) -> Response:
             body = job.result or b"null"
         return Response(body, media_type="application/json", headers=headers)
     status = _ERROR_STATUS.get(job.state, 500)
-    return JSONResponse({"error": job.error, "job_id": job.id}, status_code=status, headers=headers)
+    return JSONResponse({**job_error(job), "job_id": job.id}, status_code=status, headers=headers)
 
 
 class Gateway:
@@ -133,17 +138,40 @@ class Gateway:
         self.started = time.time()
         # module -> (posted schemas, function names, schema by name, input validator by name (made on first use))
         self._schema_cache: dict[str, tuple[Any, list[str], dict[str, Any], dict[str, Any]]] = {}
+        self._declared_cache: dict[str, tuple[Any, dict[str, tuple[bool, str]]]] = {}
 
     # -- helpers -------------------------------------------------------------------------------------------
 
     def _module(self, name: str) -> Any:
         return self.runtime.manager.modules.get(name)
 
-    @staticmethod
-    def _unposted(mod: Any) -> dict[str, bool]:
-        """Functions known without a posted schema, name -> streaming: ``app.py``'s (read statically) and those
-        declared in the module's ``functions`` setting (another SDK's functions registered by name only)."""
-        return {**{f.name: f.streaming for f in mod.unit.functions}, **dict(mod.settings.functions)}
+    def _declared(self, mod: Any) -> dict[str, tuple[bool, str]]:
+        """name -> (streaming, origin) of the functions known without importing the module: ``app.py``'s and its
+        plugins' (``registry.declared_functions``, the list ``cmfleet list`` shows), kept per unit read."""
+        cached = self._declared_cache.get(mod.unit.name)
+        if cached is None or cached[0] is not mod.unit:
+            from cmfleet.registry import declared_functions
+
+            declared = declared_functions(mod.unit, repo=getattr(self.runtime, "repo", None))
+            found = {f.name: (f.streaming, f.origin) for f in declared}
+            cached = self._declared_cache[mod.unit.name] = (mod.unit, found)
+        return cached[1]
+
+    def _unposted(self, mod: Any) -> dict[str, bool]:
+        """Functions known without a posted schema, name -> streaming: ``app.py``'s (read statically), its
+        plugins', and those declared in the module's ``functions`` setting (another SDK's functions registered by
+        name only)."""
+        return {**{n: d[0] for n, d in self._declared(mod).items()}, **dict(mod.settings.functions)}
+
+    def _origin(self, mod: Any, function: str) -> str:
+        """Where a function comes from: ``app.py``, a plugin's name, ``settings`` (declared for another SDK) or
+        ``module`` (posted by another SDK's replica)."""
+        declared = self._declared(mod).get(function)
+        if declared is not None:
+            return declared[1]
+        if function in dict(mod.settings.functions):
+            return "settings"
+        return "plugin" if mod.unit.app.exists() else "module"
 
     def functions(self, name: str) -> list[dict[str, Any]]:
         """The module's functions: the posted schemas first, then those its settings declare; before any replica
@@ -177,6 +205,8 @@ class Gateway:
             for fname, streaming in rest.items()
             if fname not in listed
         )
+        for f in out:
+            f["origin"] = self._origin(mod, f["name"])
         return out
 
     def _function_schema(self, mod: Any, module: str, function: str) -> tuple[list[str], dict[str, Any] | None]:
@@ -215,7 +245,10 @@ class Gateway:
             return 404, {"error": message, "known": known}, {}
         known, schema = self._function_schema(mod, module, function)
         if known and function not in known:
-            message = f"module {module!r} has no function {function!r}; known functions: {', '.join(known)}"
+            from cmfleet.registry import describe_functions
+
+            shown = describe_functions((k, self._origin(mod, k)) for k in known)
+            message = f"module {module!r} has no function {function!r}; known functions: {shown}"
             return 404, {"error": message, "known": known}, {}
         payload = body.strip() or b"{}"
         try:
@@ -282,7 +315,7 @@ class Gateway:
             if job.state == SUCCEEDED and not job.streamed and job.result is not None:
                 yield job.result.strip() + b"\n"
             elif job.state != SUCCEEDED:
-                yield json.dumps({"error": job.error, "job_id": job.id, "state": job.state}).encode() + b"\n"
+                yield json.dumps({**job_error(job), "job_id": job.id, "state": job.state}).encode() + b"\n"
 
         headers = _job_headers(job)
         headers.pop("X-Cmfleet-Duration-Ms")
@@ -301,7 +334,7 @@ class Gateway:
         job = self._job(request)
         if job is None:
             return _error(404, f"no job {request.path_params['job_id']!r} (finished jobs are kept for a while only)")
-        return JSONResponse(job.as_json())
+        return JSONResponse({**job.as_json(), **job_error(job)})
 
     async def job_result(self, request: Request) -> Response:
         job = self._job(request)
@@ -323,7 +356,7 @@ class Gateway:
         except ValueError:
             return _error(400, "limit must be an integer")
         module = request.query_params.get("module") or None
-        return JSONResponse([j.as_json() for j in self.scheduler.recent(limit, module)])
+        return JSONResponse([{**j.as_json(), **job_error(j)} for j in self.scheduler.recent(limit, module)])
 
     # -- listings ------------------------------------------------------------------------------------------
 
@@ -331,10 +364,12 @@ class Gateway:
         out = []
         for name, mod in self.runtime.manager.modules.items():
             replicas = [r for r in mod.queue.replicas if not (r.external and r.state != "ready")]
+            functions = self.functions(name)
             out.append(
                 {
                     "name": name,
-                    "functions": [f["name"] for f in self.functions(name)],
+                    "functions": [f["name"] for f in functions],
+                    "origins": {f["name"]: f["origin"] for f in functions},
                     "schemas_posted": mod.queue.schemas is not None,
                     "min_replicas": mod.settings.min_replicas,
                     "max_replicas": mod.settings.max_replicas,
@@ -495,7 +530,7 @@ def job_answer(job: Job) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         payload = json.dumps(job.items).encode() if job.streamed else (job.result or b"null")
         status = 200
     else:
-        payload = json.dumps({"error": job.error, "job_id": job.id}).encode()
+        payload = json.dumps({**job_error(job), "job_id": job.id}).encode()
         status = _ERROR_STATUS.get(job.state, 500)
     duration = job.duration_ms if job.duration_ms is not None else 0
     headers = [

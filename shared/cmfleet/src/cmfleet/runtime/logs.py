@@ -82,7 +82,7 @@ class LogHub:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        if not text:
+        if not text.strip():  # a blank line is no record (nor an empty line in the terminal)
             return
         level = "ERROR" if stream == "stderr" and text.startswith("Traceback") else "INFO"
         message, job_id, origin, extra = text, None, None, None
@@ -153,9 +153,9 @@ class LogHub:
             self.flush()
             self._print_rich(record)
             return
-        message = record["message"].translate(_STRIP)
-        job = record.get("job_id")
         prefix = f"{record['module']}/{record['replica']} "
+        message = terminal_message(record["message"], len(prefix))
+        job = record.get("job_id")
         if self._color:
             text = _colored(prefix, message, job, record["stream"] == "runtime", _LEVEL_STYLE.get(record["level"]))
         else:
@@ -189,10 +189,9 @@ class LogHub:
         from rich.text import Text
 
         style = _LEVEL_STYLE.get(record["level"], "")
-        prefix = Text(
-            f"{record['module']}/{record['replica']} ", style="cyan" if record["stream"] != "runtime" else "magenta"
-        )
-        body = Text(record["message"], style=style)
+        head = f"{record['module']}/{record['replica']} "
+        prefix = Text(head, style="cyan" if record["stream"] != "runtime" else "magenta")
+        body = Text(terminal_message(record["message"], len(head)), style=style)
         if record.get("job_id"):
             body.append(f"  job={record['job_id'][:8]}", style="dim")
         self._console.print(prefix + body, soft_wrap=True)
@@ -225,6 +224,18 @@ class LogHub:
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         self.subscribers.discard(queue)
+
+
+def terminal_message(message: str, indent: int) -> str:
+    """A record's message as the terminal shows it: every line break (``\\r`` too: rich would drop it and run two
+    lines together) starts a line indented by ``indent`` spaces, under the first; blank lines and trailing blanks
+    dropped; the control characters rich removes, removed. So each record starts a line of its own, no record
+    runs into the next and no line is empty."""
+    lines = [line.translate(_STRIP).rstrip() for line in message.splitlines()]
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        return ""
+    return ("\n" + " " * indent).join(lines)
 
 
 def _colored(prefix: str, message: str, job: str | None, runtime: bool, style: str | None) -> str:

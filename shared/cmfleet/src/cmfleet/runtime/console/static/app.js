@@ -109,6 +109,11 @@ function renderModules() {
         h("td", { class: "num", title: "restarts" }, `↻${r.restarts}`),
       ),
     );
+    // a function a plugin adds says which one (the module's own: app.py, or settings/module for another SDK's)
+    const pluginOf = (fn) => {
+      const origin = (mod.origins || {})[fn];
+      return origin && !["app.py", "settings", "module"].includes(origin) ? origin : null;
+    };
     const fnButtons = mod.functions.map((fn) =>
       h(
         "button",
@@ -116,9 +121,11 @@ function renderModules() {
           type: "button",
           class: "fn" + (isSelected(mod.name, fn) ? " active" : ""),
           dataset: { module: mod.name, fn },
+          title: pluginOf(fn) ? `from the plugin ${pluginOf(fn)}` : null,
           onclick: () => selectFunction(mod.name, fn),
         },
         fn,
+        pluginOf(fn) ? h("span", { class: "fn-origin" }, ` · ${pluginOf(fn)}`) : null,
       ),
     );
     box.append(
@@ -411,7 +418,21 @@ function clearErrors() {
 function showError(message, items) {
   const box = $("#errors");
   box.hidden = false;
-  box.replaceChildren(h("strong", {}, message), items && items.length ? h("ul", {}, items) : null);
+  // replaceChildren() would print a null child as the text "null": only the nodes there are
+  box.replaceChildren(...[h("strong", {}, message), items && items.length ? h("ul", {}, items) : null].filter(Boolean));
+}
+
+// A failed call in the shape of cmfleet.errors: {error (one line), traceback (the module's frames), hint}.
+function isFailure(body) {
+  return !!body && typeof body === "object" && !Array.isArray(body) && typeof body.error === "string";
+}
+
+function failureItems(body) {
+  return isFailure(body) && body.hint ? [h("li", { class: "hint" }, "hint: " + body.hint)] : [];
+}
+
+function failureText(body) {
+  return isFailure(body) ? [body.traceback, body.error].filter(Boolean).join("\n") : body;
 }
 
 // A 422's field errors next to their fields (by JSON path); the others listed under the form.
@@ -485,8 +506,9 @@ async function run() {
       } else {
         const message = body && body.error ? body.error : `HTTP ${resp.status}`;
         const known = body && Array.isArray(body.known) ? body.known : [];
-        showError(`${resp.status}: ${message}`, known.length ? [h("li", {}, "known: " + known.join(", "))] : null);
-        if (jobId) showResult(body, true);
+        const items = known.length ? [h("li", {}, "known: " + known.join(", "))] : failureItems(body);
+        showError(`${resp.status}: ${message}`, items);
+        if (jobId) showResult(failureText(body), true);
       }
     }
     if (jobId) await openJob(jobId, { keepResult: true });
@@ -500,6 +522,9 @@ async function run() {
     refreshMetrics().catch(() => {});
   }
 }
+
+// the keys of the gateway's closing line when the job fails mid-stream
+const CLOSING_KEYS = ["error", "traceback", "hint", "job_id", "state"];
 
 async function readStream(resp) {
   const reader = resp.body.getReader();
@@ -523,8 +548,9 @@ async function readStream(resp) {
       if (!line) continue;
       const item = JSON.parse(line);
       // the gateway's closing line when the job fails mid-stream
-      if (item && typeof item === "object" && !Array.isArray(item) && "error" in item && "job_id" in item && "state" in item && Object.keys(item).length === 3) {
-        showError(`${item.state}: ${item.error}`);
+      const keys = isFailure(item) ? Object.keys(item) : [];
+      if (keys.includes("job_id") && keys.includes("state") && keys.every((k) => CLOSING_KEYS.includes(k))) {
+        showError(`${item.state}: ${item.error}`, failureItems(item));
         continue;
       }
       items.push(item);
@@ -578,7 +604,7 @@ async function openJob(id, opts) {
     const resp = await api(`/api/jobs/${enc(id)}/result`);
     const text = await resp.text();
     const body = jsonOrText(text);
-    showResult(resp.status === 202 ? `(${job.state})` : body, resp.status >= 400);
+    showResult(resp.status === 202 ? `(${job.state})` : resp.status >= 400 ? failureText(body) : body, resp.status >= 400);
   }
   watchJobLogs(id);
 }
