@@ -76,7 +76,10 @@ def tag_command(merged: bool, push_remote: str | None, dry_run: bool, fmt: str) 
             ]
             branch = git.branch() or "main"
             fail(
-                "refused to tag, nothing was created:\n" + "\n".join(lines) + "\n" + replan_hint(plan, branch),
+                "refused to tag, nothing was created:\n"
+                + "\n".join(lines)
+                + "\n"
+                + replan_hint(plan, branch, git.head()),
                 EXIT_FAILED,
             )
         created = [] if dry_run else create_tags(git, plan)

@@ -207,10 +207,10 @@ def plan_merged_tags(repo: Repository, git: Git | None = None) -> TagPlan:
     return plan
 
 
-def replan_hint(plan: TagPlan, branch: str = "main") -> str:
-    """The commands that replace refused releases with fresh ones."""
+def replan_hint(plan: TagPlan, branch: str, head: str) -> str:
+    """The commands that replace refused releases with fresh ones (on a new PR branch named after HEAD)."""
     units = sorted({d.unit for d in plan.problems if d.unit})
-    name = "release/" + "-".join(units)[:60]
+    name = "release/" + "-".join(units)[:60] + f"-{head[:7]}"
     return (
         "Re-plan on top of the current branch (the new release supersedes the refused one):\n"
         f"  git switch {branch} && git pull --ff-only\n"
