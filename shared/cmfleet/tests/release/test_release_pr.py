@@ -83,9 +83,14 @@ def test_two_release_prs_merged_one_after_the_other(fleet):
     assert out.returncode == 0, out.stderr
     lines = dict(line.split("=", 1) for line in out.stdout.splitlines())
     assert lines["count"] == "1"
-    assert json.loads(lines["tags"]) == [
-        {"tag": "wordcount/v0.1.0", "unit": "wordcount", "version": "0.1.0", "kind": "module", "commit": second}
-    ]
+    entry = {"tag": "wordcount/v0.1.0", "unit": "wordcount", "version": "0.1.0", "kind": "module"}
+    entry |= {"path": "modules/wordcount", "commit": second}
+    assert json.loads(lines["tags"]) == [entry]
+    # a job started by the pushed tag itself describes it the same way
+    pushed = fleet.cmfleet("tag", "--pushed", "wordcount/v0.1.0", "--format", "github")
+    assert pushed.returncode == 0 and pushed.stdout == out.stdout
+    unknown = fleet.cmfleet("tag", "--pushed", "v1.0.0")
+    assert unknown.returncode == 2 and "not a release tag of a unit" in unknown.stderr
     assert fleet.tags() == ["hello/v0.0.1", "wordcount/v0.1.0"]
     assert tag_target(fleet, "wordcount/v0.1.0") == second
     assert tag_target(fleet, "hello/v0.0.1") == first

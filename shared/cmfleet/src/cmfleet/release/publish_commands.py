@@ -39,12 +39,35 @@ def publish_command(remote: str | None, as_json: bool) -> None:
     click.echo(f"Verified with git ls-remote: {result.remote} holds them.")
 
 
+def _tag_entries(repo, found: list[tuple[str, str, str, str]]) -> list[dict[str, str]]:
+    """Matrix entries of tags: ``(tag, unit, version, commit)`` -> {tag, unit, version, kind, path, commit}."""
+    return [
+        {"tag": t, "unit": u, "version": v, "kind": repo.get(u).kind, "path": repo.get(u).rel, "commit": c}
+        for t, u, v, c in found
+    ]
+
+
+def _print_entries(entries: list[dict[str, str]], fmt: str, extra: dict | None = None) -> bool:
+    """Print ``entries`` as $GITHUB_OUTPUT lines or JSON; False for text (the caller prints)."""
+    from cmfleet.builtin.commands import emit_json
+
+    if fmt == "github":
+        click.echo(f"tags={json.dumps(entries, separators=(',', ':'))}")
+        click.echo(f"count={len(entries)}")
+        return True
+    if fmt == "json":
+        emit_json({"tags": entries, **(extra or {})})
+        return True
+    return False
+
+
 @click.command("tag")
-@click.option("--merged", is_flag=True, required=True, help="Tag the release commits merged into HEAD.")
-@click.option("--push", "push_remote", metavar="REMOTE", help="Then push the new tags to REMOTE atomically.")
+@click.option("--merged", is_flag=True, help="Tag the release commits merged into HEAD.")
+@click.option("--pushed", "pushed", metavar="TAG", multiple=True, help="Describe existing release tags instead.")
+@click.option("--push", "push_remote", metavar="REMOTE", help="With --merged: push the new tags to REMOTE atomically.")
 @click.option("--dry-run", is_flag=True, help="Print what would be tagged; create nothing.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True)
-def tag_command(merged: bool, push_remote: str | None, dry_run: bool, fmt: str) -> None:
+def tag_command(merged: bool, pushed: tuple[str, ...], push_remote: str | None, dry_run: bool, fmt: str) -> None:
     """Create the annotated tags that release commits in HEAD's history describe (after a release PR merged).
 
     Each release commit names its tags in `Cmfleet-Release:` trailers; the tags go on the commit that brought it
@@ -53,20 +76,34 @@ def tag_command(merged: bool, push_remote: str | None, dry_run: bool, fmt: str) 
     release whose units changed on the branch after it was planned, or whose tag exists elsewhere; re-plan with
     a new release PR (it supersedes the refused one).
 
-    --format github prints $GITHUB_OUTPUT lines: tags=[...] (a JSON list of {tag, unit, version, kind}) and
-    count=N, for a job that builds each new tag.
+    --format github prints $GITHUB_OUTPUT lines: tags=[...] (a JSON list of {tag, unit, version, kind, path,
+    commit}) and count=N, for a job that builds each new tag. --pushed TAG prints the same for existing tags (a
+    job started by a pushed tag).
 
-    Example (CI, on main): cmfleet tag --merged --push origin --format github >> "$GITHUB_OUTPUT"
+    Examples: cmfleet tag --merged --dry-run; (CI, on main) cmfleet tag --merged --push origin --format github;
+    (CI, on a tag) cmfleet tag --pushed "$GITHUB_REF_NAME" --format github
     """
-    from cmfleet.builtin.commands import emit_json, fail, load_repository
-    from cmfleet.cli import EXIT_FAILED
+    from cmfleet.builtin.commands import fail, load_repository
+    from cmfleet.cli import EXIT_FAILED, EXIT_USAGE
     from cmfleet.release.commands import _errors
     from cmfleet.release.git import Git
     from cmfleet.release.publish import push_tags
-    from cmfleet.release.tagging import create_tags, plan_merged_tags, replan_hint
+    from cmfleet.release.tagging import create_tags, describe_tags, plan_merged_tags, replan_hint
 
+    if merged == bool(pushed):
+        fail("give --merged or --pushed TAG (one of them)", EXIT_USAGE)
+    if pushed and (push_remote or dry_run):
+        fail("--push and --dry-run go with --merged", EXIT_USAGE)
     repo = load_repository()
     git = Git(repo.root)
+    if pushed:
+        with _errors():
+            found = describe_tags(repo, git, list(pushed))
+        entries = _tag_entries(repo, found)
+        if not _print_entries(entries, fmt):
+            for e in entries:
+                click.echo(f"{e['tag']}: {e['kind']} {e['unit']} {e['version']} on {e['commit'][:7]}")
+        return
     with _errors():
         plan = plan_merged_tags(repo, git)
         if plan.problems:
@@ -74,28 +111,15 @@ def tag_command(merged: bool, push_remote: str | None, dry_run: bool, fmt: str) 
                 f"  {d.tag} (release commit {d.release.commit[:7]}, {d.release.subject}): {d.state}: {d.detail}"
                 for d in plan.problems
             ]
-            branch = git.branch() or "main"
-            fail(
-                "refused to tag, nothing was created:\n"
-                + "\n".join(lines)
-                + "\n"
-                + replan_hint(plan, branch, git.head()),
-                EXIT_FAILED,
-            )
+            hint = replan_hint(plan, git.branch() or "main", git.head())
+            fail("refused to tag, nothing was created:\n" + "\n".join(lines) + "\n" + hint, EXIT_FAILED)
         created = [] if dry_run else create_tags(git, plan)
         if push_remote and created:
             push_tags(git, push_remote, [d.tag for d in created])
     chosen = plan.to_create if dry_run else created
-    entries = [
-        {"tag": d.tag, "unit": d.unit, "version": d.version, "kind": repo.get(d.unit).kind, "commit": d.target}
-        for d in chosen
-    ]
-    if fmt == "github":
-        click.echo(f"tags={json.dumps(entries, separators=(',', ':'))}")
-        click.echo(f"count={len(entries)}")
-        return
-    if fmt == "json":
-        emit_json({"dry_run": dry_run, "created": entries, "decisions": [d.as_json() for d in plan.decisions]})
+    entries = _tag_entries(repo, [(d.tag, d.unit, d.version, d.target) for d in chosen])
+    decisions = {"dry_run": dry_run, "decisions": [d.as_json() for d in plan.decisions]}
+    if _print_entries(entries, fmt, decisions):
         return
     for d in plan.decisions:
         if d.state in ("superseded", "unknown"):

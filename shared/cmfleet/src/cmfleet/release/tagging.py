@@ -219,6 +219,22 @@ def replan_hint(plan: TagPlan, branch: str, head: str) -> str:
     )
 
 
+def describe_tags(repo: Repository, git: Git, tags: list[str]) -> list[tuple[str, str, str, str]]:
+    """``(tag, unit, version, commit)`` of existing release tags; an unknown or foreign tag raises GitError."""
+    from cmfleet.release.git import GitError
+
+    fmt = TagFormat.of(repo)
+    found = []
+    for tag in tags:
+        parsed = unit_of_tag(repo, fmt, tag)
+        if parsed is None:
+            raise GitError(f"{tag!r} is not a release tag of a unit here (expected {fmt.tag('<unit>', 'X.Y.Z')})")
+        if not git.tag_exists(tag):
+            raise GitError(f"tag {tag} does not exist here; fetch it (git fetch --tags)")
+        found.append((tag, parsed[0], str(parsed[1]), git.tag_commit(tag)))
+    return found
+
+
 def create_tags(git: Git, plan: TagPlan) -> list[TagDecision]:
     """Create the annotated tags of ``plan`` (only call when it has no problems); returns them."""
     created = []
