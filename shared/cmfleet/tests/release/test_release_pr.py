@@ -173,3 +173,66 @@ def test_second_pr_for_the_same_version_is_refused(fleet):
     assert result.returncode == 1
     assert f"hello/v0.0.1 already exists on {first[:7]}" in result.stderr
     assert fleet.tags() == ["hello/v0.0.1"] and tag_target(fleet, "hello/v0.0.1") == first
+
+
+def readme_flows(repo_root) -> list[list[str]]:
+    """The command lines of the README's two publishing blocks (direct flow, PR flow), comments kept as lines."""
+    text = (repo_root / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Publishing a release", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("\n", 1)[1] for b in section.split("```bash")[1:]]
+    return [[line for line in b.split("```", 1)[0].splitlines() if line.strip()] for b in blocks]
+
+
+def run_line(repo, line: str):
+    command = line.split("  #", 1)[0].strip()
+    args = shlex.split(command)
+    if args[0] == "cmfleet":
+        return repo.cmfleet(*args[1:])
+    return subprocess.run(args, cwd=repo.root, capture_output=True, text=True, env=dict(os.environ))
+
+
+def with_remote(tmp_path, fleet) -> str:
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
+    fleet.git("remote", "add", "origin", str(remote))
+    fleet.git("push", "-q", "-u", "origin", "main")
+    return str(remote)
+
+
+def remote_tag_commits(remote: str) -> dict[str, str]:
+    out = subprocess.run(
+        ["git", "--git-dir", remote, "for-each-ref", "--format=%(refname:strip=2) %(*objectname)", "refs/tags"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(line.split() for line in out.splitlines())
+
+
+def test_readme_direct_flow_works_as_shown(tmp_path, fleet, repo_root):
+    direct, _ = readme_flows(repo_root)
+    remote = with_remote(tmp_path, fleet)
+    fleet.change("modules/hello/app.py", "fix: as in the README")
+    for line in direct:
+        result = run_line(fleet, line)
+        assert result.returncode == 0, (line, result.stdout, result.stderr)
+    main = subprocess.run(["git", "--git-dir", remote, "rev-parse", "main"], capture_output=True, text=True).stdout
+    assert remote_tag_commits(remote) == {"hello/v0.0.1": main.strip()} == {"hello/v0.0.1": fleet.head()}
+
+
+def test_readme_pr_flow_works_as_shown(tmp_path, fleet, repo_root):
+    _, pr = readme_flows(repo_root)
+    remote = with_remote(tmp_path, fleet)
+    fleet.change("modules/hello/app.py", "fix: as in the README")
+    fleet.change("modules/wordcount/app.py", "feat: as in the README")
+    fleet.git("push", "-q", "origin", "main")
+    for line in pr:
+        if line.startswith("#"):  # the merge on GitHub
+            branch = fleet.git("branch", "--list", "release/*").strip()
+            merge(fleet, branch)
+            fleet.git("push", "-q", "origin", "main")
+            continue
+        result = run_line(fleet, line)
+        assert result.returncode == 0, (line, result.stdout, result.stderr)
+    merged = fleet.head()
+    assert remote_tag_commits(remote) == {"hello/v0.0.1": merged, "wordcount/v0.1.0": merged}
