@@ -9,12 +9,13 @@ branch ref is created last, so a failure leaves no branch. No tag is made: after
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cmfleet.release.git import Git
+from cmfleet.release.git import Git, GitError
 from cmfleet.release.planner import ReleaseError, ReleasePlan
 from cmfleet.release.tagging import render_trailers
 
@@ -108,17 +109,13 @@ def _mode(git: Git, commit: str, rel: str) -> str:
 
 
 def _git(git: Git, env: dict[str, str], *args: str) -> str:
-    """Run git with extra environment (the temporary index)."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return git.run(*args)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    """Run git with extra environment (the temporary index); a failure raises GitError."""
+    proc = subprocess.run(
+        ["git", *args], cwd=git.root, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C", **env}
+    )
+    if proc.returncode != 0:
+        raise GitError(f"`git {' '.join(args)}` failed in {git.root}: {(proc.stderr or proc.stdout).strip()}")
+    return proc.stdout
 
 
 def finish_pr(repo: Repository, plan: ReleasePlan, branch: str, dry_run: bool, as_json: bool) -> None:
