@@ -236,3 +236,27 @@ def test_readme_pr_flow_works_as_shown(tmp_path, fleet, repo_root):
         assert result.returncode == 0, (line, result.stdout, result.stderr)
     merged = fleet.head()
     assert remote_tag_commits(remote) == {"hello/v0.0.1": merged, "wordcount/v0.1.0": merged}
+
+
+def test_shared_library_release_pr_and_a_dependent_planned_before_it(fleet):
+    fleet.change("shared/textkit/src/textkit/__init__.py", "feat: tokenize")
+    fleet.change("modules/wordcount/app.py", "fix: count")
+    before = fleet.snapshot()
+    result = fleet.cmfleet("bump-shared", "textkit", "--bump", "minor", "--pr", "release/textkit")
+    assert result.returncode == 0, result.stderr
+    assert fleet.snapshot() == before
+    changed = fleet.git("show", "--name-only", "--format=", "release/textkit").split()
+    assert "conda_recipes/conda_build_config.yaml" in changed and "shared/textkit/CHANGELOG.md" in changed
+    message = fleet.git("log", "-1", "--format=%B", "release/textkit")
+    assert parse_trailers(message)[0] == ["textkit/v0.1.0"]
+    # a wordcount release planned before textkit's merged: it was decided without textkit 0.1.0
+    release_pr(fleet, "wordcount", "--pr", "release/wordcount")
+
+    lib_merge = merge(fleet, "release/textkit")
+    assert tag_merged(fleet).returncode == 0
+    assert tag_target(fleet, "textkit/v0.1.0") == lib_merge
+    merge(fleet, "release/wordcount")
+    refused = tag_merged(fleet)
+    assert refused.returncode == 1 and "wordcount/v0.0.1" in refused.stderr
+    assert "release: textkit 0.1.0" in refused.stderr  # the library's release commit, named as the change
+    assert fleet.tags() == ["textkit/v0.1.0"]

@@ -164,6 +164,15 @@ def _validate_bump(bump: str) -> None:
         fail(f"--bump {bump!r}: use auto, major, minor, patch or a version ({exc})", EXIT_USAGE)
 
 
+def _check_pr_branch(repo, pr_branch: str | None) -> None:
+    """Refuse a bad --pr branch name before anything is planned."""
+    if pr_branch is not None:
+        from cmfleet.release.git import Git
+        from cmfleet.release.pr import check_branch_name
+
+        check_branch_name(Git(repo.root), pr_branch)
+
+
 def _finish(repo, plan, dry_run: bool, as_json: bool, pr_branch: str | None = None) -> None:
     from cmfleet.builtin.commands import emit_json
     from cmfleet.release.planner import apply_plan
@@ -234,11 +243,7 @@ def release_command(
         fail("give unit names or --affected --since REF (not both)", EXIT_USAGE)
     repo = load_repository()
     with _errors():
-        if pr_branch is not None:
-            from cmfleet.release.git import Git
-            from cmfleet.release.pr import check_branch_name
-
-            check_branch_name(Git(repo.root), pr_branch)
+        _check_pr_branch(repo, pr_branch)
         if use_affected:
             from cmfleet.release.affected import affected
 
@@ -325,6 +330,7 @@ def status_command(names: tuple[str, ...], as_json: bool, remote: str | None, of
 @click.option("--release-dependents", is_flag=True, help="Also release every unit depending on LIB.")
 @click.option("--dry-run", is_flag=True, help="Print exactly what would happen; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--pr", "pr_branch", metavar="BRANCH", help="Write the release commit on a new BRANCH for a release PR.")
 def bump_shared_command(
     lib: str,
     version: str | None,
@@ -333,6 +339,7 @@ def bump_shared_command(
     release_dependents: bool,
     dry_run: bool,
     as_json: bool,
+    pr_branch: str | None,
 ) -> None:
     """Release a shared library, update its pin everywhere (conda_build_config.yaml, dependents' pyproject),
     and list (or, with --release-dependents, release) the units depending on it.
@@ -354,6 +361,7 @@ def bump_shared_command(
     _validate_pre(pre)
     repo = load_repository()
     with _errors():
+        _check_pr_branch(repo, pr_branch)
         bumped = plan_bump_shared(repo, lib, request, release_dependents=release_dependents, pre=pre)
     bumped.plan.extra["dependents"] = bumped.dependents
     if not release_dependents and bumped.dependents:
@@ -361,7 +369,7 @@ def bump_shared_command(
             f"  units depending on {lib} (not released; re-run with --release-dependents, or test them with "
             f"`cmfleet affected`): " + ", ".join(f"{n} ({' -> '.join(c)})" for n, c in bumped.dependents.items())
         )
-    _finish(repo, bumped.plan, dry_run, as_json)
+    _finish(repo, bumped.plan, dry_run, as_json, pr_branch)
     if as_json:
         return
     if not bumped.dependents:
