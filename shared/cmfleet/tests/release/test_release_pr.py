@@ -71,10 +71,14 @@ def test_two_release_prs_merged_one_after_the_other(fleet):
     assert fleet.tags() == []
 
     first = merge(fleet, "release/hello")
+    status = json.loads(fleet.cmfleet("status", "hello", "--json").stdout)
+    assert [(p["tag"], p["problem"]) for p in status[0]["tag_problems"]] == [("hello/v0.0.1", "untagged")]
+    assert status[0]["tag_problems"][0]["fix"].startswith("cmfleet tag --merged")
     created = tag_merged(fleet)
     assert created.returncode == 0, created.stderr
     assert f"Created hello/v0.0.1 on {first[:7]}" in created.stdout
     assert fleet.tags() == ["hello/v0.0.1"] and tag_target(fleet, "hello/v0.0.1") == first
+    assert json.loads(fleet.cmfleet("status", "hello", "--json").stdout)[0]["tag_problems"] == []
     again = tag_merged(fleet)  # idempotent
     assert again.returncode == 0 and "Nothing to tag" in again.stdout and fleet.tags() == ["hello/v0.0.1"]
 

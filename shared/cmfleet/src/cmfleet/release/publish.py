@@ -282,8 +282,26 @@ def add_tag_problems(
     else:
         remote = default_remote(git, git.branch())
         remote = remote if git.ok("remote", "get-url", remote) else None
-    found = tag_problems(repo, None if offline else remote, git)
+    found = tag_problems(repo, None if offline else remote, git) + untagged_releases(repo, git)
     names = {str(r["name"]) for r in rows}
     for row in rows:
         row["tag_problems"] = [p for p in found if p["unit"] == row["name"]]
     return [p for p in found if p["unit"] in names]
+
+
+def untagged_releases(repo: Repository, git: Git) -> list[dict[str, str]]:
+    """Tags that release commits in HEAD's history name but that do not exist yet (``cmfleet tag --merged`` makes
+    them, or refuses a stale or conflicting release)."""
+    from cmfleet.release.tagging import plan_merged_tags
+
+    problems = []
+    for d in plan_merged_tags(repo, git).decisions:
+        if d.state == "create":
+            fix = "cmfleet tag --merged   (CI does it on the target branch after a release PR merges)"
+        elif d.state in ("stale", "conflict"):
+            fix = f"re-plan: cmfleet release {d.unit} --pr <new branch>   ({d.detail})"
+        else:
+            continue
+        detail = f"release commit {d.release.commit[:7]} names it; it does not exist yet"
+        problems.append({"unit": d.unit, "tag": d.tag, "problem": "untagged", "detail": detail, "fix": fix})
+    return problems
