@@ -264,3 +264,16 @@ def test_shared_library_release_pr_and_a_dependent_planned_before_it(fleet):
     assert refused.returncode == 1 and "wordcount/v0.0.1" in refused.stderr
     assert "release: textkit 0.1.0" in refused.stderr  # the library's release commit, named as the change
     assert fleet.tags() == ["textkit/v0.1.0"]
+
+
+def test_rebase_merged_release_pr_is_tagged_on_its_copy(fleet):
+    fleet.change("modules/hello/app.py", "fix: one")
+    release_pr(fleet, "hello", "--pr", "release/hello")
+    fleet.change("modules/report/app.py", "fix: elsewhere meanwhile")  # another unit: the release is still current
+    # GitHub's "rebase and merge": the PR's commit replayed on main as a new commit with the same message
+    fleet.git("cherry-pick", "release/hello")
+    copy = fleet.head()
+    assert copy != fleet.git("rev-parse", "release/hello")
+    result = tag_merged(fleet)
+    assert result.returncode == 0, result.stderr
+    assert fleet.tags() == ["hello/v0.0.1"] and tag_target(fleet, "hello/v0.0.1") == copy

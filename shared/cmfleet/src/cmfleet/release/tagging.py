@@ -118,7 +118,12 @@ class TagPlan:
 def release_commits(git: Git, rev: str = "HEAD") -> list[MergedRelease]:
     """The release commits reachable from ``rev`` (newest first on the first-parent line), each with its target."""
     out = git.run("log", "-E", f"--grep=^{RELEASE_TRAILER}: ", "--format=%H%x1f%s%x1f%B%x1e", rev)
-    first_parent = set(git.run("rev-list", "--first-parent", rev).split())
+    line = [entry.split() for entry in git.run("log", "--first-parent", "--format=%H %P", rev).splitlines()]
+    order = {entry[0]: i for i, entry in enumerate(line)}  # newest first
+    merged_head = {}  # a PR's head -> the merge commit that brought it (the common case, found without a walk)
+    for entry in reversed(line):
+        for parent in entry[2:]:
+            merged_head.setdefault(parent, entry[0])
     found = []
     for record in out.split("\x1e"):
         record = record.strip("\n")
@@ -128,13 +133,14 @@ def release_commits(git: Git, rev: str = "HEAD") -> list[MergedRelease]:
         tags, base = parse_trailers(body)
         if not tags:
             continue
-        if sha in first_parent:
+        if sha in order:
             target = sha
-        else:  # merged in: the oldest first-parent commit descending from it is the merge that brought it
-            line = git.run("rev-list", "--first-parent", "--ancestry-path", f"{sha}..{rev}").split()
-            target = line[-1] if line else sha
+        elif sha in merged_head:
+            target = merged_head[sha]
+        else:  # deeper in a merged branch: the oldest first-parent commit descending from it brought it
+            walk = git.run("rev-list", "--first-parent", "--ancestry-path", f"{sha}..{rev}").split()
+            target = walk[-1] if walk else sha
         found.append(MergedRelease(sha, target, base, tags, subject.strip()))
-    order = {sha: i for i, sha in enumerate(git.run("rev-list", "--first-parent", rev).split())}
     found.sort(key=lambda r: (order.get(r.target, len(order)), 0 if r.commit == r.target else 1))
     return found
 
