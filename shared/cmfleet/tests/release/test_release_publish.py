@@ -167,3 +167,24 @@ def test_status_reports_orphan_and_unpublished_tags(tmp_path, fleet):
     assert all(not r["tag_problems"] for r in rows.values())
     offline = fleet.cmfleet("status", "--offline", "--json")
     assert offline.returncode == 0
+
+
+def test_publish_refused_by_a_hook_lands_nothing(tmp_path, fleet):
+    remote = bare_remote(tmp_path, fleet)
+    hook = tmp_path / "remote.git" / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'main is protected' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    fleet.change("modules/hello/app.py", "fix: a fix")
+    assert fleet.cmfleet("release", "hello").returncode == 0
+    before = remote_git(remote, "rev-parse", "main")
+    result = fleet.cmfleet("publish")
+    assert result.returncode == 1
+    assert "origin refused the push of main -> main" in result.stderr and "hook declined" in result.stderr
+    assert "Nothing reached it" in result.stderr and "Re-plan" not in result.stderr
+    assert remote_git(remote, "rev-parse", "main") == before and remote_tags(remote) == {}
+
+
+def test_publish_to_a_missing_remote_is_a_usage_error(fleet):
+    fleet.change("modules/hello/app.py", "fix: a fix")
+    result = fleet.cmfleet("publish", "nowhere")
+    assert result.returncode == 2 and "cannot read the remote 'nowhere'" in result.stderr

@@ -10,6 +10,8 @@ reaches (orphans) and local tags the remote lacks, each with the command that fi
 
 from __future__ import annotations
 
+import os
+import subprocess
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -147,22 +149,32 @@ def publish(repo: Repository, remote: str | None = None, git: Git | None = None)
     if before.heads.get(target) == head and not tags:
         return PublishResult(remote, branch, target, head, [], False)
     refspecs = [f"HEAD:refs/heads/{target}", *(f"refs/tags/{t}:refs/tags/{t}" for t in tags)]
-    out = git.run("push", "--atomic", "--porcelain", remote, *refspecs, check=False)
+    out, err = _push(git, remote, refspecs)
     after = remote_refs(git, remote)
     ours_there = [t for t in tags if after.tags.get(t, ("", ""))[0] == ours[t].obj]
     if after.heads.get(target) != head or len(ours_there) != len(tags):
         landed = ours_there
         reasons = [line.split("\t")[-1] for line in out.splitlines() if line.startswith("!")]
-        why = "; ".join(dict.fromkeys(reasons)) or "the push failed"
+        if not reasons:  # not a rejection: no network, no access, a server without atomic pushes...
+            raise PublishError(f"git push to {remote} failed: {err.strip() or out.strip()}; nothing was published")
+        why = "; ".join(dict.fromkeys(reasons))
         state = (
             "Nothing reached it: the push was atomic, so none of your refs landed, no tag either (checked "
             "with git ls-remote)."
             if not landed and after.heads.get(target) != head
             else f"Unexpected: {', '.join(landed) or target} changed on {remote}; inspect `git ls-remote {remote}`."
         )
+        theirs = after.heads.get(target)
+        raced = (
+            any(m in why for m in _RACE_MARKS)
+            or theirs != before.heads.get(target)  # it moved while we pushed
+            or (theirs is not None and not git.ok("merge-base", "--is-ancestor", theirs, head))
+        )
+        if not raced:  # a hook or a protection rule: no re-plan helps
+            raise PublishError(f"{remote} refused the push of {branch} -> {target} ({why}). {state}")
         raise PublishError(
-            f"{remote} rejected the push of {branch} -> {target} ({why}): most likely someone published first, "
-            f"so {remote}/{target} has commits you do not have. {state}\n"
+            f"{remote} rejected the push of {branch} -> {target} ({why}): someone published first, so "
+            f"{remote}/{target} has commits you do not have. {state}\n"
             + replan_commands(repo, git, remote, target, tags, ours)
         )
     wrong = [t for t in tags if after.tags[t][0] != ours[t].obj]
@@ -171,17 +183,33 @@ def publish(repo: Repository, remote: str | None = None, git: Git | None = None)
     return PublishResult(remote, branch, target, head, tags, True)
 
 
+#: How git reports a push that lost a race (the atomic transaction then fails for every other ref too).
+_RACE_MARKS = ("fetch first", "non-fast-forward", "already exists", "stale info", "cannot lock ref")
+
+
+def _push(git: Git, remote: str, refspecs: list[str]) -> tuple[str, str]:
+    """``git push --atomic --porcelain remote refspecs...``: (stdout, stderr); the caller reads the outcome back."""
+    proc = subprocess.run(
+        ["git", "push", "--atomic", "--porcelain", remote, *refspecs],
+        cwd=git.root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"},
+    )
+    return proc.stdout, proc.stderr
+
+
 def push_tags(git: Git, remote: str, tags: list[str]) -> None:
     """Push ``tags`` to ``remote`` in one atomic push and verify each is there as the local tag object."""
     if not tags:
         return
     refspecs = [f"refs/tags/{t}:refs/tags/{t}" for t in tags]
-    out = git.run("push", "--atomic", "--porcelain", remote, *refspecs, check=False)
+    out, err = _push(git, remote, refspecs)
     after = remote_refs(git, remote)
     local = {t: git.run("rev-parse", f"refs/tags/{t}").strip() for t in tags}
     wrong = [t for t in tags if after.tags.get(t, ("", ""))[0] != local[t]]
     if wrong:
-        reasons = "; ".join(line.split("\t")[-1] for line in out.splitlines() if line.startswith("!")) or "not there"
+        reasons = "; ".join(line.split("\t")[-1] for line in out.splitlines() if line.startswith("!")) or err.strip()
         raise PublishError(
             f"{remote} does not hold {', '.join(wrong)} as created here ({reasons}); the push was atomic, so check "
             f"`git ls-remote --tags {remote}` and run `cmfleet tag --merged` again after `git fetch --tags`"
