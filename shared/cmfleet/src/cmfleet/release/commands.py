@@ -1,4 +1,5 @@
-"""Built-in plugin: the release commands ``affected``, ``matrix``, ``release``, ``status`` and ``bump-shared``.
+"""Built-in plugin: the release commands ``affected``, ``matrix``, ``release``, ``status`` and ``bump-shared``
+(and ``publish``, ``tag`` and ``base-ref`` from :mod:`cmfleet.release.publish_commands`).
 
 Thin: each parses its options, calls the library in ``cmfleet.release`` and prints. Library errors become
 ``Error: ...`` on stderr with exit code 2 (bad input: unknown ref, unit, malformed tag or version) or 1 (a
