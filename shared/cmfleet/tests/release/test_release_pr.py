@@ -72,7 +72,7 @@ def test_two_release_prs_merged_one_after_the_other(fleet):
 
     first = merge(fleet, "release/hello")
     status = json.loads(fleet.cmfleet("status", "hello", "--json").stdout)
-    assert [(p["tag"], p["problem"]) for p in status[0]["tag_problems"]] == [("hello/v0.0.1", "untagged")]
+    assert [(p["tag"], p["problem"]) for p in status[0]["tag_problems"]] == [("hello/v0.0.1", "pending")]
     assert status[0]["tag_problems"][0]["fix"].startswith("cmfleet tag --merged")
     created = tag_merged(fleet)
     assert created.returncode == 0, created.stderr

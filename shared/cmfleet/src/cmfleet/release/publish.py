@@ -318,8 +318,8 @@ def add_tag_problems(
 
 
 def untagged_releases(repo: Repository, git: Git) -> list[dict[str, str]]:
-    """Tags that release commits in HEAD's history name but that do not exist yet (``cmfleet tag --merged`` makes
-    them, or refuses a stale or conflicting release)."""
+    """``pending`` tags: release commits in HEAD's history name them but they do not exist yet
+    (``cmfleet tag --merged`` makes them, or refuses a stale or conflicting release)."""
     from cmfleet.release.tagging import plan_merged_tags
 
     problems = []
@@ -331,5 +331,5 @@ def untagged_releases(repo: Repository, git: Git) -> list[dict[str, str]]:
         else:
             continue
         detail = f"release commit {d.release.commit[:7]} names it; it does not exist yet"
-        problems.append({"unit": d.unit, "tag": d.tag, "problem": "untagged", "detail": detail, "fix": fix})
+        problems.append({"unit": d.unit, "tag": d.tag, "problem": "pending", "detail": detail, "fix": fix})
     return problems
