@@ -273,8 +273,8 @@ def status_command(names: tuple[str, ...], as_json: bool, remote: str | None, of
     Example: cmfleet status --json
     """
     from cmfleet.builtin.commands import emit_json, load_repository
-    from cmfleet.release.publish import add_tag_problems
     from cmfleet.release.status import repository_status
+    from cmfleet.release.tag_status import add_tag_problems
 
     repo = load_repository()
     with _errors():
