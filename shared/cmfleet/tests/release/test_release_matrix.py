@@ -122,21 +122,30 @@ def test_example_workflow_plan_step_runs(fleet, tmp_path):
     plan = workflow["jobs"]["plan"]
     assert plan["steps"][0]["with"]["fetch-depth"] == 0
     assert "fromJSON(needs.plan.outputs.matrix)" in workflow["jobs"]["test"]["strategy"]["matrix"]
+    base_step = next(s for s in plan["steps"] if s.get("id") == "base")
     step = next(s for s in plan["steps"] if s.get("id") == "matrix")
     base = fleet.head()
     fleet.change("modules/hello/app.py", "fix: x")
     output = tmp_path / "github_output"
     bindir = Path(sys.executable).parent  # where the `cmfleet` console script lives
-    env = {**os.environ, "GITHUB_OUTPUT": str(output), "CMFLEET_SINCE": base, "PATH": f"{bindir}:{os.environ['PATH']}"}
-    proc = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=fleet.root, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert "hello" in proc.stdout  # the --explain listing
-    outputs = parse_outputs(output.read_text())
+    env = {**os.environ, "GITHUB_OUTPUT": str(output), "PATH": f"{bindir}:{os.environ['PATH']}"}
+
+    def run(step: dict, **extra: str) -> dict[str, str]:
+        output.write_text("")
+        proc = subprocess.run(
+            ["bash", "-e", "-c", step["run"]], cwd=fleet.root, env={**env, **extra}, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        return {**parse_outputs(output.read_text()), "stdout": proc.stdout}
+
+    # a push: the base step picks the previous head, the matrix step maps the changes
+    since = run(base_step, EVENT="push", BEFORE=base, BASE_REF="")["since"]
+    assert since == base
+    outputs = run(step, CMFLEET_SINCE=since)
+    assert "hello" in outputs["stdout"]  # the --explain listing
     assert json.loads(outputs["matrix"]) == {"include": [{"env": "module-hello", "unit": "hello"}]}
     assert outputs["count"] == "1"
     # a branch's first push ("before" is all zeros) falls back to the first commit
-    env["CMFLEET_SINCE"] = "0" * 40
-    output.write_text("")
-    proc = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=fleet.root, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert parse_outputs(output.read_text())["count"] == "1"
+    since = run(base_step, EVENT="push", BEFORE="0" * 40, BASE_REF="")["since"]
+    assert since == fleet.git("rev-list", "--max-parents=0", "HEAD")
+    assert run(step, CMFLEET_SINCE=since)["count"] == "1"

@@ -1,4 +1,5 @@
-"""Built-in plugin: the release commands ``affected``, ``matrix``, ``release``, ``status`` and ``bump-shared``.
+"""Built-in plugin: the release commands ``affected``, ``matrix``, ``release``, ``status`` and ``bump-shared``
+(and ``publish``, ``tag`` and ``base-ref`` from :mod:`cmfleet.release.publish_commands`).
 
 Thin: each parses its options, calls the library in ``cmfleet.release`` and prints. Library errors become
 ``Error: ...`` on stderr with exit code 2 (bad input: unknown ref, unit, malformed tag or version) or 1 (a
@@ -26,10 +27,13 @@ def _errors() -> Iterator[None]:
     from cmfleet.release.git import GitError
     from cmfleet.release.pins import PinError
     from cmfleet.release.planner import ReleaseError
+    from cmfleet.release.publish import PublishError
     from cmfleet.release.versions import VersionError
 
     try:
         yield
+    except PublishError as exc:
+        fail(str(exc), exc.code)
     except ReleaseError as exc:
         fail(str(exc) + ("\nNothing was written." if exc.code == EXIT_FAILED else ""), exc.code)
     except (GitError, VersionError, PinError, DiscoveryError) as exc:
@@ -174,10 +178,25 @@ def _validate_bump(bump: str) -> None:
         fail(f"--bump {bump!r}: use auto, major, minor, patch or a version ({exc})", EXIT_USAGE)
 
 
-def _finish(repo, plan, dry_run: bool, as_json: bool) -> None:
+def _check_pr_branch(repo, pr_branch: str | None) -> None:
+    """Refuse a bad --pr branch name before anything is planned."""
+    if pr_branch is not None:
+        from cmfleet.release.git import Git
+        from cmfleet.release.pr import check_branch_name
+
+        check_branch_name(Git(repo.root), pr_branch)
+
+
+def _finish(repo, plan, dry_run: bool, as_json: bool, pr_branch: str | None = None) -> None:
     from cmfleet.builtin.commands import emit_json
     from cmfleet.release.planner import apply_plan
 
+    if pr_branch is not None:
+        from cmfleet.release.pr import finish_pr
+
+        with _errors():
+            finish_pr(repo, plan, pr_branch, dry_run, as_json)
+        return
     if as_json:
         data = plan.as_json()
         data["dry_run"] = dry_run
@@ -192,7 +211,7 @@ def _finish(repo, plan, dry_run: bool, as_json: bool) -> None:
     with _errors():
         sha = apply_plan(repo, plan)
     click.echo(f"\nCommitted {sha[:7]} on {plan.branch} and tagged {', '.join(plan.tags)}.")
-    click.echo(f"Publish with: git push origin {plan.branch} {' '.join(plan.tags)}")
+    click.echo("Publish with: cmfleet publish   (one atomic push of the branch and its tags)")
 
 
 @click.command("release")
@@ -203,6 +222,7 @@ def _finish(repo, plan, dry_run: bool, as_json: bool) -> None:
 @click.option("--since", metavar="REF", envvar="CMFLEET_SINCE", help="With --affected: " + _SINCE_HELP)
 @click.option("--dry-run", is_flag=True, help="Print exactly what would happen; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--pr", "pr_branch", metavar="BRANCH", help="Write the release commit on a new BRANCH for a release PR.")
 def release_command(
     names: tuple[str, ...],
     bump: str,
@@ -211,6 +231,7 @@ def release_command(
     since: str | None,
     dry_run: bool,
     as_json: bool,
+    pr_branch: str | None,
 ) -> None:
     """Release units: next version from conventional commits, CHANGELOG.md section, one commit, annotated tags.
 
@@ -220,8 +241,11 @@ def release_command(
     HEAD, an existing tag, a version not above the last, a pre-release below an existing one, a unit failing
     `cmfleet check`.
 
+    --pr BRANCH writes the release commit on a new branch (the current one stays as it is), creates no tag, and
+    prints the PR's title and markdown body; after the merge `cmfleet tag --merged` creates the tags.
+
     Examples: cmfleet release hello --dry-run; cmfleet release hello --pre rc;
-    cmfleet release --affected --since origin/main
+    cmfleet release --affected --since origin/main; cmfleet release hello --pr release/hello
     """
     from cmfleet.builtin.commands import fail, load_repository
     from cmfleet.cli import EXIT_USAGE
@@ -233,6 +257,7 @@ def release_command(
         fail("give unit names or --affected --since REF (not both)", EXIT_USAGE)
     repo = load_repository()
     with _errors():
+        _check_pr_branch(repo, pr_branch)
         if use_affected:
             from cmfleet.release.affected import affected
 
@@ -245,24 +270,29 @@ def release_command(
             plan = plan_release(repo, dict.fromkeys(chosen, bump), skip_unchanged=True, pre=pre)
         else:
             plan = plan_release(repo, dict.fromkeys(names, bump), pre=pre)
-    _finish(repo, plan, dry_run, as_json)
+    _finish(repo, plan, dry_run, as_json, pr_branch)
 
 
 @click.command("status")
 @click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def status_command(names: tuple[str, ...], as_json: bool) -> None:
+@click.option("--remote", metavar="REMOTE", help="Compare tags with REMOTE (default: the upstream's, else origin).")
+@click.option("--offline", is_flag=True, help="Do not ask the remote (orphan tags are still reported).")
+def status_command(names: tuple[str, ...], as_json: bool, remote: str | None, offline: bool) -> None:
     """Per unit: last release, pending pre-release, the version it builds as, commits since, shared libraries and
-    their versions, whether it needs a release.
+    their versions, whether it needs a release; then release tags that need a fix: orphans (no branch contains
+    them), tags the remote lacks or holds differently, each with the command that fixes it.
 
     Example: cmfleet status --json
     """
     from cmfleet.builtin.commands import emit_json, load_repository
     from cmfleet.release.status import repository_status
+    from cmfleet.release.tag_status import add_tag_problems
 
     repo = load_repository()
     with _errors():
         rows = repository_status(repo, list(names) or None)
+        problems = add_tag_problems(repo, rows, remote, offline)
     if as_json:
         emit_json(rows)
         return
@@ -305,6 +335,8 @@ def status_command(names: tuple[str, ...], as_json: bool) -> None:
             "; ".join(r["why"]),
         )
     Console(width=200).print(table)
+    for p in problems:
+        click.echo(f"{p['problem']} tag {p['tag']}: {p['detail']}; fix: {p['fix']}")
 
 
 @click.command("bump-shared")
@@ -315,6 +347,7 @@ def status_command(names: tuple[str, ...], as_json: bool) -> None:
 @click.option("--release-dependents", is_flag=True, help="Also release every unit depending on LIB.")
 @click.option("--dry-run", is_flag=True, help="Print exactly what would happen; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--pr", "pr_branch", metavar="BRANCH", help="Write the release commit on a new BRANCH for a release PR.")
 def bump_shared_command(
     lib: str,
     version: str | None,
@@ -323,6 +356,7 @@ def bump_shared_command(
     release_dependents: bool,
     dry_run: bool,
     as_json: bool,
+    pr_branch: str | None,
 ) -> None:
     """Release a shared library, update its pin everywhere (conda_build_config.yaml, dependents' pyproject),
     and list (or, with --release-dependents, release) the units depending on it.
@@ -344,6 +378,7 @@ def bump_shared_command(
     _validate_pre(pre)
     repo = load_repository()
     with _errors():
+        _check_pr_branch(repo, pr_branch)
         bumped = plan_bump_shared(repo, lib, request, release_dependents=release_dependents, pre=pre)
     bumped.plan.extra["dependents"] = bumped.dependents
     if not release_dependents and bumped.dependents:
@@ -351,7 +386,7 @@ def bump_shared_command(
             f"  units depending on {lib} (not released; re-run with --release-dependents, or test them with "
             f"`cmfleet affected`): " + ", ".join(f"{n} ({' -> '.join(c)})" for n, c in bumped.dependents.items())
         )
-    _finish(repo, bumped.plan, dry_run, as_json)
+    _finish(repo, bumped.plan, dry_run, as_json, pr_branch)
     if as_json:
         return
     if not bumped.dependents:
@@ -361,5 +396,7 @@ def bump_shared_command(
 @hookimpl
 def cmfleet_register_commands(cli: click.Group) -> None:
     """Register the release commands."""
-    for command in (affected_command, matrix_command, release_command, status_command, bump_shared_command):
+    from cmfleet.release.publish_commands import COMMANDS
+
+    for command in (affected_command, matrix_command, release_command, status_command, bump_shared_command, *COMMANDS):
         cli.add_command(command)

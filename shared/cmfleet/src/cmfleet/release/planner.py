@@ -24,6 +24,7 @@ from cmfleet.release.changelog import insert_section, render_section
 from cmfleet.release.conventional import Commit, effective_level, highest, parse_commit
 from cmfleet.release.git import Git, GitError
 from cmfleet.release.pins import FileEdit
+from cmfleet.release.tagging import render_trailers
 from cmfleet.release.versions import (
     BUMP_LEVELS,
     ZERO,
@@ -276,6 +277,7 @@ class ReleasePlan:
     skipped: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # more JSON fields (bump-shared: the dependents)
+    base: str | None = None  # the commit the release was planned on (named in the commit's trailers)
 
     @property
     def tags(self) -> list[str]:
@@ -290,7 +292,7 @@ class ReleasePlan:
             for p in self.units
         ]
         body += [f"- {e.path.relative_to(self.root).as_posix()}: {e.summary}" for e in self.edits]
-        return head + "\n\n" + "\n".join(body) + "\n"
+        return head + "\n\n" + "\n".join(body) + "\n\n" + render_trailers(self.tags, self.base)
 
     def files(self) -> list[FileEdit]:
         """Every file the release writes, in order."""
@@ -457,7 +459,7 @@ def plan_release(
         )
     if not planned:
         raise ReleaseError("nothing to release: " + "; ".join(f"{n}: {w}" for n, w in skipped.items()))
-    return ReleasePlan(repo.root, branch, list(planned.values()), list(edits or []), skipped)
+    return ReleasePlan(repo.root, branch, list(planned.values()), list(edits or []), skipped, base=git.head())
 
 
 def _explicit_version(name: str, request: str, pre: str | None) -> Version | None:
