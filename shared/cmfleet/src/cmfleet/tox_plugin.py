@@ -45,7 +45,7 @@ def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) ->
         return {
             "description": "the cmfleet toolkit: its own tests (runtime, release, build, browser)",
             "package": "skip",
-            "deps": [f"-e {unit.path}[runtime,test,build]"],
+            "deps": [*shared_paths, f"-e {unit.path}[runtime,test,build]"],
             "commands": [Command(["pytest", tests, *posargs])],
             "labels": ["shared", "toolkit"],
         }
