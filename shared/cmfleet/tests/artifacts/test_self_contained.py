@@ -3,7 +3,7 @@
 calls, and runs the image's ENTRYPOINT as a replica of the local runtime (``cmfleet dev``'s) that answers a
 call through the gateway. No Docker engine runs here (the one stand-in): the Dockerfile's RUN lines and
 ENTRYPOINT run with the venv's python and the context/app folders mapped to tmp paths; everything else is
-real (pip, the wheels, the official SDK, cmfleet, the runtime)."""
+real (pip, the wheels, the official SDK, cmcore, the runtime)."""
 
 from __future__ import annotations
 
@@ -14,19 +14,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from buildrepo import TOOLKIT_VERSION
+from buildrepo import RUNTIME_VERSION
 
 from cmfleet.artifacts.container import parse_dockerfile, run_commands
 
 CALL = """
-import json, sys
-import cmfleet
-from cmfleet.registry import load_registry
+import importlib.util, json, sys
+import cmcore
+from cmcore import load_registry
 registry = load_registry(sys.argv[1])
 calls = json.loads(sys.argv[2])
 out = {name: registry.invoke(name, event).value for name, event in calls}
-print(json.dumps({"module": registry.module.name, "cmfleet": cmfleet.__file__, "version": cmfleet.__version__,
-                  "results": out}))
+print(json.dumps({"module": registry.module.name, "cmcore": cmcore.__file__, "version": cmcore.__version__,
+                  "toolkit": importlib.util.find_spec("cmfleet") is not None, "results": out}))
 """
 
 
@@ -115,8 +115,9 @@ def test_fresh_venv_installs_only_context_wheels_and_answers(installed, tmp_path
     assert proc.returncode == 0, proc.stderr
     answer = json.loads(proc.stdout.strip().splitlines()[-1])
     assert answer["module"] == module
-    assert answer["cmfleet"].startswith(str(venv))  # the wheel's cmfleet, not the monorepo's
-    assert answer["version"] == TOOLKIT_VERSION  # from the cmfleet tag, through the wheel's _version.py
+    assert answer["cmcore"].startswith(str(venv))  # the wheel's cmcore, not the monorepo's
+    assert answer["version"] == RUNTIME_VERSION  # from the cmcore tag, through the wheel's _version.py
+    assert answer["toolkit"] is False  # the image never holds the cmfleet toolkit
     assert answer["results"] == expected
 
 

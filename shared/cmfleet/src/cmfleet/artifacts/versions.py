@@ -107,9 +107,27 @@ def changed_since(repo: Repository, unit: Unit, tag: str) -> tuple[str, ...]:
     own = found.get(unit.name)
     if own is not None:
         via = own.chain[-1]
-        prefix = "" if via == unit.name else f"its shared library {via}: "
+        prefix = "" if via == unit.name else f"{LIBRARY_PREFIX}{via}: "
         reasons += [prefix + reason for reason in own.reasons]
     return tuple(reasons)
+
+
+LIBRARY_PREFIX = "its shared library "
+
+
+def library_changes(repo: Repository, unit: Unit) -> str | None:
+    """Why ``unit``'s newest tag no longer holds its build although nothing of its own changed: a shared library it
+    needs (for a module, cmcore, the image's entrypoint, too) changed since. The sentence ``cmfleet build`` gives,
+    with the fix; ``cmfleet status`` and ``cmfleet release`` say the same. ``None`` when no library changed."""
+    version = unit_version(repo, unit)
+    via = [change for change in version.changes if change.startswith(LIBRARY_PREFIX)]
+    if version.tag is None or not via:
+        return None
+    libs = sorted({change[len(LIBRARY_PREFIX) :].split(":", 1)[0] for change in via})
+    return (
+        f"changed since {version.tag}: " + "; ".join(via) + f" (release {', '.join(libs)} and then {unit.name}: "
+        f"`cmfleet release {' '.join([*libs, unit.name])}`)"
+    )
 
 
 def _status(root: Path) -> str:
