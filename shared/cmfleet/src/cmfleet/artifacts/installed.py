@@ -208,14 +208,13 @@ def served(root: Path, installation: Installation, timeout: float = 120.0) -> It
     ENTRYPOINT: yields an httpx client on its gateway and the functions its SDK posted (``GET
     /api/modules/<m>/functions``), once it posted them. A replica that crashes first raises BuildError with its
     last log lines (the entrypoint names the failed import there)."""
+    import logging
     import time
 
     import httpx
 
     from cmfleet.runtime.config import load_config
     from cmfleet.runtime.server import BackgroundRuntime
-
-    import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll is no news
     name = installation.module
