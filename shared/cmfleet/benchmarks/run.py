@@ -151,6 +151,9 @@ def write_report(output: Path, fresh: dict[str, str], versions: dict[str, str], 
             sections.append(fresh[name])
         elif heading in old:
             sections.append(old[heading])
+    # sections measured by hand (e.g. "Image contents") stay, after the suite's own
+    known = {heading for heading, _ in SECTIONS.values()} | {"Machine", "Versions", "Targets"}
+    sections += [text for heading, text in old.items() if heading not in known]
     peer = dict(extra)
     if "functions-framework (peer)" not in peer:  # keep the peer's versions of the last invocation run
         for line in old.get("Versions", "").splitlines():
