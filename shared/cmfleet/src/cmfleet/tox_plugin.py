@@ -55,6 +55,8 @@ def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) ->
         }
     deps = [*third_party, *shared_paths]
     if toolkit is not None and f"-e {toolkit.path}" not in deps:
+        # the toolkit's own shared libraries (cmcore) come from their paths too: they are not on the index
+        deps += [f"-e {lib.path}" for lib in repo.closure(toolkit) if f"-e {lib.path}" not in deps]
         deps.append(f"-e {toolkit.path}")
     if unit.kind == "shared":
         # A library's own `test` extra (if it declares one) holds what only its tests need.

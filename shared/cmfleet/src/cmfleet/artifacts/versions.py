@@ -124,10 +124,23 @@ def library_changes(repo: Repository, unit: Unit) -> str | None:
     if version.tag is None or not via:
         return None
     libs = sorted({change[len(LIBRARY_PREFIX) :].split(":", 1)[0] for change in via})
+    # a library whose changes all went into a pre-release moves its dependents with its final release only
+    libs = [name for name in libs if not _on_pre_release(repo, name)]
+    via = [change for change in via if change[len(LIBRARY_PREFIX) :].split(":", 1)[0] in libs]
+    if not libs:
+        return None
     return (
         f"changed since {version.tag}: " + "; ".join(via) + f" (release {', '.join(libs)} and then {unit.name}: "
         f"`cmfleet release {' '.join([*libs, unit.name])}`)"
     )
+
+
+def _on_pre_release(repo: Repository, name: str) -> bool:
+    """Whether the library ``name`` is built as its newest tag, a pre-release."""
+    from packaging.version import Version
+
+    version = unit_version(repo, repo.get(name))
+    return version.is_release and version.tag_version is not None and Version(version.tag_version).is_prerelease
 
 
 def _status(root: Path) -> str:
