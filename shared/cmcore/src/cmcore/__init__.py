@@ -13,20 +13,44 @@ Depends on pluggy and the official SDK only; the cmfleet toolkit builds on it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from cmcore.hookspecs import hookimpl, hookspec
-from cmcore.loader import LoadedApp, ModuleLoadError, load_app
-from cmcore.registry import (
-    Call,
-    Endpoint,
-    EndpointRegistrar,
-    ModuleDir,
-    ModuleRef,
-    ModuleRegistry,
-    Outcome,
-    RegistryError,
-    UnknownFunctionError,
-    load_registry,
-)
+
+if TYPE_CHECKING:
+    from cmcore.loader import LoadedApp, ModuleLoadError, load_app
+    from cmcore.registry import (
+        Call,
+        Endpoint,
+        EndpointRegistrar,
+        ModuleDir,
+        ModuleRef,
+        ModuleRegistry,
+        Outcome,
+        RegistryError,
+        UnknownFunctionError,
+        load_registry,
+    )
+
+# Imported on first use (PEP 562): a plugin's ``from cmcore import hookimpl`` costs pluggy alone.
+_LAZY = {
+    **dict.fromkeys(("LoadedApp", "ModuleLoadError", "load_app"), "cmcore.loader"),
+    **dict.fromkeys(
+        (
+            "Call",
+            "Endpoint",
+            "EndpointRegistrar",
+            "ModuleDir",
+            "ModuleRef",
+            "ModuleRegistry",
+            "Outcome",
+            "RegistryError",
+            "UnknownFunctionError",
+            "load_registry",
+        ),
+        "cmcore.registry",
+    ),
+}
 
 __all__ = [
     "Call",
@@ -48,7 +72,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> str:
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     # Resolved on first use: the image's start-up and every plugin import must not pay for a version lookup.
     if name == "__version__":
         try:
