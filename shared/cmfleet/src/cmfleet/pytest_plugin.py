@@ -176,13 +176,22 @@ class InstalledModule:
         endpoint = self.endpoints.get(name)
         if endpoint is None:
             return Outcome(False, dict(UNKNOWN_QUERY_TYPE), json.dumps(UNKNOWN_QUERY_TYPE).encode())
-        response = self.client.post(f"/api/modules/{self.name}/functions/{name}", json=event, timeout=120)
+        url = f"/api/modules/{self.name}/functions/{name}"
+        if endpoint.streaming:  # item by item as the replica sends them: the SDK posts each as its own chunk
+            response = self.client.post(url, json=event, headers={"Accept": "application/x-ndjson"}, timeout=120)
+            lines = [line for line in response.text.splitlines() if line.strip()]
+            items = [json.loads(line) for line in lines]
+            ended = items[-1] if items else None
+            if response.status_code == 200 and not (isinstance(ended, dict) and {"error", "state"} <= set(ended)):
+                return Outcome(True, items, "".join(lines).encode(), streamed=items)
+        else:
+            response = self.client.post(url, json=event, timeout=120)
+            if response.status_code == 200:
+                return Outcome(True, response.json(), response.content)
         try:
-            body = response.json()
+            body = response.json() if response.status_code != 200 else ended
         except ValueError:
             body = response.text
-        if response.status_code == 200:
-            return Outcome(True, body, response.content, streamed=body if endpoint.streaming else None)
         message = body.get("error") if isinstance(body, dict) else str(body)
         failed = {"exception": f"HTTP {response.status_code}: {message}"}
         return Outcome(False, failed, response.content)
