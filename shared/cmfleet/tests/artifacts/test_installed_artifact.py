@@ -94,3 +94,15 @@ def test_prepare_builds_an_untagged_module_as_dev_outside_the_checkout(fresh_rep
     pip = subprocess.run([installation.python, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True)
     installed = {line.split("==")[0].lower() for line in pip.stdout.split()}
     assert "cmcore" in installed and "cmfleet" not in installed and "click" not in installed
+
+
+def test_a_shared_library_missing_from_the_image_fails_naming_the_import(released, tmp_path):
+    installation = install(released / "dist/wordcount/2.0.0", tmp_path / "image")
+    assert smoke(installation) == ["count_words", "summarize"]
+    removed = subprocess.run(
+        [installation.python, "-m", "pip", "uninstall", "-y", "-q", "textkit"], capture_output=True, text=True
+    )
+    assert removed.returncode == 0, removed.stderr
+    with pytest.raises(BuildError) as raised:
+        smoke(installation)
+    assert "No module named 'textkit'" in str(raised.value) and raised.value.exit_code == 1
