@@ -30,6 +30,7 @@ def fresh_registry():
     METRICS_REGISTRY.clock = RealClock()
 
 
+@pytest.mark.cm_in_process  # reads this process's stderr and metrics registry
 def test_direct_emission(cm_invoke, capsys, monkeypatch):
     monkeypatch.setenv("COMPUTE_SESSION_ID", "replica-7")
     result = cm_invoke("metricsdemo", "direct_emission_of_metric", {}, jobId="job-direct")
@@ -41,6 +42,7 @@ def test_direct_emission(cm_invoke, capsys, monkeypatch):
         assert line["params"]["job_id"] == "job-direct" and line["params"]["session_id"] == "replica-7"
 
 
+@pytest.mark.cm_in_process  # reads this process's stderr and metrics registry
 def test_periodic_emission_thread(cm_invoke, capsys):
     clock = ManualClock()
     METRICS_REGISTRY.clock = clock
@@ -65,6 +67,7 @@ def test_periodic_emission_thread(cm_invoke, capsys):
     assert not emitter.running
 
 
+@pytest.mark.cm_in_process  # reads this process's stderr and metrics registry
 def test_record_latencies_accumulates(cm_invoke, capsys):
     first = cm_invoke("metricsdemo", "record_latencies", {"latency_ms": [10.0, 20.0, 30.0]})
     assert (first["count"], first["sum"], first["min"], first["max"]) == (3, 60.0, 10.0, 30.0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
@@ -120,7 +121,9 @@ def target_rows(sections: list[str]) -> list[str]:
     return rows
 
 
-def render(sections: dict[str, tuple[str, bool]], versions: dict[str, str], mode: str) -> str:
+def render(
+    sections: dict[str, tuple[str, bool]], versions: dict[str, str], mode: str, recorded: list[str] | None = None
+) -> str:
     texts = [text for text, _ in sections.values()]
     rows = target_rows(texts)
     missed = sum("**MISS**" in r for r in rows)
@@ -154,6 +157,7 @@ def render(sections: dict[str, tuple[str, bool]], versions: dict[str, str], mode
         *rows,
         "",
         *texts,
+        *(recorded or []),
     ]
     return "\n".join(p.rstrip("\n") if p.endswith("\n\n") else p for p in parts).rstrip("\n") + "\n"
 
@@ -167,6 +171,24 @@ def write_atomic(path: Path, text: str) -> None:
 
 def is_benchmarks_md(path: Path) -> bool:
     return path.resolve() == OUTPUT.resolve()
+
+
+#: Sections recorded by hand once (figures of an older commit that no run can measure again); a full run carries
+#: them over verbatim after its own sections, and each says when and how it was measured.
+RECORDED = ("Image contents",)
+
+
+def recorded_sections(path: Path) -> list[str]:
+    """The RECORDED sections of the BENCHMARKS.md at ``path``, as written there."""
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    found = []
+    for heading in RECORDED:
+        match = re.search(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", text, flags=re.S | re.M)
+        if match:
+            found.append(match.group(0).rstrip("\n") + "\n")
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                 fresh[name] = run_section(name, False, workroot, extra)
                 write_atomic(progress, render(fresh, {**versions, **extra}, mode + " (in progress)"))
     failed = [name for name, (text, _) in fresh.items() if "**FAILED**" in text]
-    report = render(fresh, {**versions, **extra}, mode)
+    report = render(fresh, {**versions, **extra}, mode, recorded_sections(OUTPUT) if is_benchmarks_md(output) else None)
     if failed and is_benchmarks_md(output):
         write_atomic(progress, report)
         print(

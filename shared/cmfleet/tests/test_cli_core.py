@@ -11,7 +11,7 @@ def test_list_json_reads_units_statically(cmfleet):
     assert units["hello"]["kind"] == "module"
     assert [f["name"] for f in units["hello"]["functions"]] == ["add", "hello"]
     assert units["wordcount"]["shared_deps"] == ["textkit"]
-    assert units["cmhealth"]["shared_deps"] == ["cmfleet"]
+    assert units["cmhealth"]["shared_deps"] == ["cmcore"]  # plugins depend on what images run, not the toolkit
     assert units["streaming"]["functions"][0]["streaming"] is True
 
 
@@ -88,8 +88,8 @@ def test_schema_as_json_schema(cmfleet):
 def test_plugins_lists_builtins_with_hooks(cmfleet):
     proc = cmfleet("plugins", "--all", "--json")
     plugins = {p["name"]: p for p in json.loads(proc.stdout)}
-    assert plugins["cmfleet.builtin.sdk_app"]["hooks"] == ["cmfleet_register_endpoints"]
-    assert plugins["cmfleet.builtin.sdk_app"]["builtin"] is True
+    assert plugins["cmcore.builtin.sdk_app"]["hooks"] == ["cmfleet_register_endpoints"]
+    assert plugins["cmcore.builtin.sdk_app"]["builtin"] is True
 
 
 def test_function_error_shows_only_the_modules_frames(cmfleet):
@@ -197,8 +197,12 @@ def test_version_without_the_built_file(tmp_path, repo_root):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [str(copy / "cmfleet" / "__init__.py"), metadata.version("cmfleet")]
-    # -S: no site-packages, so no cmfleet distribution either (only the copy and pluggy, which cmfleet imports)
+    # -S: no site-packages, so no cmfleet distribution either (only the copy, and cmcore and pluggy, which cmfleet
+    # imports)
     shutil.copytree(Path(pluggy.__file__).parent, copy / "pluggy", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        repo_root / "shared/cmcore/src/cmcore", copy / "cmcore", ignore=shutil.ignore_patterns("__pycache__")
+    )
     proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [str(copy / "cmfleet" / "__init__.py"), "0+unknown"]

@@ -43,3 +43,21 @@ def test_a_testenv_section_overrides_generated_settings(repo_root, tmp_path):
     assert "description = overridden" in hello and "print(42)" in hello
     assert "labels = modules" in hello  # what the section does not set still comes from the plugin
     assert "pytest modules/typed/tests" in typed and "cmfleet check typed" in typed
+
+
+def test_every_module_has_an_artifact_env_that_builds_installs_and_tests_it(repo_root, tmp_path):
+    root = _copy_repo(repo_root, tmp_path / "repo")
+    proc = _tox(root, "l", "--no-desc")
+    assert proc.returncode == 0, proc.stderr
+    default = proc.stdout.split("additional environments")[0].split()
+    modules = sorted(p.name for p in (root / "modules").iterdir() if (p / "app.py").exists())
+    assert {f"artifact-{m}" for m in modules} <= set(default)
+    proc = _tox(root, "config", "-e", "artifact-hello", "-k", "commands", "labels", "deps")
+    assert proc.returncode == 0, proc.stderr
+    assert "labels = artifacts" in proc.stdout
+    commands = proc.stdout.split("commands =")[1].split("labels =")[0].split("\n")
+    assert [c.strip() for c in commands if c.strip()] == [
+        "python -m cmfleet.artifacts.installed prepare hello",
+        "python -m cmfleet.artifacts.installed schemas hello",
+        "pytest modules/hello/tests --cm-target artifact",
+    ]

@@ -25,6 +25,9 @@ MODULES_DIR = "modules"
 SHARED_DIR = "shared"
 RECIPES_DIR = "conda_recipes"
 TOOLKIT = "cmfleet"
+#: The shared library every module's image runs (its entrypoint, hooks and registry): a dependency of every
+#: module whether declared or not, so its changes and releases reach every module as a declared library's do.
+IMAGE_RUNTIME = "cmcore"
 DEFAULT_TAG_FORMAT = "{unit}/v{version}"
 
 #: Module names: what a Foundry container name and a tox env name both accept.
@@ -460,6 +463,15 @@ class Repository:
                 deps.append(lib)
         return deps
 
+    def needed_libs(self, unit: Unit) -> list[Unit]:
+        """The direct dependency edges of ``unit``: what it declares and, for a module, the image's runtime
+        (``cmcore``, its entrypoint) when the repository has it."""
+        deps = self.shared_deps(unit)
+        runtime = self.units.get(IMAGE_RUNTIME)
+        if unit.is_module and runtime is not None and not runtime.is_module and runtime not in deps:
+            deps.insert(0, runtime)
+        return deps
+
     def imported_shared(self, unit: Unit) -> list[tuple[Unit, ImportRef]]:
         """Shared libraries ``unit``'s code imports, with the first import of each."""
         found: dict[str, tuple[Unit, ImportRef]] = {}
@@ -472,12 +484,13 @@ class Repository:
         return list(found.values())
 
     def closure(self, unit: Unit) -> list[Unit]:
-        """Every shared library ``unit`` needs, transitively, in dependency order (deepest first)."""
+        """Every shared library ``unit`` needs (``needed_libs``), transitively, in dependency order (deepest
+        first); a module's closure holds the image's runtime ``cmcore``."""
         order: list[Unit] = []
         seen: set[str] = set()
 
         def visit(u: Unit, stack: tuple[str, ...]) -> None:
-            for dep in self.shared_deps(u):
+            for dep in self.needed_libs(u):
                 if dep.name in stack:
                     cycle = " -> ".join((*stack, dep.name))
                     raise DiscoveryError(f"dependency cycle between shared libraries: {cycle}")
@@ -490,8 +503,8 @@ class Repository:
         return order
 
     def graph(self) -> dict[str, list[str]]:
-        """Direct edges unit -> shared libraries it declares."""
-        return {name: [d.name for d in self.shared_deps(u)] for name, u in self.units.items()}
+        """Direct edges unit -> shared libraries it needs (``needed_libs``)."""
+        return {name: [d.name for d in self.needed_libs(u)] for name, u in self.units.items()}
 
     def dependents(self, names: Iterable[str]) -> dict[str, list[str]]:
         """Every unit that depends on any of ``names`` transitively, with the chain that links it.

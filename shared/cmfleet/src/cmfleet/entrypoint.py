@@ -1,10 +1,10 @@
-"""What a container (and every local replica) runs: load the module's endpoints through the hooks, hand
-them to the official SDK, and start it with ``start_compute_module``.
+"""A local replica's entrypoint: the container's (``cmcore.entrypoint``), plus what only the repository has.
 
-    python -m cmfleet.entrypoint modules/hello      # a module folder (in a container: /app)
+    python -m cmfleet.entrypoint modules/hello      # a module folder (what cmfleet dev's replicas run)
     python -m cmfleet.entrypoint hello              # a module name, inside the repository
 
-``CMFLEET_CONCURRENCY_TYPE`` picks the SDK's ``PROCESS_POOL`` (default, as in Foundry) or ``THREAD_POOL``.
+It serves exactly as the image's ``python -m cmcore.entrypoint /app/<module>`` does, with the image's plugin
+manager; it only resolves module names and, for a replica started by hand, holds its venv's "use" lock.
 """
 
 from __future__ import annotations
@@ -12,27 +12,22 @@ from __future__ import annotations
 import os
 import sys
 
+from cmcore.entrypoint import EXIT_IMPORT, serve
+
+__all__ = ["main", "run"]
+
 
 def run(target: str) -> None:
-    """Load ``target``'s registry, register it with the SDK and poll the runtime forever."""
-    from compute_modules import ConcurrencyType, start_compute_module
-
-    from cmfleet.loader import ModuleLoadError, disable_sdk_startup
-    from cmfleet.registry import RegistryError, load_registry
+    """Serve ``target`` (a module folder or a name in the repository) as the container does."""
+    from cmfleet.discovery import DiscoveryError
+    from cmfleet.registry import module_unit
 
     try:
-        registry = load_registry(target)
-    except (ModuleLoadError, RegistryError, KeyError) as exc:
+        unit = module_unit(target)
+    except (DiscoveryError, KeyError) as exc:
         print(f"cmfleet.entrypoint: {exc}", file=sys.stderr, flush=True)
-        sys.exit(3)
-    registry.register_with_sdk()
-    concurrency = ConcurrencyType(os.environ.get("CMFLEET_CONCURRENCY_TYPE", "PROCESS_POOL"))
-    disable_sdk_startup(False)
-    try:
-        start_compute_module(concurrency_type=concurrency, report_restart=True)
-    finally:
-        # The SDK also registered start_compute_module with atexit; never start it a second time.
-        disable_sdk_startup(True)
+        sys.exit(EXIT_IMPORT)
+    serve(unit)
 
 
 def main(argv: list[str] | None = None) -> None:

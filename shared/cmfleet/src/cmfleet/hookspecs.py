@@ -1,8 +1,10 @@
-"""Every cmfleet hook, in one file.
+"""The toolkit's hooks: commands, check rules, local replica environments.
 
-A plugin is a Python module (or object) with functions named like the hooks below, decorated with
-``cmfleet.hookimpl``. Built-in features use these same hooks (see ``cmfleet.plugins.BUILTIN_PLUGINS``); a
-shared library adds its own through the entry-point group ``cmfleet``::
+The hooks a container runs (``cmfleet_register_endpoints``, ``cmfleet_invoke``) are in ``cmcore.hookspecs``,
+the small distribution images install; ``hookimpl`` is the same marker in both. A plugin is a Python module (or
+object) with functions named like the hooks, decorated with ``cmcore.hookimpl`` (``cmfleet.hookimpl`` is the
+same object). Built-in features use these same hooks (see ``cmfleet.plugins.TOOLKIT_BUILTINS``); a shared
+library adds its own through the entry-point group ``cmfleet``::
 
     # shared/mylib/pyproject.toml
     [project.entry-points.cmfleet]
@@ -16,63 +18,17 @@ pluggy passes only those an implementation declares, so new arguments never brea
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import pluggy
+from cmcore.hookspecs import hookimpl, hookspec
 
 if TYPE_CHECKING:
     import click
 
     from cmfleet.checks.base import CheckRegistrar
     from cmfleet.discovery import Unit
-    from cmfleet.registry import Call, EndpointRegistrar
 
-hookspec = pluggy.HookspecMarker("cmfleet")
-hookimpl = pluggy.HookimplMarker("cmfleet")
-
-
-@hookspec
-def cmfleet_register_endpoints(module: Unit, register: EndpointRegistrar) -> None:
-    """Register the endpoints (callable functions) of a compute module.
-
-    Called once each time a module is loaded to run: by ``cmfleet invoke``, the pytest fixtures,
-    ``cmfleet schema``, the container entrypoint and every local replica. The built-in plugin
-    ``cmfleet.builtin.sdk_app`` imports the module's unchanged ``app.py`` and registers every function the
-    official SDK collected from ``@function`` and ``add_function``; a shared library can register extra
-    endpoints in every module. ``register(func, name=None, streaming=False, edits=None)`` takes a function
-    with the SDK's signature ``(context, event)``; its type hints define its schema exactly as in the SDK.
-
-    Example, a ``health`` endpoint in every module::
-
-        @hookimpl
-        def cmfleet_register_endpoints(module, register):
-            def health(context, event) -> dict[str, str]:
-                return {"module": module.name, "status": "ok"}
-            register(health)
-    """
-
-
-@hookspec(firstresult=True)
-def cmfleet_invoke(call: Call) -> Any:
-    """Run one invocation of an endpoint and return its result.
-
-    The built-in implementation calls ``call.endpoint.func(call.context, call.event)`` after the SDK's payload
-    conversion. Implement it with ``@hookimpl(wrapper=True)`` to wrap every call of every function of every
-    module (timing, log context, validation, metrics): the same wrapper runs in ``cmfleet invoke``, in the
-    pytest fixtures, in local replicas and in the deployed container.
-
-    Example, timing middleware::
-
-        import time
-
-        @hookimpl(wrapper=True)
-        def cmfleet_invoke(call):
-            started = time.perf_counter()
-            try:
-                return (yield)
-            finally:
-                print(f"{call.module}.{call.name} took {time.perf_counter() - started:.3f}s")
-    """
+__all__ = ["RegisterEndpoint", "hookimpl", "hookspec"]
 
 
 @hookspec
@@ -133,5 +89,5 @@ def cmfleet_replica_environment(module: Unit, environ: dict[str, str]) -> None:
     """
 
 
-#: Type of the ``register`` callback of :func:`cmfleet_register_endpoints`, for plugin authors' type hints.
+#: Type of the ``register`` callback of ``cmcore.hookspecs.cmfleet_register_endpoints`` (``cmcore.EndpointRegistrar``).
 RegisterEndpoint = Callable[..., None]

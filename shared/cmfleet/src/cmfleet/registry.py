@@ -1,303 +1,57 @@
-"""The endpoints of a module, as the hooks declare them: the one source for every runner.
-
-``cmfleet invoke``, the pytest fixtures, ``cmfleet schema``, the container entrypoint and the local replicas
-all call :func:`load_registry` and then either :meth:`ModuleRegistry.invoke` (in process, the SDK's own
-payload conversion, context and serialisation) or :meth:`ModuleRegistry.register_with_sdk` (hand the
-plugin-wrapped functions to the official SDK, which then runs them as Foundry does).
-"""
+"""The endpoint registry lives in ``cmcore.registry`` (what the container runs); this module re-exports it and
+adds what needs the repository: a module named inside it, loaded with the toolkit's plugin manager."""
 
 from __future__ import annotations
 
-import functools
-import json
-import traceback
-import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cmfleet import errors
+from cmcore.registry import (
+    APP_ORIGIN,
+    OWN_ORIGINS,
+    UNKNOWN_QUERY_TYPE,
+    Call,
+    Endpoint,
+    EndpointRegistrar,
+    ModuleDir,
+    ModuleRef,
+    ModuleRegistry,
+    Outcome,
+    RegistryError,
+    UnknownFunctionError,
+    describe_functions,
+    format_user_error,
+    origin_of,
+)
+from cmcore.registry import load_registry as _load_registry
 from cmfleet.discovery import Unit
-from cmfleet.errors import FunctionError
 
-UNKNOWN_QUERY_TYPE = {"error": "Unknown query type"}  # the SDK's own answer
-
-
-class RegistryError(Exception):
-    """An endpoint that cannot be registered (duplicate name, schema the SDK rejects)."""
-
-
-@dataclass
-class Endpoint:
-    """One callable function of a module."""
-
-    name: str
-    func: Callable[..., Any]
-    plugin: str
-    streaming: bool = False
-    edits: list[Any] | None = None
-    schema: dict[str, Any] = field(default_factory=dict)
-    conversion: Any = None
-    context_typed: bool = False
-
-
-@dataclass
-class Call:
-    """One invocation, as the ``cmfleet_invoke`` hook sees it.
-
-    ``event`` is the payload after the SDK's conversion (a dataclass instance for a typed function);
-    ``raw_event`` is the JSON value as received. ``state`` is scratch space for middleware.
-    """
-
-    module: str
-    name: str
-    endpoint: Endpoint
-    context: Any
-    event: Any
-    raw_event: Any
-    job_id: str
-    state: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Outcome:
-    """The result of an in-process invocation, in the shapes the SDK posts to the runtime."""
-
-    ok: bool
-    value: Any  # the function's return value, or the SDK's error object
-    body: bytes  # exactly the bytes the SDK would POST as the result
-    streamed: list[Any] | None = None  # the items of a streaming result
-    exception: BaseException | None = None  # what the function raised, if it raised
-    root: Path | None = None  # the module's folder: traceback paths are shown relative to it
-
-    def failure(self) -> FunctionError | None:
-        """The error in the one shape every runner shows (``cmfleet.errors``), or None when the call succeeded."""
-        if self.ok:
-            return None
-        if self.exception is not None:
-            return errors.from_exception(self.exception, self.root)
-        return errors.from_result(self.value, self.root) or errors.FunctionError(str(self.error_message))
-
-    def user_traceback(self) -> str:
-        """The error for people: the module's own frames (no cmfleet, pluggy, SDK), the error line, a hint."""
-        failure = self.failure()
-        return failure.text() if failure is not None else ""
-
-    @property
-    def error_message(self) -> str | None:
-        """The message of an SDK error result (``{"exception": ...}`` or ``{"error": ...}``)."""
-        if self.ok:
-            return None
-        return str(self.value.get("exception") or self.value.get("error"))
-
-
-def _parse(func: Callable[..., Any], name: str, edits: list[Any] | None) -> Any:
-    from compute_modules.function_registry.function_schema_parser import parse_function_schema
-
-    return parse_function_schema(func, name, edits=edits or [], api_name_type_id_mapping={})
-
-
-class EndpointRegistrar:
-    """The ``register`` callback handed to ``cmfleet_register_endpoints``."""
-
-    def __init__(self, registry: ModuleRegistry) -> None:
-        self._registry = registry
-        self.plugin = "?"
-
-    def set_app(self, app: Any) -> None:
-        """Record the imported ``app.py`` module (used by the built-in ``sdk_app`` plugin)."""
-        self._registry.app = app
-
-    def __call__(
-        self,
-        func: Callable[..., Any],
-        *,
-        name: str | None = None,
-        streaming: bool = False,
-        edits: list[Any] | None = None,
-        _prepared: Any = None,
-    ) -> None:
-        """Register ``func`` (signature ``(context, event)``) under ``name`` (default ``func.__name__``)."""
-        name = name or func.__name__
-        existing = self._registry.endpoints.get(name)
-        if existing is not None:
-            raise RegistryError(
-                f"function name {name!r} is registered twice in module {self._registry.module.name!r} "
-                f"(by {existing.plugin} and by {self.plugin}); rename one of them"
-            )
-        if _prepared is not None:
-            schema, conversion, context_typed = _prepared
-        else:
-            try:
-                parsed = _parse(func, name, edits)
-            except Exception as exc:  # the SDK raises ValueError/TypeError/KeyError for types it rejects
-                raise RegistryError(f"the SDK rejects the signature of {name!r} (from {self.plugin}): {exc}") from exc
-            schema, conversion, context_typed = (
-                dict(parsed.function_schema),
-                parsed.class_node,
-                parsed.is_context_typed,
-            )
-        self._registry.endpoints[name] = Endpoint(
-            name, func, self.plugin, streaming, edits, schema, conversion, context_typed
-        )
-
-
-@dataclass
-class ModuleRegistry:
-    """Every endpoint of one module, from every plugin."""
-
-    module: Unit
-    pm: Any
-    endpoints: dict[str, Endpoint] = field(default_factory=dict)
-    app: Any = None  # the imported app.py, set by the built-in sdk_app plugin
-
-    def names(self) -> list[str]:
-        return list(self.endpoints)
-
-    def described(self) -> str:
-        """The function names with where each comes from (``add, hello, health (from cmhealth)``)."""
-        return describe_functions((e.name, origin_of(e.plugin)) for e in self.endpoints.values())
-
-    def get(self, name: str) -> Endpoint:
-        """The endpoint called ``name``; unknown names raise UnknownFunctionError listing the known ones."""
-        try:
-            return self.endpoints[name]
-        except KeyError:
-            raise UnknownFunctionError(self.module.name, name, self.names(), self.described()) from None
-
-    def schemas(self) -> list[dict[str, Any]]:
-        """The function schemas exactly as the SDK posts them, in registration order."""
-        return [dict(e.schema) for e in self.endpoints.values()]
-
-    # -- running ---------------------------------------------------------------------------------------
-
-    def _context(self, job_id: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        from compute_modules.context import get_extra_context_parameters
-
-        return {
-            "jobId": job_id,
-            "tempCredsAuthToken": "",
-            "authHeader": "",
-            "userId": "",
-            **get_extra_context_parameters(),
-            **(extra or {}),
-        }
-
-    def call(self, endpoint: Endpoint, context: Any, raw_event: Any) -> Any:
-        """Convert the payload and context as the SDK does, then run the ``cmfleet_invoke`` hook chain."""
-        from compute_modules.context import QueryContext
-        from compute_modules.function_registry.function_payload_converter import convert_payload
-
-        event = raw_event
-        if endpoint.conversion is not None:
-            event = convert_payload(raw_event, endpoint.conversion)
-        if endpoint.context_typed and isinstance(context, dict):
-            context = QueryContext(**context)
-        job_id = context["jobId"] if isinstance(context, dict) else context.jobId
-        call = Call(self.module.name, endpoint.name, endpoint, context, event, raw_event, job_id)
-        return self.pm.hook.cmfleet_invoke(call=call)
-
-    def invoke(
-        self, name: str, event: Any, *, job_id: str | None = None, context: dict[str, Any] | None = None
-    ) -> Outcome:
-        """Run ``name`` with the JSON ``event`` in process, exactly as the SDK's ``handle_job`` does.
-
-        Unknown names give the SDK's ``{"error": "Unknown query type"}``; an exception gives
-        ``{"exception": "<message>: <traceback>"}``; a streaming function's items are collected.
-        """
-        outcome = self._invoke(name, event, job_id, context)
-        outcome.root = self.module.path
-        return outcome
-
-    def _invoke(self, name: str, event: Any, job_id: str | None, context: dict[str, Any] | None) -> Outcome:
-        from compute_modules.client.encoder import CustomJSONEncoder
-
-        job_id = job_id or str(uuid.uuid4())
-        endpoint = self.endpoints.get(name)
-        if endpoint is None:
-            return Outcome(False, dict(UNKNOWN_QUERY_TYPE), json.dumps(UNKNOWN_QUERY_TYPE).encode())
-        try:
-            result = self.call(endpoint, self._context(job_id, context), event)
-        except Exception as exc:  # noqa: BLE001 - the SDK turns every exception into an error result
-            failed = {"exception": f"{exc}: {traceback.format_exc()}"}
-            return Outcome(False, failed, json.dumps(failed).encode(), exception=exc)
-        if endpoint.streaming and isinstance(result, Iterable) and not isinstance(result, dict):
-            items: list[Any] = []
-            chunks: list[bytes] = []
-            try:
-                for item in result:
-                    chunks.append(json.dumps(item).encode("utf-8"))
-                    items.append(item)
-            except Exception as exc:  # noqa: BLE001
-                failed = {"exception": f"{exc}: {traceback.format_exc()}"}
-                return Outcome(False, failed, json.dumps(failed).encode(), streamed=items, exception=exc)
-            return Outcome(True, items, b"".join(chunks), streamed=items)
-        try:
-            body = json.dumps(result, cls=CustomJSONEncoder).encode("utf-8")
-        except Exception as exc:  # noqa: BLE001
-            failed = {"exception": f"{exc}: {traceback.format_exc()}"}
-            return Outcome(False, failed, json.dumps(failed).encode())
-        if isinstance(result, dict) and set(result) in ({"exception"}, {"error"}):
-            return Outcome(False, result, body)
-        return Outcome(True, json.loads(body), body)
-
-    def register_with_sdk(self) -> None:
-        """Replace the SDK's registrations with this registry's endpoints, each wrapped by the hooks.
-
-        The wrapper keeps the function's name and annotations (``functools.wraps``), so the SDK parses the
-        same schema and performs the same payload conversion; the hook chain runs inside it.
-        """
-        from compute_modules import add_function
-
-        from cmfleet.loader import clear_sdk_registries
-
-        clear_sdk_registries()
-        for endpoint in self.endpoints.values():
-            add_function(self._sdk_wrapper(endpoint), streaming=endpoint.streaming, edits=endpoint.edits)
-
-    def _sdk_wrapper(self, endpoint: Endpoint) -> Callable[..., Any]:
-        registry = self
-
-        @functools.wraps(endpoint.func)
-        def run(context: Any, event: Any) -> Any:
-            # The SDK has already converted the payload and context; only the hook chain is left.
-            job_id = context["jobId"] if isinstance(context, dict) else context.jobId
-            call = Call(registry.module.name, endpoint.name, endpoint, context, event, event, job_id)
-            try:
-                return registry.pm.hook.cmfleet_invoke(call=call)
-            except Exception:
-                # The caller gets the error with the module's frames only (cmfleet.errors); the replica's log
-                # keeps the whole traceback (the SDK itself logs the message alone).
-                _log_failure(endpoint.name)
-                raise
-
-        run.__name__ = endpoint.name
-        return run
-
-
-def _log_failure(name: str) -> None:
-    """Log the traceback being handled through the SDK's logger (its lines carry the job id)."""
-    from compute_modules.logging import get_logger
-
-    get_logger("cmfleet").error(f"{name} failed:\n{traceback.format_exc().rstrip()}")
-
-
-def format_user_error(exc: BaseException) -> str:
-    """The module's frames of ``exc`` and its error line (kept for callers of the old name: ``cmfleet.errors``)."""
-    return errors.from_exception(exc).text()
-
-
-class UnknownFunctionError(KeyError):
-    """A function name the module does not have."""
-
-    def __init__(self, module: str, name: str, known: list[str], described: str | None = None) -> None:
-        self.module, self.name, self.known = module, name, known
-        shown = described or ", ".join(known) or "(none)"
-        super().__init__(f"module {module!r} has no function {name!r}; known functions: {shown}")
-
-    def __str__(self) -> str:
-        return self.args[0]
+__all__ = [
+    "APP_ORIGIN",
+    "OWN_ORIGINS",
+    "UNKNOWN_QUERY_TYPE",
+    "Call",
+    "DeclaredFunction",
+    "Endpoint",
+    "EndpointRegistrar",
+    "ModuleDir",
+    "ModuleRef",
+    "ModuleRegistry",
+    "Outcome",
+    "RegistryError",
+    "UnknownFunctionError",
+    "declared_functions",
+    "describe_functions",
+    "endpoint_hooks",
+    "foreign_plugins",
+    "format_user_error",
+    "load_registry",
+    "module_unit",
+    "origin_of",
+    "plugin_scope",
+]
 
 
 def module_unit(target: Unit | Path | str, root: Path | None = None) -> Unit:
@@ -311,26 +65,6 @@ def module_unit(target: Unit | Path | str, root: Path | None = None) -> Unit:
     from cmfleet.discovery import Repository
 
     return Repository.load(root).module(str(target))
-
-
-APP_ORIGIN = "app.py"  # where the functions of the built-in sdk_app plugin come from
-_SDK_APP = "cmfleet.builtin.sdk_app"
-
-
-def origin_of(plugin: str) -> str:
-    """Where an endpoint comes from, for people: ``app.py``, or the name of the plugin that registered it."""
-    return APP_ORIGIN if plugin == _SDK_APP else plugin
-
-
-#: Origins that are the module's own code: app.py, or another SDK's functions (declared in its settings, or
-#: posted by its replica).
-OWN_ORIGINS = frozenset({APP_ORIGIN, "settings", "module"})
-
-
-def describe_functions(functions: Iterable[tuple[str, str]]) -> str:
-    """``add, hello, health (from cmhealth)``: names, with the plugin that adds a function when one does."""
-    shown = [name if origin in OWN_ORIGINS else f"{name} (from {origin})" for name, origin in functions]
-    return ", ".join(shown) or "(none)"
 
 
 def _repository_of(unit: Unit) -> Any:
@@ -422,7 +156,7 @@ def declared_functions(unit: Unit, pm: Any = None, repo: Any = None) -> list[Dec
     out = [DeclaredFunction(f.name, f.streaming, APP_ORIGIN) for f in unit.functions]
     recorder = _Recorder()
     for impl in endpoint_hooks(pm, unit, repo):
-        if impl.plugin_name == _SDK_APP:
+        if origin_of(impl.plugin_name) == APP_ORIGIN:
             continue
         recorder.plugin = impl.plugin_name
         kwargs = {"module": unit, "register": recorder}
@@ -435,17 +169,10 @@ def declared_functions(unit: Unit, pm: Any = None, repo: Any = None) -> list[Dec
 
 
 def load_registry(target: Unit | Path | str, pm: Any = None) -> ModuleRegistry:
-    """Load a module and ask every plugin that applies to it (:func:`endpoint_hooks`) for its endpoints."""
+    """Load a module (a Unit, a folder, or a name in the repository) and ask every plugin that applies to it
+    (:func:`endpoint_hooks`), the toolkit's manager's by default, for its endpoints."""
     from cmfleet.plugins import get_plugin_manager
 
     unit = module_unit(target)
     pm = pm or get_plugin_manager()
-    registry = ModuleRegistry(unit, pm)
-    registrar = EndpointRegistrar(registry)
-    # One plugin at a time, in registration order (the module's own app.py first), so a duplicate name
-    # can be blamed on the plugin that added it.
-    for impl in endpoint_hooks(pm, unit):
-        registrar.plugin = impl.plugin_name
-        kwargs = {"module": unit, "register": registrar}
-        impl.function(**{k: kwargs[k] for k in impl.argnames})
-    return registry
+    return _load_registry(unit, pm, endpoint_hooks(pm, unit))

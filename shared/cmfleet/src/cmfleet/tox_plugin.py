@@ -4,6 +4,10 @@
   (transitively), cmfleet (pytest fixtures and ``cmfleet check``); runs its tests and ``cmfleet check``.
 * ``shared-<name>``: the library itself and what it declares; runs its tests and ``cmfleet check``.
 * ``cmfleet``: the toolkit with its runtime, test and build extras; runs its own tests.
+* ``artifact-<name>`` (one per module, label ``artifacts``): builds the module's artifact into the env's tmp folder
+  (``--dev`` unless every unit of its image is on its release tag), installs it offline into a fresh venv as its
+  Dockerfile does, checks that the schemas it posts equal ``cmfleet schema``, then runs the module's own tests
+  against that installation (``--cm-target artifact``: through its entrypoint over the real runtime protocol).
 
 Labels: ``-m modules``, ``-m shared``, and ``-m affected``: the units changed since a base ref (given by
 ``--cmfleet-since REF`` or ``$CMFLEET_SINCE``) and their transitive dependents, as ``cmfleet affected`` computes
@@ -21,7 +25,7 @@ from typing import Any
 from tox.config.loader.memory import MemoryLoader
 from tox.plugin import impl
 
-from cmfleet.discovery import DiscoveryError, Repository, Unit, find_root, requirement_name
+from cmfleet.discovery import TOOLKIT, DiscoveryError, Repository, Unit, find_root, requirement_name
 
 
 def _repository() -> Repository | None:
@@ -45,12 +49,14 @@ def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) ->
         return {
             "description": "the cmfleet toolkit: its own tests (runtime, release, build, browser)",
             "package": "skip",
-            "deps": [f"-e {unit.path}[runtime,test,build]"],
+            "deps": [*shared_paths, f"-e {unit.path}[runtime,test,build]"],
             "commands": [Command(["pytest", tests, *posargs])],
             "labels": ["shared", "toolkit"],
         }
     deps = [*third_party, *shared_paths]
     if toolkit is not None and f"-e {toolkit.path}" not in deps:
+        # the toolkit's own shared libraries (cmcore) come from their paths too: they are not on the index
+        deps += [f"-e {lib.path}" for lib in repo.closure(toolkit) if f"-e {lib.path}" not in deps]
         deps.append(f"-e {toolkit.path}")
     if unit.kind == "shared":
         # A library's own `test` extra (if it declares one) holds what only its tests need.
@@ -64,6 +70,36 @@ def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) ->
         "deps": deps,
         "commands": [Command(["pytest", tests, *posargs]), Command(["cmfleet", "check", unit.name])],
         "labels": ["modules" if unit.is_module else "shared"],
+    }
+
+
+ARTIFACT_LABEL = "artifacts"
+
+
+def artifact_env(unit: Unit) -> str:
+    """The name of the env that tests ``unit``'s built artifact."""
+    return f"artifact-{unit.name}"
+
+
+def artifact_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The settings of ``artifact-<module>``: the module env's deps, the toolkit with its runtime extra (the local
+    runtime serving the installed entrypoint, and uv for the build); its folder is the env's own tmp dir."""
+    from tox.config.types import Command
+
+    toolkit = repo.units.get(TOOLKIT)
+    editable = f"-e {toolkit.path}" if toolkit is not None else None
+    deps = [f"{d}[runtime]" if d == editable else d for d in env_settings(repo, unit)["deps"]]
+    installed = ["python", "-m", "cmfleet.artifacts.installed"]
+    return {
+        "description": f"module {unit.name}: its built artifact installed as its image installs it; its tests on it",
+        "package": "skip",
+        "deps": deps,
+        "commands": [
+            Command([*installed, "prepare", unit.name]),
+            Command([*installed, "schemas", unit.name]),
+            Command(["pytest", f"{unit.rel}/tests", "--cm-target", "artifact", *posargs]),
+        ],
+        "labels": [ARTIFACT_LABEL],
     }
 
 
@@ -106,6 +142,8 @@ def tox_extend_envs() -> Iterator[str]:
         return
     for unit in repo.units.values():
         yield unit.tox_env
+        if unit.is_module:
+            yield artifact_env(unit)
 
 
 @impl
@@ -127,17 +165,21 @@ def tox_add_core_config(core_conf: Any, state: Any) -> None:
             continue
         ini_envs = list(StrConvert().to_env_list(raw).envs) if isinstance(raw, str) else list(raw.envs)
         break
-    generated = [u.tox_env for u in repo.units.values() if u.tox_env not in ini_envs]
+    every = [name for u in repo.units.values() for name in (u.tox_env, *([artifact_env(u)] if u.is_module else []))]
+    generated = [name for name in every if name not in ini_envs]
     core_conf.loaders.insert(0, MemoryLoader(env_list=EnvList([*ini_envs, *generated])))
     posargs = tuple(state.conf.pos_args(None) or ())
     since = getattr(state.conf.options, "cmfleet_since", None) or os.environ.get(SINCE_ENV)
     chosen = affected_envs(repo, since)
     _generated.clear()
     for unit in repo.units.values():
-        settings = env_settings(repo, unit, posargs)
-        if unit.name in chosen:
-            settings["labels"] = [*settings["labels"], AFFECTED_LABEL]
-        _generated[unit.tox_env] = settings
+        _generated[unit.tox_env] = env_settings(repo, unit, posargs)
+        if unit.is_module:
+            _generated[artifact_env(unit)] = artifact_settings(repo, unit, posargs)
+    for unit in repo.units.values():
+        names = [unit.tox_env, *([artifact_env(unit)] if unit.is_module else [])]
+        for name in names if unit.name in chosen else ():
+            _generated[name]["labels"] = [*_generated[name]["labels"], AFFECTED_LABEL]
 
 
 #: The generated settings of this run's envs, by env name (filled by tox_add_core_config).

@@ -15,16 +15,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 MAIN = Path(__file__).resolve().parents[4]
-COPIED = ("pyproject.toml", ".gitignore", "conda_recipes", "modules/hello", "modules/wordcount", "shared/textkit")
+COPIED = (
+    "pyproject.toml",
+    ".gitignore",
+    "conda_recipes",
+    "modules/hello",
+    "modules/wordcount",
+    "shared/textkit",
+    "shared/cmcore",
+)
 # _version.py is written by hatch-vcs into this checkout's cmfleet at every build; the copies hold sources only.
 IGNORED = shutil.ignore_patterns(
     "__pycache__", ".tox", ".venv", "dist", ".pytest_cache", "tests", "*.pyc", "_version.py"
 )
-#: cmfleet is versioned by its own tags like every unit: a release build needs it tagged too.
-TOOLKIT_VERSION = "0.3.0"
-TOOLKIT_TAG = f"cmfleet/v{TOOLKIT_VERSION}"
-TOOLKIT_WHEEL = f"cmfleet-{TOOLKIT_VERSION}-py3-none-any.whl"
-RELEASE_TAGS = ("hello/v1.0.0", "textkit/v1.2.0", "wordcount/v2.0.0", TOOLKIT_TAG)
+#: cmcore, the image's entrypoint, is versioned by its own tags like every unit: a release build needs it tagged too.
+RUNTIME_VERSION = "0.3.0"
+RUNTIME_TAG = f"cmcore/v{RUNTIME_VERSION}"
+RUNTIME_WHEEL = f"cmcore-{RUNTIME_VERSION}-py3-none-any.whl"
+#: The toolkit has tags of its own too; no image holds it.
+TOOLKIT_TAG = "cmfleet/v0.3.0"
+RELEASE_TAGS = ("hello/v1.0.0", "textkit/v1.2.0", "wordcount/v2.0.0", RUNTIME_TAG, TOOLKIT_TAG)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -55,7 +65,7 @@ def make_repo(dest: Path, tags: tuple[str, ...] = RELEASE_TAGS, edit: Callable[[
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(MAIN / "shared" / "cmfleet" / name, toolkit / name)
     shutil.copytree(MAIN / "shared" / "cmfleet" / "src", toolkit / "src", ignore=IGNORED)
-    for recipe in ("cmfleet", "textkit"):
+    for recipe in ("cmcore", "cmfleet", "textkit"):
         assert (dest / "conda_recipes" / recipe / "meta.yaml").exists()
     if edit is not None:
         edit(dest)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from buildrepo import RELEASE_TAGS, TOOLKIT_TAG, git, leftovers, manifest, run_build
+from buildrepo import RELEASE_TAGS, RUNTIME_TAG, git, leftovers, manifest, run_build
 
 
 def _replace(path: Path, old: str, new: str) -> None:
@@ -28,7 +28,8 @@ def test_untagged_module_needs_dev_then_builds_marked_dev(fresh_repo):
     assert proc.returncode == 2
     assert "wordcount: not a release build" in proc.stderr
     assert "textkit has no release tag" in proc.stderr and "--dev" in proc.stderr
-    assert "cmfleet has no release tag" in proc.stderr  # the toolkit's wheel goes into the image too
+    assert "cmcore has no release tag" in proc.stderr  # the image's entrypoint goes into the image too
+    assert "cmfleet has no release tag" not in proc.stderr  # the toolkit does not
     assert leftovers(repo / "dist") == []
     proc = run_build(repo, "wordcount", "--dev")
     assert proc.returncode == 0, proc.stderr
@@ -36,23 +37,24 @@ def test_untagged_module_needs_dev_then_builds_marked_dev(fresh_repo):
     assert ".dev" in built.name
     data = manifest(built)
     assert data["dev"] is True and data["module"]["version"] == built.name
-    assert ".dev" in data["shared"]["textkit"] and ".dev" in data["shared"]["cmfleet"]
+    assert ".dev" in data["shared"]["textkit"] and ".dev" in data["shared"]["cmcore"]
+    assert "cmfleet" not in data["shared"]
     image = (built / "IMAGE").read_text().strip()
     assert image.startswith("wordcount:") and "+" not in image and image != "wordcount:latest"
     assert "(dev)" in proc.stdout
 
 
-def test_release_build_refuses_while_cmfleet_is_untagged_and_names_the_fix(fresh_repo):
-    # The image carries cmfleet's wheel (its entrypoint), versioned by cmfleet's own tags like any unit: a
+def test_release_build_refuses_while_cmcore_is_untagged_and_names_the_fix(fresh_repo):
+    # The image carries cmcore's wheel (its entrypoint), versioned by cmcore's own tags like any unit: a
     # tagged module alone does not make a release build.
-    repo = fresh_repo(tags=tuple(t for t in RELEASE_TAGS if t != TOOLKIT_TAG))
+    repo = fresh_repo(tags=tuple(t for t in RELEASE_TAGS if t != RUNTIME_TAG))
     proc = run_build(repo, "hello")
     assert proc.returncode == 2
     assert "hello: not a release build" in proc.stderr
-    assert "cmfleet has no release tag (create one with `cmfleet release` or `git tag cmfleet/vX.Y.Z`)" in proc.stderr
+    assert "cmcore has no release tag (create one with `cmfleet release` or `git tag cmcore/vX.Y.Z`)" in proc.stderr
     assert "hello has no release tag" not in proc.stderr
     assert leftovers(repo / "dist") == []
-    git(repo, "tag", TOOLKIT_TAG)
+    git(repo, "tag", RUNTIME_TAG)
     proc = run_build(repo, "--check", "hello")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines() == ["hello: OK"]

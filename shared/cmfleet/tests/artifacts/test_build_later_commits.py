@@ -1,12 +1,13 @@
 """A release build after later commits: only changes to what a module's image is made of (its files, its shared
-libraries, cmfleet, the pins its recipes read) make it a dev build. Commits to other units do not (``git
+libraries, cmcore, the pins its recipes read) make it a dev build; the toolkit is in no image, so its changes never
+do. Commits to other units do not (``git
 describe``, and so hatch-vcs alone, would count them), and the build then equals the build on the tag itself."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from buildrepo import TOOLKIT_WHEEL, git, leftovers, manifest, run_build
+from buildrepo import RUNTIME_WHEEL, git, leftovers, manifest, run_build
 
 
 def _append(path: Path, text: str) -> None:
@@ -24,7 +25,7 @@ def test_commits_to_other_units_keep_the_release_and_its_bytes(released, tmp_pat
     assert proc.returncode == 0, proc.stderr
     first, second = released / "dist/hello/1.0.0", clone / "dist/hello/1.0.0"
     assert manifest(second)["dev"] is False
-    for name in ("hello-1.0.0-py3-none-any.whl", TOOLKIT_WHEEL):
+    for name in ("hello-1.0.0-py3-none-any.whl", RUNTIME_WHEEL):
         assert (first / "wheels" / name).read_bytes() == (second / "wheels" / name).read_bytes()
     # Only the commit built differs between the two manifests.
     one, two = manifest(first), manifest(second)
@@ -32,14 +33,26 @@ def test_commits_to_other_units_keep_the_release_and_its_bytes(released, tmp_pat
     assert one == two
 
 
-def test_a_change_in_the_closure_or_the_toolkit_makes_it_a_dev_build(fresh_repo):
+def test_a_toolkit_only_change_keeps_every_release_build_valid(fresh_repo):
     repo = fresh_repo()
-    _append(repo / "shared/cmfleet/src/cmfleet/artifacts/__init__.py", "\n# a toolkit change after its release\n")
+    (repo / "shared/cmfleet/CHANGELOG.md").write_text("# Changelog\n\n- a toolkit-only change\n")
+    _append(repo / "shared/cmfleet/src/cmfleet/cli.py", "\n# a CLI fix after its release\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "fix(cmfleet): the CLI")
+    _append(repo / "shared/cmfleet/src/cmfleet/cli.py", "# and an uncommitted one\n")
+    proc = run_build(repo, "--check", "hello", "wordcount")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines() == ["hello: OK", "wordcount: OK"]
+
+
+def test_a_change_in_the_closure_or_cmcore_makes_it_a_dev_build(fresh_repo):
+    repo = fresh_repo()
+    _append(repo / "shared/cmcore/src/cmcore/entrypoint.py", "\n# an entrypoint change after its release\n")
     proc = run_build(repo, "--check", "hello")  # uncommitted counts as well
     assert proc.returncode == 2
-    assert "hello: changed since hello/v1.0.0: cmfleet (the image's entrypoint): " in proc.stderr
-    assert "cmfleet: changed since cmfleet/v" in proc.stderr and "--dev" in proc.stderr
-    git(repo, "checkout", "-q", "--", "shared/cmfleet")
+    assert "hello: changed since hello/v1.0.0: its shared library cmcore: " in proc.stderr
+    assert "cmcore: changed since cmcore/v" in proc.stderr and "--dev" in proc.stderr
+    git(repo, "checkout", "-q", "--", "shared/cmcore")
     _append(repo / "modules/hello/app.py", "\n# a change to the module itself\n")
     git(repo, "commit", "-q", "-am", "feat: hello")
     proc = run_build(repo, "hello")

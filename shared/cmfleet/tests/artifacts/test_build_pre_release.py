@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from buildrepo import TOOLKIT_TAG, git, leftovers, manifest, run_build
+from buildrepo import RUNTIME_TAG, git, leftovers, manifest, run_build
 
-PRE_TAGS = ("hello/v1.0.0", "textkit/v1.3.0rc1", "wordcount/v2.1.0rc1", TOOLKIT_TAG)
+PRE_TAGS = ("hello/v1.0.0", "textkit/v1.3.0rc1", "wordcount/v2.1.0rc1", RUNTIME_TAG)
 
 
 def test_a_pre_release_tag_builds_a_release_with_its_version(fresh_repo):

@@ -24,8 +24,8 @@ def test_generated_dockerfile_passes():
         ("USER 5000", "USER 0", "USER '0' must be numeric and non-zero"),
         ("USER 5000\n", "", "no USER instruction"),
         ("--no-index --find-links /wheels -r", "-r", "must install offline"),
-        ('ENTRYPOINT ["python", "-m", "cmfleet.entrypoint", "/app/hello"]', "CMD python app.py", "no ENTRYPOINT"),
-        ('ENTRYPOINT ["python", "-m", "cmfleet.entrypoint", "/app/hello"]', "ENTRYPOINT python app.py", "exec form"),
+        ('ENTRYPOINT ["python", "-m", "cmcore.entrypoint", "/app/hello"]', "CMD python app.py", "no ENTRYPOINT"),
+        ('ENTRYPOINT ["python", "-m", "cmcore.entrypoint", "/app/hello"]', "ENTRYPOINT python app.py", "exec form"),
     ],
 )
 def test_each_rule_names_the_line(old, new, expected):

@@ -71,19 +71,19 @@ def test_lock_pins_the_whole_image_with_hashes_and_a_header(fresh_repo):
         "#   cmfleet lock hello --upgrade                 (the newest allowed versions of everything)",
         "# python: 3.11",
         f"# platform: {UV_PLATFORM} (linux/amd64)",
-        "# requires: foundry-compute-modules>=0.34",  # the module's (and cmfleet's) requirement
-        "# requires: pluggy>=1.5",  # cmfleet's: its wheel is the image's entrypoint
+        "# requires: foundry-compute-modules>=0.34",  # the module's (and cmcore's) requirement
+        "# requires: pluggy>=1.5",  # cmcore's: its wheel is the image's entrypoint
     ):
         assert line + "\n" in text, line
-    assert "tomli" not in text  # declared by cmfleet for python_version<'3.11' only; the image runs 3.11
+    assert "# requires: click" not in text and "# requires: rich" not in text  # the toolkit's: in no image
     locked = parse_lock(lock)
-    # the direct requirements and what they pull in, never the repository's own units
-    assert {"foundry-compute-modules", "pluggy", "rich", "markdown-it-py", "requests"} <= set(locked.pins)
-    assert not {"hello", "cmfleet"} & set(locked.pins)
+    # the direct requirements and what they pull in, never the repository's own units nor the toolkit's needs
+    assert {"foundry-compute-modules", "pluggy", "requests", "urllib3"} <= set(locked.pins)
+    assert not {"hello", "cmcore", "cmfleet", "click", "rich", "jinja2", "tomlkit"} & set(locked.pins)
     for pin in locked.pins.values():  # one hash per pin: of the wheel the image installs (uv lists every file's)
         assert len(pin.hashes) == 1 and len(pin.hashes[0]) == 64 and int(pin.hashes[0], 16) >= 0, pin
     assert len(text.splitlines()) < 20 + 3 * len(locked.pins)
-    assert locked.pins["markdown-it-py"].via == ("rich",)
+    assert locked.pins["urllib3"].via == ("requests",)
     again = cmfleet(repo, "lock", "hello")
     assert again.returncode == 0 and again.stdout.startswith(f"hello: {HELLO_LOCK} unchanged (")
     assert lock.read_text() == text
@@ -154,34 +154,40 @@ def test_build_refuses_a_stale_lock_and_without_a_lock_says_unpinned(fresh_repo)
 
 def test_check_and_the_check_rule_name_each_disagreement_statically(fresh_repo):
     def edit(root: Path) -> None:
-        toolkit = root / "shared/cmfleet/pyproject.toml"
-        replace(toolkit, '"pluggy>=1.5"', '"pluggy>=99"')
-        replace(toolkit, '  "rich>=13",\n', "")
+        runtime = root / "shared/cmcore/pyproject.toml"
+        replace(runtime, '"pluggy>=1.5"', '"pluggy>=99"')
+        # nothing in either image requires the SDK (nor, through it, requests and its dependencies) any more
+        replace(runtime, SDK_LINE, "")
+        for module in ("hello", "wordcount"):
+            replace(root / f"modules/{module}/pyproject.toml", SDK_LINE, "")
 
     repo = fresh_repo(edit=edit)
     locks = {p: p.read_bytes() for p in (repo / "modules").glob("*/requirements.lock")}
     assert len(locks) == 2
-    pluggy = line_of(repo / "shared/cmfleet/pyproject.toml", '"pluggy>=99"')
-    rich = line_of(repo / HELLO_LOCK, "rich==")
+    pluggy = line_of(repo / "shared/cmcore/pyproject.toml", '"pluggy>=99"')
+    rich = line_of(repo / HELLO_LOCK, "foundry-compute-modules==")
     proc = cmfleet(repo, "lock", "--check")
     assert proc.returncode == 1
     out = proc.stdout
     assert f"hello: {HELLO_LOCK} is stale" in out and "wordcount: modules/wordcount/requirements.lock is stale" in out
-    assert f"  shared/cmfleet/pyproject.toml:{pluggy}: declares 'pluggy>=99', but {HELLO_LOCK} pins pluggy==" in out
-    assert f"  {HELLO_LOCK}:{rich}: pins rich==" in out
+    assert f"  shared/cmcore/pyproject.toml:{pluggy}: declares 'pluggy>=99', but {HELLO_LOCK} pins pluggy==" in out
+    assert f"  {HELLO_LOCK}:{rich}: pins foundry-compute-modules==" in out
     assert "which nothing in hello's image requires any more" in out
-    for gone in ("markdown-it-py", "mdurl", "pygments"):  # rich's dependencies are no longer required either
+    for gone in ("requests", "urllib3", "idna"):  # the SDK's dependencies are no longer required either
         assert f"pins {gone}==" in out
-    assert "attrs" not in out  # still required, through jsonschema
+    # pluggy is still required (at another version): it is stale, never unneeded
+    assert not [line for line in out.splitlines() if "pins pluggy==" in line and "requires any more" in line]
     assert "update with `cmfleet lock hello wordcount` and commit the locks" in proc.stderr
     assert {p: p.read_bytes() for p in locks} == locks  # --check writes nothing
     proc = cmfleet(repo, "check", "hello")
     assert proc.returncode == 1
     assert (
-        f"shared/cmfleet/pyproject.toml:{pluggy}: [requirements-lock] {HELLO_LOCK} is stale: declares 'pluggy>=99'"
+        f"shared/cmcore/pyproject.toml:{pluggy}: [requirements-lock] {HELLO_LOCK} is stale: declares 'pluggy>=99'"
         in proc.stdout
     )
-    assert f"{HELLO_LOCK}:{rich}: [requirements-lock] {HELLO_LOCK} is stale: pins rich==" in proc.stdout
+    assert f"{HELLO_LOCK}:{rich}: [requirements-lock] {HELLO_LOCK} is stale: pins foundry-compute-modules==" in (
+        proc.stdout
+    )
     assert f"fix: run `cmfleet lock hello` and commit {HELLO_LOCK}" in proc.stdout
     rules = cmfleet(repo, "check", "--rules")
     assert any(line.startswith("requirements-lock") for line in rules.stdout.splitlines())
@@ -203,18 +209,19 @@ def test_a_changed_python_pin_an_extra_or_an_unreadable_lock_is_stale(fresh_repo
     python = line_of(lock, "# python: 3.11")
     assert f"{HELLO_LOCK}:{python}: resolved for Python 3.11, but the image's Python is 3.12" in proc.stdout
     git(repo, "checkout", "-q", "--", "conda_recipes")
-    toolkit = repo / "shared/cmfleet/pyproject.toml"
-    replace(toolkit, '"rich>=13"', '"rich[jupyter]>=13"')  # an extra pulls in packages the lock lacks
+    runtime = repo / "shared/cmcore/pyproject.toml"
+    replace(runtime, '"pluggy>=1.5"', '"pluggy[testing]>=1.5"')  # an extra pulls in packages the lock lacks
     proc = cmfleet(repo, "lock", "--check", "hello")
-    rich = line_of(toolkit, "rich[jupyter]")
-    expected = f"shared/cmfleet/pyproject.toml:{rich}: declares 'rich[jupyter]>=13', but {HELLO_LOCK} was made "
-    assert proc.returncode == 1 and expected + "without its extra(s) jupyter" in proc.stdout
-    git(repo, "checkout", "-q", "--", "shared/cmfleet")
-    replace(lock, "# requires: rich>=13", "# requires: rich[jupyter]>=13")  # a lock made with an extra since dropped
+    extra = line_of(runtime, "pluggy[testing]")
+    expected = f"shared/cmcore/pyproject.toml:{extra}: declares 'pluggy[testing]>=1.5', but {HELLO_LOCK} was made "
+    assert proc.returncode == 1 and expected + "without its extra(s) testing" in proc.stdout
+    git(repo, "checkout", "-q", "--", "shared/cmcore")
+    # a lock made with an extra since dropped
+    replace(lock, "# requires: pluggy>=1.5", "# requires: pluggy[testing]>=1.5")
     proc = cmfleet(repo, "lock", "--check", "hello")
-    made = line_of(lock, "# requires: rich[jupyter]")
+    made = line_of(lock, "# requires: pluggy[testing]")
     assert proc.returncode == 1
-    assert f"{HELLO_LOCK}:{made}: made with the extra(s) jupyter of rich, which no unit declares now" in proc.stdout
+    assert f"{HELLO_LOCK}:{made}: made with the extra(s) testing of pluggy, which no unit declares now" in proc.stdout
     git(repo, "checkout", "-q", "--", HELLO_LOCK)
     lock.write_text(lock.read_text() + "six>=1\n")
     bad = len(lock.read_text().splitlines())

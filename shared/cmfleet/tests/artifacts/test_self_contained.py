@@ -3,30 +3,30 @@
 calls, and runs the image's ENTRYPOINT as a replica of the local runtime (``cmfleet dev``'s) that answers a
 call through the gateway. No Docker engine runs here (the one stand-in): the Dockerfile's RUN lines and
 ENTRYPOINT run with the venv's python and the context/app folders mapped to tmp paths; everything else is
-real (pip, the wheels, the official SDK, cmfleet, the runtime)."""
+real (pip, the wheels, the official SDK, cmcore, the runtime)."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from buildrepo import TOOLKIT_VERSION
+from buildrepo import RUNTIME_VERSION
 
-from cmfleet.artifacts.container import parse_dockerfile, run_commands
+from cmfleet.artifacts.installed import Installation
+from cmfleet.artifacts.installed import install as install_artifact
 
 CALL = """
-import json, sys
-import cmfleet
-from cmfleet.registry import load_registry
+import importlib.util, json, sys
+import cmcore
+from cmcore import load_registry
 registry = load_registry(sys.argv[1])
 calls = json.loads(sys.argv[2])
 out = {name: registry.invoke(name, event).value for name, event in calls}
-print(json.dumps({"module": registry.module.name, "cmfleet": cmfleet.__file__, "version": cmfleet.__version__,
-                  "results": out}))
+print(json.dumps({"module": registry.module.name, "cmcore": cmcore.__file__, "version": cmcore.__version__,
+                  "toolkit": importlib.util.find_spec("cmfleet") is not None, "results": out}))
 """
 
 
@@ -35,49 +35,15 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
-def install_like_the_dockerfile(context: Path, venv: Path, app_root: Path) -> list[str]:
-    """Run every RUN command of the context's Dockerfile in ``venv`` with /wheels and /app mapped to tmp."""
-    ran = []
-    python = str(venv / "bin" / "python")
-    for instruction in parse_dockerfile((context / "Dockerfile").read_text()):
-        if instruction.keyword != "RUN":
-            continue
-        for argv in run_commands(instruction):
-            if argv[0] == "rm":
-                continue  # cleaning the image layer; the context must stay for the test's assertions
-            mapped = [
-                python
-                if word == "python"
-                else word.replace("/wheels", str(context / "wheels"), 1)
-                if word.startswith("/wheels")
-                else word.replace("/app", str(app_root), 1)
-                if word.startswith("/app")
-                else word
-                for word in argv
-            ]
-            proc = subprocess.run(mapped, capture_output=True, text=True, env=_clean_env(), timeout=300)
-            assert proc.returncode == 0, proc.stderr
-            ran.append(" ".join(argv))
-    return ran
-
-
 @pytest.fixture(scope="module")
 def installed(released, tmp_path_factory):
-    """``installed(module, version)``: (venv, the ENTRYPOINT argv mapped to tmp paths), one venv per module."""
-    cache: dict[str, tuple[Path, list[str]]] = {}
+    """``installed(module, version)``: the module's context installed as its Dockerfile says, one venv per module."""
+    cache: dict[str, Installation] = {}
 
-    def install(module: str, version: str) -> tuple[Path, list[str]]:
+    def install(module: str, version: str) -> Installation:
         if module not in cache:
-            tmp = tmp_path_factory.mktemp(f"venv-{module}")
             context = released / "dist" / module / version
-            venv = tmp / "venv"
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=_clean_env(), timeout=120)
-            ran = install_like_the_dockerfile(context, venv, tmp / "app")
-            assert any("--no-index" in cmd and f"--target /app/{module}" in cmd for cmd in ran)
-            instructions = parse_dockerfile((context / "Dockerfile").read_text())
-            entry = json.loads(next(i.args for i in instructions if i.keyword == "ENTRYPOINT"))
-            argv = [str(venv / "bin" / "python"), *entry[1:-1], entry[-1].replace("/app", str(tmp / "app"), 1)]
-            cache[module] = (venv, argv)
+            cache[module] = install_artifact(context, tmp_path_factory.mktemp(f"image-{module}"))
         return cache[module]
 
     return install
@@ -101,11 +67,12 @@ def installed(released, tmp_path_factory):
     ],
 )
 def test_fresh_venv_installs_only_context_wheels_and_answers(installed, tmp_path, module, version, calls, expected):
-    venv, entrypoint = installed(module, version)
-    app_dir = Path(entrypoint[-1])
-    assert (app_dir / "app.py").exists()
+    installation = installed(module, version)
+    venv, app_dir = Path(installation.python).parents[1], Path(installation.workdir)
+    assert (app_dir / "app.py").exists() and app_dir.name == module  # WORKDIR /app/<module>, mapped
+    assert installation.entrypoint == [installation.python, "-m", "cmcore.entrypoint", str(app_dir)]
     proc = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", CALL, str(app_dir), json.dumps(calls)],
+        [installation.python, "-c", CALL, str(app_dir), json.dumps(calls)],
         cwd=tmp_path,  # not the monorepo: nothing may be read from it
         capture_output=True,
         text=True,
@@ -115,8 +82,9 @@ def test_fresh_venv_installs_only_context_wheels_and_answers(installed, tmp_path
     assert proc.returncode == 0, proc.stderr
     answer = json.loads(proc.stdout.strip().splitlines()[-1])
     assert answer["module"] == module
-    assert answer["cmfleet"].startswith(str(venv))  # the wheel's cmfleet, not the monorepo's
-    assert answer["version"] == TOOLKIT_VERSION  # from the cmfleet tag, through the wheel's _version.py
+    assert answer["cmcore"].startswith(str(venv))  # the wheel's cmcore, not the monorepo's
+    assert answer["version"] == RUNTIME_VERSION  # from the cmcore tag, through the wheel's _version.py
+    assert answer["toolkit"] is False  # the image never holds the cmfleet toolkit
     assert answer["results"] == expected
 
 
@@ -126,7 +94,7 @@ def test_image_entrypoint_serves_the_local_runtime(released, installed):
     from cmfleet.runtime.config import load_config
     from cmfleet.runtime.server import BackgroundRuntime
 
-    _venv, entrypoint = installed("hello", "1.0.0")
+    entrypoint = installed("hello", "1.0.0").command()
     # hello needs no shared library, so the runtime adds no source folder to the replica's PYTHONPATH: the
     # replica runs only what the venv installed from the context.
     config = load_config(

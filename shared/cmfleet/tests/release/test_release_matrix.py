@@ -104,9 +104,9 @@ def test_tox_affected_label_from_option_and_environment(fleet):
     fleet.change("shared/fmtlib/src/fmtlib/__init__.py", "fix: x")
     by_option = tox(fleet.root, "l", "-m", "affected", "--cmfleet-since", base)
     assert by_option.returncode == 0, by_option.stderr + by_option.stdout
-    assert listed(by_option.stdout) == {"shared-fmtlib", "module-report"}
+    assert listed(by_option.stdout) == {"shared-fmtlib", "module-report", "artifact-report"}
     by_env = tox(fleet.root, "l", "-m", "affected", env={"CMFLEET_SINCE": base})
-    assert listed(by_env.stdout) == {"shared-fmtlib", "module-report"}
+    assert listed(by_env.stdout) == {"shared-fmtlib", "module-report", "artifact-report"}
     assert listed(tox(fleet.root, "l", "-m", "affected").stdout) == set()
     bad = tox(fleet.root, "l", "-m", "affected", "--cmfleet-since", "nope")
     assert "cannot select the 'affected' envs: unknown git ref 'nope'" in bad.stdout + bad.stderr

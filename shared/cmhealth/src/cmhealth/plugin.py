@@ -10,7 +10,7 @@ import platform
 import threading
 import time
 
-from cmfleet import hookimpl
+from cmcore import hookimpl
 
 _started = time.time()
 _lock = threading.Lock()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from cmfleet import hookimpl
+from cmcore import hookimpl
 
 
 @hookimpl(wrapper=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from cmfleet.artifacts import BuildError
 from cmfleet.artifacts.versions import UnitVersion, describe_config_problems, unit_version
-from cmfleet.discovery import TOOLKIT, DiscoveryError, Repository, Unit, UnknownUnitError, rel_path
+from cmfleet.discovery import IMAGE_RUNTIME, DiscoveryError, Repository, Unit, UnknownUnitError, rel_path
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -23,18 +23,15 @@ class ModulePlan:
 
     repo: Repository
     module: Unit
-    libs: list[Unit]  # the shared libraries the module needs, deepest first (its recipe's companions)
-    toolkit: Unit  # cmfleet: the container entrypoint
+    libs: list[Unit]  # the shared libraries the module needs, deepest first, cmcore (the entrypoint) included
     versions: dict[str, UnitVersion] = field(default_factory=dict)
     dev: bool = False
 
     @property
     def units(self) -> list[Unit]:
-        """Every in-repo unit whose wheel goes into the context: the module, its libraries, the toolkit."""
-        seen: dict[str, Unit] = {}
-        for unit in [*self.libs, *self.repo.closure(self.toolkit), self.toolkit, self.module]:
-            seen.setdefault(unit.name, unit)
-        return list(seen.values())
+        """Every in-repo unit whose wheel goes into the context: the module and its libraries, cmcore (the
+        image's entrypoint) among them; never the cmfleet toolkit."""
+        return [*self.libs, self.module]
 
     @property
     def python(self) -> str:
@@ -47,7 +44,8 @@ class ModulePlan:
 
     @property
     def base_image_template(self) -> str:
-        """``[tool.cmfleet.build] base-image`` of the root pyproject, ``python:{python}-slim-bookworm`` by default."""
+        """``[tool.cmfleet.build] base-image`` of the root pyproject (``python:{python}-slim-bookworm`` by
+        default)."""
         from cmfleet.artifacts.container import DEFAULT_BASE_IMAGE
 
         return str(self.repo.config.get("build", {}).get("base-image", DEFAULT_BASE_IMAGE))
@@ -55,7 +53,7 @@ class ModulePlan:
 
 def resolve_module(repo: Repository, name: str) -> ModulePlan:
     """The module ``name`` and every in-repo unit its image needs, versions not read (``cmfleet lock`` needs no
-    tags). Raises BuildError with exit code 2 for an unknown name (listing the modules) or a missing toolkit."""
+    tags). Raises BuildError with exit code 2 for an unknown name (listing the modules) or a missing cmcore."""
     try:
         module = repo.module(name)
         libs = repo.closure(module)
@@ -63,12 +61,13 @@ def resolve_module(repo: Repository, name: str) -> ModulePlan:
         raise BuildError(str(exc), EXIT_USAGE) from None
     except DiscoveryError as exc:
         raise BuildError(str(exc), EXIT_FAILED) from None
-    toolkit = repo.units.get(TOOLKIT)
-    if toolkit is None or toolkit.is_module:
+    if not any(lib.name == IMAGE_RUNTIME for lib in libs):
         raise BuildError(
-            f"no shared/{TOOLKIT} in {repo.root}: the image's entrypoint comes from cmfleet's wheel", EXIT_USAGE
+            f"no shared/{IMAGE_RUNTIME} in {repo.root}: the image's entrypoint comes from {IMAGE_RUNTIME}'s wheel "
+            f"(python -m {IMAGE_RUNTIME}.entrypoint)",
+            EXIT_USAGE,
         )
-    return ModulePlan(repo, module, libs, toolkit)
+    return ModulePlan(repo, module, libs)
 
 
 def plan_module(repo: Repository, name: str, *, dev: bool) -> ModulePlan:

@@ -1,13 +1,13 @@
 """Which version a unit builds as, read from git before building (the built wheel's metadata is the final word).
 
-A unit with a static ``[project].version`` builds as that version. A unit versioned by hatch-vcs builds as
-``X.Y.Z`` when its newest own tag ``<unit>/vX.Y.Z`` holds exactly what is built: nothing the unit's artifact is
-made of changed since that tag, committed or not (its files, its recipe and the pins it reads, a shared library
-it depends on and, for a module, cmfleet, whose wheel is the image's entrypoint). Other commits, to other units,
-do not matter: hatch-vcs alone would count them (``git describe`` counts every commit since the tag) and call
-the build a dev version, so such a build is given its tag's version. Otherwise hatch-vcs gives a dev version
-(``X.Y.(Z+1).devN``), which ``cmfleet build`` accepts only with ``--dev``. ``SOURCE_DATE_EPOCH`` comes from the
-tag's commit (or ``HEAD`` for dev builds), so every build of one release is byte-identical.
+A unit with a static ``[project].version`` builds as that version. A unit versioned by hatch-vcs builds as ``X.Y.Z``
+when its newest own tag ``<unit>/vX.Y.Z`` holds exactly what is built: nothing the unit's artifact is made of
+changed since that tag, committed or not (its files, its recipe and the pins it reads, a shared library it depends
+on: for a module, cmcore too, the image's entrypoint; never the cmfleet toolkit, which no image holds). Other
+commits, to other units, do not matter: hatch-vcs alone would count them (``git describe`` counts every commit since
+the tag) and call the build a dev version, so such a build is given its tag's version. Otherwise hatch-vcs gives a
+dev version (``X.Y.(Z+1).devN``), which ``cmfleet build`` accepts only with ``--dev``. ``SOURCE_DATE_EPOCH`` comes
+from the tag's commit (or ``HEAD`` for dev builds), so every build of one release is byte-identical.
 
 A pre-release tag ``<unit>/vX.Y.ZrcN`` (``cmfleet release --pre``) is a release like any other: a build it holds
 carries ``X.Y.ZrcN`` and is no dev build; after it hatch-vcs says ``X.Y.Zrc(N+1).devM``.
@@ -94,11 +94,11 @@ def unit_version(repo: Repository, unit: Unit) -> UnitVersion:
 
 def changed_since(repo: Repository, unit: Unit, tag: str) -> tuple[str, ...]:
     """What changed since ``tag`` (committed or not) in what ``unit``'s artifact is made of, by the rules of
-    ``cmfleet affected`` without its repository-wide ones (``tox.ini`` or ``.ci/`` are in no artifact): the unit's
-    files and pins, its shared libraries and, for a module, the toolkit. Empty when the tag holds the unit."""
+    ``cmfleet affected`` without its repository-wide ones (``tox.ini`` or ``.ci/`` are in no artifact) nor the
+    toolkit's reach: the unit's files and pins and its shared libraries (for a module, cmcore, the image's
+    entrypoint, among them). Empty when the tag holds the unit."""
     from dataclasses import replace
 
-    from cmfleet.discovery import TOOLKIT
     from cmfleet.release.affected import AffectedConfig, affected
 
     config = replace(AffectedConfig.of(repo), repository_wide=(), toolkit_affects_all=False)
@@ -107,12 +107,40 @@ def changed_since(repo: Repository, unit: Unit, tag: str) -> tuple[str, ...]:
     own = found.get(unit.name)
     if own is not None:
         via = own.chain[-1]
-        prefix = "" if via == unit.name else f"its shared library {via}: "
+        prefix = "" if via == unit.name else f"{LIBRARY_PREFIX}{via}: "
         reasons += [prefix + reason for reason in own.reasons]
-    toolkit = found.get(TOOLKIT)
-    if unit.is_module and toolkit is not None and own is None:
-        reasons += [f"{TOOLKIT} (the image's entrypoint): {reason}" for reason in toolkit.reasons]
     return tuple(reasons)
+
+
+LIBRARY_PREFIX = "its shared library "
+
+
+def library_changes(repo: Repository, unit: Unit) -> str | None:
+    """Why ``unit``'s newest tag no longer holds its build although nothing of its own changed: a shared library it
+    needs (for a module, cmcore, the image's entrypoint, too) changed since. The sentence ``cmfleet build`` gives,
+    with the fix; ``cmfleet status`` and ``cmfleet release`` say the same. ``None`` when no library changed."""
+    version = unit_version(repo, unit)
+    via = [change for change in version.changes if change.startswith(LIBRARY_PREFIX)]
+    if version.tag is None or not via:
+        return None
+    libs = sorted({change[len(LIBRARY_PREFIX) :].split(":", 1)[0] for change in via})
+    # a library whose changes all went into a pre-release moves its dependents with its final release only
+    libs = [name for name in libs if not _on_pre_release(repo, name)]
+    via = [change for change in via if change[len(LIBRARY_PREFIX) :].split(":", 1)[0] in libs]
+    if not libs:
+        return None
+    return (
+        f"changed since {version.tag}: " + "; ".join(via) + f" (release {', '.join(libs)} and then {unit.name}: "
+        f"`cmfleet release {' '.join([*libs, unit.name])}`)"
+    )
+
+
+def _on_pre_release(repo: Repository, name: str) -> bool:
+    """Whether the library ``name`` is built as its newest tag, a pre-release."""
+    from packaging.version import Version
+
+    version = unit_version(repo, repo.get(name))
+    return version.is_release and version.tag_version is not None and Version(version.tag_version).is_prerelease
 
 
 def _status(root: Path) -> str:

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from cmcore.plugins import SDK_APP_PLUGIN  # noqa: F401  (the built-in that registers app.py's functions)
 from cmfleet.checks.base import CheckContext, Finding
 from cmfleet.checks.probe import ProbeResult, run_probe
 from cmfleet.discovery import Unit
 
-SDK_APP_PLUGIN = "cmfleet.builtin.sdk_app"
 _CACHE_KEY = "probe"
 
 _TYPE_FIX = (

@@ -431,6 +431,11 @@ def plan_release(
         request = requests[unit.name]
         level, version, note = _decide(unit, analysis, request, explicit[unit.name], pre, fmt, git)
         if version is None:
+            if not analysis.commits and analysis.last is not None:
+                from cmfleet.artifacts.versions import library_changes
+
+                stale = library_changes(repo, unit)  # the reason `cmfleet build` and `cmfleet status` give
+                note = f"{note}; but its build {stale}" if stale else note
             if skip_unchanged:
                 skipped[unit.name] = note
                 continue

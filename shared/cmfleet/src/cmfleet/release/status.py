@@ -21,7 +21,7 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
     ``version`` is what hatch-vcs says (an editable install's version: a dev version after any commit), while
     ``builds_as`` is the version ``cmfleet build`` gives the unit's artifacts: its newest tag's while nothing the
     artifact is made of changed since, else None (a dev build, ``cmfleet build --dev``)."""
-    from cmfleet.artifacts.versions import unit_version
+    from cmfleet.artifacts.versions import library_changes, unit_version
 
     git = git or Git(repo.root)
     git.ensure_repo()
@@ -42,8 +42,10 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
         a = analyze(repo, git, unit, fmt, settings)
         needs = a.level is not None or a.last is None
         why = (["never released"] if a.last is None else []) + a.reasons
-        if not needs:
-            why = why or [f"up to date with {a.last.tag}"]
+        if not needs and a.last is not None:
+            # nothing of its own changed, but a library its build holds did: `cmfleet build` refuses it too
+            stale = library_changes(repo, unit)
+            needs, why = (True, [stale]) if stale else (False, why or [f"up to date with {a.last.tag}"])
         rows.append(
             {
                 "name": unit.name,

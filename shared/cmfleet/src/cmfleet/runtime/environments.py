@@ -119,7 +119,7 @@ def toolkit_source(repo: Any) -> Path | None:
 def environment_spec(repo: Any, unit: Any, base_python: str | None = None) -> EnvSpec:
     """The spec of ``unit``'s environment (``repo`` should be freshly loaded: pyprojects are read from it)."""
     from cmfleet.artifacts.lock import LOCK_FILE
-    from cmfleet.discovery import requirement_name
+    from cmfleet.discovery import IMAGE_RUNTIME, requirement_name
 
     libs = repo.closure(unit)
     shared = {lib.distribution for lib in repo.shared()}
@@ -128,6 +128,12 @@ def environment_spec(repo: Any, unit: Any, base_python: str | None = None) -> En
     editables = [lib.path for lib in libs if lib.path != toolkit]
     files = [unit.pyproject, *(lib.pyproject for lib in libs if lib.path != toolkit)]
     if toolkit is not None:
+        # cmcore (the toolkit's dependency, what images run) comes from its folder beside the toolkit's when the
+        # repository does not have it as a unit: it is not on the package index
+        runtime = toolkit.parent / IMAGE_RUNTIME
+        if runtime not in editables and (runtime / "pyproject.toml").is_file():
+            editables.append(runtime)
+            files.append(runtime / "pyproject.toml")
         editables.append(toolkit)
         files.append(toolkit / "pyproject.toml")
     else:

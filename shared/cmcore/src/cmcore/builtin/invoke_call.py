@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from cmfleet.hookspecs import hookimpl
+from typing import Any
+
+from cmcore.hookspecs import hookimpl
+from cmcore.registry import Call
 
 
 @hookimpl(trylast=True)
-def cmfleet_invoke(call):
+def cmfleet_invoke(call: Call) -> Any:
     """Call the endpoint with the SDK's positional ``(context, event)``."""
     return call.endpoint.func(call.context, call.event)
