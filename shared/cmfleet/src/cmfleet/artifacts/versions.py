@@ -101,7 +101,7 @@ def changed_since(repo: Repository, unit: Unit, tag: str) -> tuple[str, ...]:
     from cmfleet.discovery import TOOLKIT
     from cmfleet.release.affected import AffectedConfig, affected
 
-    config = replace(AffectedConfig.of(repo), repository_wide=(), toolkit_affects_all=False)
+    config = replace(AffectedConfig.of(repo), repository_wide=(), toolkit_affects_all=False, test_uses=False)
     found = affected(repo, tag, uncommitted=True, config=config).units
     reasons: list[str] = []
     own = found.get(unit.name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cmfleet.release.git import Git
+from cmfleet.repo.git import Git
 from cmfleet.release.pins import edit_build_config, edit_pyproject_dependency
 from cmfleet.release.planner import ReleaseError, ReleasePlan, plan_release
 

@@ -23,7 +23,7 @@ def _errors() -> Iterator[None]:
     from cmfleet.builtin.commands import fail
     from cmfleet.cli import EXIT_FAILED, EXIT_USAGE
     from cmfleet.discovery import DiscoveryError
-    from cmfleet.release.git import GitError
+    from cmfleet.repo.git import GitError
     from cmfleet.release.pins import PinError
     from cmfleet.release.planner import ReleaseError
     from cmfleet.release.versions import VersionError
@@ -39,7 +39,7 @@ def _errors() -> Iterator[None]:
 def _affected(since: str | None, uncommitted: bool):
     from cmfleet.builtin.commands import fail, load_repository
     from cmfleet.cli import EXIT_USAGE
-    from cmfleet.release.affected import affected
+    from cmfleet.repo.affected import affected
 
     if since is None and not uncommitted:
         fail("give --since REF (or CMFLEET_SINCE), --uncommitted, or both", EXIT_USAGE)
@@ -221,7 +221,7 @@ def release_command(
     repo = load_repository()
     with _errors():
         if use_affected:
-            from cmfleet.release.affected import affected
+            from cmfleet.repo.affected import affected
 
             if since is None:
                 fail("--affected needs --since REF (or CMFLEET_SINCE)", EXIT_USAGE)

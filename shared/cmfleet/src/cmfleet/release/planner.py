@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from cmfleet.release.changelog import insert_section, render_section
 from cmfleet.release.conventional import Commit, effective_level, highest, parse_commit
-from cmfleet.release.git import Git, GitError
+from cmfleet.repo.git import Git, GitError
 from cmfleet.release.pins import FileEdit
 from cmfleet.release.versions import (
     BUMP_LEVELS,

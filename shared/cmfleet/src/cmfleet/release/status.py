@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cmfleet.release.git import Git
+from cmfleet.repo.git import Git
 from cmfleet.release.planner import ReleaseSettings, analyze
 from cmfleet.release.versions import TagFormat, check_tags_available, current_version, last_final, unit_releases
 

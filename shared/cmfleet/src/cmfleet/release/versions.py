@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from packaging.version import Version as Pep440Version
 
 from cmfleet.discovery import DEFAULT_TAG_FORMAT
-from cmfleet.release.git import Git, GitError
+from cmfleet.repo.git import Git, GitError
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository, Unit
