@@ -184,7 +184,8 @@ class GitRepo:
 
     def cmfleet(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         """The real CLI: ``python -m cmfleet args...`` with the repository as working directory."""
-        full_env = {**os.environ, **GIT_ENV, **(env or {})}
+        # releases run the units' tox envs unless told not to: only the gate's own tests run them
+        full_env = {**os.environ, **GIT_ENV, "CMFLEET_NO_TESTS": "1", **(env or {})}
         full_env.pop("CMFLEET_ROOT", None)
         return subprocess.run(
             [sys.executable, "-m", "cmfleet", *args],

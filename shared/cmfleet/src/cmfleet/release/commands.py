@@ -161,6 +161,14 @@ def _validate_bump(bump: str) -> None:
         fail(f"--bump {bump!r}: use auto, major, minor, patch or a version ({exc})", EXIT_USAGE)
 
 
+_no_tests_option = click.option(
+    "--no-tests",
+    is_flag=True,
+    envvar="CMFLEET_NO_TESTS",
+    help="Skip the tox envs of the units released or re-pinned (cmfleet check still runs); env CMFLEET_NO_TESTS=1.",
+)
+
+
 def _finish(repo, plan, dry_run: bool, as_json: bool) -> None:
     from cmfleet.builtin.commands import emit_json
     from cmfleet.release.planner import apply_plan
@@ -189,6 +197,7 @@ def _finish(repo, plan, dry_run: bool, as_json: bool) -> None:
 @click.option("--affected", "use_affected", is_flag=True, help="Release every affected unit that has changes.")
 @click.option("--since", metavar="REF", envvar="CMFLEET_SINCE", help="With --affected: " + _SINCE_HELP)
 @click.option("--dry-run", is_flag=True, help="Print exactly what would happen; write nothing.")
+@_no_tests_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def release_command(
     names: tuple[str, ...],
@@ -197,15 +206,18 @@ def release_command(
     use_affected: bool,
     since: str | None,
     dry_run: bool,
+    no_tests: bool,
     as_json: bool,
 ) -> None:
     """Release units: next version from conventional commits, CHANGELOG.md section, one commit, annotated tags.
 
     feat -> minor, fix/perf -> patch, '!' or BREAKING CHANGE -> major (minor while at 0.x); a shared library
-    released since (or now) -> patch, minor if that release was breaking. --pre rc (or a, b) makes 1.3.0rc1, then
-    1.3.0rc2; releasing without --pre finalises (1.3.0). Refuses, writing nothing, on a dirty tree, a detached
-    HEAD, an existing tag, a version not above the last, a pre-release below an existing one, a unit failing
-    `cmfleet check`.
+    released since (or now) -> patch, minor if that release was breaking (a feat never is). Releasing a shared
+    library moves its pins (conda_build_config.yaml, dependents' pyproject) in the same commit. --pre rc (or a,
+    b) makes 1.3.0rc1, then 1.3.0rc2; releasing without --pre finalises (1.3.0). Refuses, writing nothing, on a
+    dirty tree, a detached HEAD, an existing tag, a version not above the last, a pre-release below an existing
+    one, a pin naming an unreleased version, or a unit released or re-pinned that fails `cmfleet check` or its
+    tox env (--no-tests skips the envs).
 
     Examples: cmfleet release hello --dry-run; cmfleet release hello --pre rc;
     cmfleet release --affected --since origin/main
@@ -229,9 +241,11 @@ def release_command(
             if not chosen:
                 click.echo(f"No unit is affected since {since}; nothing to release.")
                 return
-            plan = plan_release(repo, dict.fromkeys(chosen, bump), skip_unchanged=True, pre=pre)
+            plan = plan_release(
+                repo, dict.fromkeys(chosen, bump), skip_unchanged=True, pre=pre, run_tests=not no_tests
+            )
         else:
-            plan = plan_release(repo, dict.fromkeys(names, bump), pre=pre)
+            plan = plan_release(repo, dict.fromkeys(names, bump), pre=pre, run_tests=not no_tests)
     _finish(repo, plan, dry_run, as_json)
 
 
@@ -298,6 +312,7 @@ def status_command(names: tuple[str, ...], as_json: bool) -> None:
 @_pre_option("the library's release (and the dependents' with --release-dependents), pinned as >=X.Y.ZrcN,")
 @click.option("--release-dependents", is_flag=True, help="Also release every unit depending on LIB.")
 @click.option("--dry-run", is_flag=True, help="Print exactly what would happen; write nothing.")
+@_no_tests_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def bump_shared_command(
     lib: str,
@@ -306,6 +321,7 @@ def bump_shared_command(
     pre: str | None,
     release_dependents: bool,
     dry_run: bool,
+    no_tests: bool,
     as_json: bool,
 ) -> None:
     """Release a shared library, update its pin everywhere (conda_build_config.yaml, dependents' pyproject),
@@ -328,7 +344,9 @@ def bump_shared_command(
     _validate_pre(pre)
     repo = load_repository()
     with _errors():
-        bumped = plan_bump_shared(repo, lib, request, release_dependents=release_dependents, pre=pre)
+        bumped = plan_bump_shared(
+            repo, lib, request, release_dependents=release_dependents, pre=pre, run_tests=not no_tests
+        )
     bumped.plan.extra["dependents"] = bumped.dependents
     if not release_dependents and bumped.dependents:
         bumped.plan.notes.append(
