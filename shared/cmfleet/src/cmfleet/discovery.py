@@ -156,6 +156,12 @@ class Unit:
         return [str(n) for n in self.tool.get("cmfleet", {}).get("test-uses", [])]
 
     @property
+    def renamed_from(self) -> list[str]:
+        """``[tool.cmfleet] renamed-from``: the unit's former names (``cmfleet rename``); their tags are its
+        releases too."""
+        return [str(n) for n in self.tool.get("cmfleet", {}).get("renamed-from", [])]
+
+    @property
     def tox_env(self) -> str:
         """The tox environment that tests this unit."""
         if self.name == TOOLKIT and self.kind == "shared":
@@ -535,7 +541,6 @@ class Repository:
                 if parent not in chains:
                     queue.append((parent, [parent, *chain]))
         return chains
-
 
     def validate(self) -> None:
         """Raise DiscoveryError (one line) when the unit graph breaks a rule of :func:`graph_problems`."""

@@ -23,10 +23,10 @@ def _errors() -> Iterator[None]:
     from cmfleet.builtin.commands import fail
     from cmfleet.cli import EXIT_FAILED, EXIT_USAGE
     from cmfleet.discovery import DiscoveryError
-    from cmfleet.repo.git import GitError
     from cmfleet.release.pins import PinError
     from cmfleet.release.planner import ReleaseError
     from cmfleet.release.versions import VersionError
+    from cmfleet.repo.git import GitError
 
     try:
         yield
@@ -241,9 +241,7 @@ def release_command(
             if not chosen:
                 click.echo(f"No unit is affected since {since}; nothing to release.")
                 return
-            plan = plan_release(
-                repo, dict.fromkeys(chosen, bump), skip_unchanged=True, pre=pre, run_tests=not no_tests
-            )
+            plan = plan_release(repo, dict.fromkeys(chosen, bump), skip_unchanged=True, pre=pre, run_tests=not no_tests)
         else:
             plan = plan_release(repo, dict.fromkeys(names, bump), pre=pre, run_tests=not no_tests)
     _finish(repo, plan, dry_run, as_json)
@@ -251,17 +249,32 @@ def release_command(
 
 @click.command("status")
 @click.argument("names", nargs=-1)
+@click.option("--removed", is_flag=True, help="List units that have release tags but no folder any more.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def status_command(names: tuple[str, ...], as_json: bool) -> None:
+def status_command(names: tuple[str, ...], removed: bool, as_json: bool) -> None:
     """Per unit: last release, pending pre-release, the version it builds as, commits since, shared libraries and
-    their versions, whether it needs a release.
+    their versions, whether it needs a release. A unit's former name (cmfleet rename) shows the unit.
 
-    Example: cmfleet status --json
+    Example: cmfleet status --json; cmfleet status --removed
     """
     from cmfleet.builtin.commands import emit_json, load_repository
     from cmfleet.release.status import repository_status
 
     repo = load_repository()
+    if removed:
+        from cmfleet.release.rename import removed_units
+        from cmfleet.repo.git import Git
+
+        with _errors():
+            gone = removed_units(repo, Git(repo.root))
+        if as_json:
+            emit_json(gone)
+        else:
+            for row in gone:
+                click.echo(f"{row['name']}  last release {row['last_release']} ({row['tag']})")
+            if not gone:
+                click.echo("No removed unit: every unit with release tags has a folder.")
+        return
     with _errors():
         rows = repository_status(repo, list(names) or None)
     if as_json:
@@ -360,8 +373,40 @@ def bump_shared_command(
         click.echo(f"No unit depends on {lib}.")
 
 
+@click.command("rename")
+@click.argument("old")
+@click.argument("new")
+@click.option("--dry-run", is_flag=True, help="Print the moves and edits; write nothing.")
+def rename_command(old: str, new: str, dry_run: bool) -> None:
+    """Rename a module or shared library everywhere: folder, project name, tag pattern, tests, recipe, pins,
+    dependents, a changelog note. Its old tags (OLD/vX.Y.Z) still count as its releases. Staged, not committed.
+
+    Example: cmfleet rename payments billing
+    """
+    from cmfleet.builtin.commands import load_repository
+    from cmfleet.release.rename import apply_rename, plan_rename
+    from cmfleet.repo.git import Git
+
+    repo = load_repository()
+    git = Git(repo.root)
+    with _errors():
+        plan = plan_rename(repo, git, old, new)
+        click.echo(plan.describe())
+        if dry_run:
+            return
+        apply_rename(repo, git, plan)
+    click.echo(f"\nStaged. Commit with: git commit -m 'refactor: rename {old} to {new}'")
+
+
 @hookimpl
 def cmfleet_register_commands(cli: click.Group) -> None:
     """Register the release commands."""
-    for command in (affected_command, matrix_command, release_command, status_command, bump_shared_command):
+    for command in (
+        affected_command,
+        matrix_command,
+        release_command,
+        status_command,
+        bump_shared_command,
+        rename_command,
+    ):
         cli.add_command(command)

@@ -75,9 +75,11 @@ def refuse_failing_tests(repo: Repository, git: Git, units: list[Unit]) -> None:
         return
     workdir = tox_workdir(git)
     env = {k: v for k, v in os.environ.items() if k not in ("CMFLEET_SINCE", "TOX_ENV_NAME", "VIRTUAL_ENV")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in the working tree either
 
     def run(unit: Unit) -> tuple[Unit, subprocess.CompletedProcess[str]]:
         cmd = [sys.executable, "-m", "tox", "run", "-e", unit.tox_env, "--workdir", str(workdir)]
+        cmd += ["-x", "testenv.set_env+=PYTHONDONTWRITEBYTECODE=1"]
         return unit, subprocess.run(cmd, cwd=repo.root, capture_output=True, text=True, env=env)
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(units), os.cpu_count() or 1))) as pool:

@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cmfleet.recipes import BUILD_CONFIG
 from cmfleet.release.changelog import insert_section, render_section
 from cmfleet.release.conventional import REVERTED_RELEASE, Commit, effective_level, highest, parse_commit
-from cmfleet.repo.git import Git, GitError
-from cmfleet.recipes import BUILD_CONFIG
 from cmfleet.release.pins import PIN_FORMAT, FileEdit, pin_edits
 from cmfleet.release.versions import (
     BUMP_LEVELS,
@@ -39,6 +38,7 @@ from cmfleet.release.versions import (
     unit_releases,
     version_config_problems,
 )
+from cmfleet.repo.git import Git, GitError
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository, Unit
@@ -87,6 +87,10 @@ def unit_paths(unit: Unit) -> list[str]:
     paths = [unit.rel]
     if not unit.is_module:
         paths.append(f"{RECIPES_DIR}/{unit.name}")
+    for old in unit.renamed_from:  # commits made under a former name still belong to the unit
+        paths.append(f"{unit.path.parent.name}/{old}")
+        if not unit.is_module:
+            paths.append(f"{RECIPES_DIR}/{old}")
     return paths
 
 
@@ -172,7 +176,7 @@ def analyze(
     """Commits touching ``unit`` since its last final release, dependency releases since then, and the automatic
     level (pre-release tags are never the base: see :class:`Analysis`)."""
     planned = planned or {}
-    releases = unit_releases(git, fmt, unit.name)
+    releases = unit_releases(git, fmt, unit.name, aliases=unit.renamed_from)
     last = last_final(releases)
     pres = pre_releases_since(releases, last)
     # the release commits of the pre-releases (their changelog sections) are no change to release
@@ -202,6 +206,10 @@ def analyze(
         reasons.append(f"pre-release {pres[-1].version} ({pres[-1].tag}) is not final yet")
     elif commits and commit_level is None and not deps:
         reasons.append("no commit asks for a release (only " + ", ".join(sorted({c.type or "" for c in commits})) + ")")
+    if last is not None and fmt.version_text(unit.name, last.tag) is None:
+        # renamed (``cmfleet rename``): builds read only the unit's own tags, so the new name needs one
+        level = highest([level, "patch"])
+        reasons.append(f"renamed: its last release {last.tag} is tagged under a former name")
     reverted = [c for c in commits if c.type == REVERTED_RELEASE]
     if reverted:
         reasons.append(f"{len(reverted)} release commit(s) reverted: no release for that, the tags stay")
@@ -575,7 +583,7 @@ def _decide(
     current = analysis.current
     pending = analysis.pending
     if explicit is not None:
-        every = unit_releases(git, fmt, unit.name, merged=None)
+        every = unit_releases(git, fmt, unit.name, merged=None, aliases=unit.renamed_from)
         finals = [r.version for r in every if not r.is_pre]
         highest_known = max([current, *finals])
         if explicit <= highest_known:
@@ -615,7 +623,7 @@ def _decide(
         target = current.bump(request)
     if pre is None:
         return _level_between(current, target), target, ""
-    every = unit_releases(git, fmt, unit.name, merged=None)
+    every = unit_releases(git, fmt, unit.name, merged=None, aliases=unit.renamed_from)
     same = [r.version.pre[1] for r in every if r.version.final == target and r.version.pre and r.version.pre[0] == pre]
     version = target.with_pre(pre, max(same, default=0) + 1)
     _refuse_below_pre_release(unit, version, current, every)

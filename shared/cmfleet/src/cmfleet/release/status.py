@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cmfleet.repo.git import Git
 from cmfleet.release.planner import ReleaseSettings, analyze
 from cmfleet.release.versions import TagFormat, check_tags_available, current_version, last_final, unit_releases
+from cmfleet.repo.git import Git
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository
@@ -28,7 +28,11 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
     check_tags_available(git)
     fmt = TagFormat.of(repo)
     settings = ReleaseSettings.of(repo)
-    units = [repo.get(n) for n in names] if names else list(repo.units.values())
+    from cmfleet.release.rename import unit_for_old_name
+
+    # a former name (``cmfleet rename``) answers for the unit it became
+    units = [repo.get(n) if n in repo.units else (unit_for_old_name(repo, n) or repo.get(n)) for n in names or []]
+    units = units or list(repo.units.values())
     last_of: dict[str, str | None] = {}
 
     def last_version(name: str) -> str | None:

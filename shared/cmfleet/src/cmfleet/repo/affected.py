@@ -28,8 +28,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from cmfleet.discovery import MODULES_DIR, RECIPES_DIR, SHARED_DIR, TOOLKIT
-from cmfleet.repo.git import Change, Git
 from cmfleet.release.pins import BUILD_CONFIG_PATH, changed_keys, parse_build_config, units_using_key
+from cmfleet.repo.git import Change, Git
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository
