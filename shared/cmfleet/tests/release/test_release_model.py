@@ -267,3 +267,61 @@ def test_status_removed_lists_units_with_tags_and_no_folder(fleet):
     result = fleet.cmfleet("status", "--removed", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [{"name": "hello", "last_release": "0.3.0", "tag": "hello/v0.3.0"}]
+
+
+ECHO_APP = """\
+from typing import TypedDict
+
+from compute_modules.annotations import function
+
+
+class Event(TypedDict):
+    a: int
+
+
+@function
+def echo(context, event: dict) -> str:
+    return str(event)
+
+
+@function
+def shout(context, event: str) -> str:
+    return event.upper()
+
+
+@function
+def typed(context, event: Event) -> int:
+    return event["a"]
+"""
+
+
+def test_sdk_schema_flags_event_annotations_the_sdk_cannot_convert(fleet):
+    import logging
+
+    from compute_modules.function_registry.function_payload_converter import convert_payload
+    from compute_modules.function_registry.function_schema_parser import parse_function_schema
+
+    from cmfleet.checks.live import UNCONVERTIBLE_EVENTS
+
+    # what the rule says of the SDK holds: it accepts a bare dict, publishes no inputs and fails every event
+    def echo(context, event: dict) -> str:
+        return str(event)
+
+    parsed = parse_function_schema(echo, "echo", [], {})
+    assert parsed.function_schema["inputs"] == []
+    logging.disable(logging.CRITICAL)
+    try:
+        with pytest.raises(KeyError):
+            convert_payload({"a": 1}, parsed.class_node)
+    finally:
+        logging.disable(logging.NOTSET)
+    assert "dict" in UNCONVERTIBLE_EVENTS and "str" in UNCONVERTIBLE_EVENTS
+
+    fleet.add_module("echo", extra_files={"app.py": ECHO_APP})
+    fleet.commit("feat: echo")
+    result = fleet.cmfleet("check", "echo", "--json")
+    assert result.returncode == 1
+    found = {(f["location"], f["rule"]): f for f in json.loads(result.stdout)}
+    assert set(found) == {("modules/echo/app.py:11", "sdk-schema"), ("modules/echo/app.py:16", "sdk-schema")}
+    assert "as 'dict'" in found[("modules/echo/app.py:11", "sdk-schema")]["message"]
+    assert "TypedDict" in found[("modules/echo/app.py:16", "sdk-schema")]["fix"]
