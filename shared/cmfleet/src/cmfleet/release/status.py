@@ -44,8 +44,11 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
     rows = []
     for unit in units:
         a = analyze(repo, git, unit, fmt, settings)
-        needs = a.level is not None or a.last is None
-        why = (["never released"] if a.last is None else []) + a.reasons
+        # a unit with a static [project].version builds as that version: untagged is not "needs a release" for it
+        static = "version" in unit.project and "version" not in unit.project.get("dynamic", [])
+        untagged = a.last is None and not static
+        needs = a.level is not None or untagged
+        why = (["never released"] if untagged else []) + a.reasons
         if not needs:
             why = why or [f"up to date with {a.last.tag}"]
         rows.append(
