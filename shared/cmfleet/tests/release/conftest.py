@@ -178,7 +178,8 @@ class GitRepo:
         run = "".join(f"    - {d} {{{{ {d} }}}}\n" for d in deps)
         self.write(
             f"modules/{name}/conda_recipe/meta.yaml",
-            f"package:\n  name: {name}\n  version: {RECIPE_VERSION}\nrequirements:\n  run:\n    - python {{{{ python }}}}\n"
+            f"package:\n  name: {name}\n  version: {RECIPE_VERSION}\n"
+            f"requirements:\n  run:\n    - python {{{{ python }}}}\n"
             f"    - foundry-compute-modules {{{{ foundry_compute_modules }}}}\n{run}",
         )
         for rel, text in (extra_files or {}).items():

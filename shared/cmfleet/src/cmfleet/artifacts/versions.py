@@ -118,7 +118,11 @@ def changed_since(repo: Repository, unit: Unit, tag: str) -> tuple[str, ...]:
     # a changelog is in no artifact: a reverted release commit (which takes out its section) asks for no release
     config = AffectedConfig.of(repo)
     config = replace(
-        config, repository_wide=(), toolkit_affects_all=False, test_uses=False, ignore=(*config.ignore, "**/CHANGELOG.md")
+        config,
+        repository_wide=(),
+        toolkit_affects_all=False,
+        test_uses=False,
+        ignore=(*config.ignore, "**/CHANGELOG.md"),
     )
     found = affected(repo, tag, uncommitted=True, config=config).units
     reasons: list[str] = []
