@@ -642,7 +642,7 @@ def _name_problems(repo: Repository, unit: Unit) -> list[GraphProblem]:
     prefix, _, suffix = repo.tag_format.replace("{unit}", unit.name).partition("{version}")
     version = unit.tool.get("hatch", {}).get("version", {})
     pattern = version.get("tag-pattern")
-    if isinstance(pattern, str) and not pattern.startswith("^" + re.escape(prefix)):
+    if isinstance(pattern, str) and not _reads(pattern, f"{prefix}1.2.3{suffix}"):
         problems.append(
             GraphProblem(
                 unit.name,
@@ -669,6 +669,14 @@ def _name_problems(repo: Repository, unit: Unit) -> list[GraphProblem]:
                 )
             )
     return problems
+
+
+def _reads(pattern: str, tag: str) -> bool:
+    """Whether the hatch-vcs tag ``pattern`` reads ``tag`` (an invalid regex reads nothing)."""
+    try:
+        return re.search(pattern, tag) is not None
+    except re.error:
+        return False
 
 
 def _cycle_problems(repo: Repository) -> list[GraphProblem]:
