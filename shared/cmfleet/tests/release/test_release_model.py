@@ -222,6 +222,14 @@ def test_test_uses_joins_affected_and_matrix_but_not_releases(fleet):
     assert [u["name"] for u in result["affected"]] == ["fmtlib", "hello", "report"]
     matrix = json.loads(fleet.cmfleet("matrix", "--since", base).stdout)
     assert {e["env"] for e in matrix["shards"][0]["include"]} == {"shared-fmtlib", "module-hello", "module-report"}
+    tox = subprocess.run(
+        [sys.executable, "-m", "tox", "l", "--no-desc", "-m", "affected", "--cmfleet-since", base],
+        cwd=fleet.root,
+        capture_output=True,
+        text=True,
+    )
+    assert tox.returncode == 0, tox.stdout + tox.stderr
+    assert sorted(tox.stdout.split()) == ["module-hello", "module-report", "shared-fmtlib"]
     plan = plan_release(Repository.load(fleet.root), {"fmtlib": "auto", "hello": "auto"}, skip_unchanged=True)
     assert [p.unit.name for p in plan.units] == ["hello"]  # a test-time edge asks for no release
 
