@@ -237,9 +237,12 @@ def test_test_uses_joins_affected_and_matrix_but_not_releases(fleet):
 def test_rename_moves_a_unit_everywhere_and_keeps_its_releases(fleet):
     fleet.tag("textkit/v0.2.0")
     fleet.tag("wordcount/v1.0.0")
+    before = fleet.head()
     result = fleet.cmfleet("rename", "textkit", "txt")
     assert result.returncode == 0, result.stderr
     fleet.commit("refactor: rename textkit to txt")
+    moved = json.loads(fleet.cmfleet("affected", "--since", before, "--json").stdout)
+    assert moved["removed_units"] == [] and "txt" in [u["name"] for u in moved["affected"]]
     assert not (fleet.root / "shared/textkit").exists()
     assert (fleet.root / "shared/txt/src/txt/__init__.py").exists()
     assert (fleet.root / "conda_recipes/txt/meta.yaml").exists()

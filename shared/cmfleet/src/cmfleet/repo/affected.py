@@ -243,7 +243,8 @@ def affected(
             chain = chains.get(name)
             if chain is not None:
                 result.units[name] = AffectedUnit(name, unit.kind, unit.tox_env, chain, origins[chain[-1]])
-    result.removed = sorted(removed)
+    former = {old for unit in repo.units.values() for old in unit.renamed_from}  # renamed, not removed
+    result.removed = sorted(removed - former)
     return result
 
 
