@@ -125,7 +125,8 @@ def _rename_pyproject(text: str, old: str, new: str, old_prefix: str, new_prefix
     """Project name, tag pattern, describe glob, wheel packages, and ``renamed-from`` recorded."""
     import tomlkit
 
-    text = text.replace(f"'^{re.escape(old_prefix)}", f"'^{re.escape(new_prefix)}")
+    for spelt in {re.escape(old_prefix), old_prefix}:  # scaffolded patterns leave '-' unescaped
+        text = text.replace(f"'^{spelt}", f"'^{re.escape(new_prefix)}")
     text = text.replace(f'"{old_prefix}*"', f'"{new_prefix}*"').replace(f'"src/{old}"', f'"src/{new}"')
     doc = tomlkit.parse(text)
     doc["project"]["name"] = new
