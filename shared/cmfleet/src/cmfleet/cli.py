@@ -3,7 +3,9 @@ hook (built-in commands included), loaded only when click asks for them."""
 
 from __future__ import annotations
 
+import json
 import sys
+from typing import Any, NoReturn
 
 import click
 
@@ -12,6 +14,34 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # the function failed, a check found problems, tests failed
 EXIT_USAGE = 2  # bad input: unknown module or function, malformed JSON or name (click uses 2 as well)
 EXIT_IMPORT = 3  # a module's app.py failed to import
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print ``Error: message`` to stderr and exit with ``code``."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def emit_json(data: Any) -> None:
+    """Print JSON for scripts (stable key order, UTF-8)."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def load_repository(*, validate: bool = True):
+    """The repository around the current directory, or exit 2 with the reason.
+
+    With ``validate`` (every command but ``check``, which reports them as findings) a unit graph that breaks
+    the rules of :func:`cmfleet.discovery.graph_problems` stops the command with one line and exit 2.
+    """
+    from cmfleet.discovery import DiscoveryError, Repository
+
+    try:
+        repo = Repository.load()
+        if validate:
+            repo.validate()
+        return repo
+    except DiscoveryError as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 class CmfleetGroup(click.Group):

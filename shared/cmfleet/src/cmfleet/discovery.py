@@ -115,6 +115,8 @@ class Unit:
     path: Path
     root: Path
     project: dict = field(default_factory=dict, repr=False)
+    #: The parts of ``[tool]`` discovery reads: ``cmfleet`` (``test-uses``) and ``hatch.version`` (tag pattern).
+    tool: dict = field(default_factory=dict, repr=False)
 
     @property
     def rel(self) -> str:
@@ -149,6 +151,18 @@ class Unit:
     @property
     def app(self) -> Path:
         return self.path / "app.py"
+
+    @property
+    def test_uses(self) -> list[str]:
+        """``[tool.cmfleet] test-uses``: the units this unit's tests exercise (e.g. start replicas of), so a
+        change to them re-tests this unit too. A test-time edge only: no pin, no release follows it."""
+        return [str(n) for n in self.tool.get("cmfleet", {}).get("test-uses", [])]
+
+    @property
+    def renamed_from(self) -> list[str]:
+        """``[tool.cmfleet] renamed-from``: the unit's former names (``cmfleet rename``); their tags are its
+        releases too."""
+        return [str(n) for n in self.tool.get("cmfleet", {}).get("renamed-from", [])]
 
     @property
     def tox_env(self) -> str:
@@ -309,6 +323,13 @@ def find_root(start: Path | None = None) -> Path:
     )
 
 
+def _tables(data: dict) -> tuple[dict, dict]:
+    """``[project]`` and the parts of ``[tool]`` a unit keeps (``cmfleet``, ``hatch.version``) of a pyproject."""
+    tool = data.get("tool", {})
+    kept = {"cmfleet": tool.get("cmfleet", {}), "hatch": {"version": tool.get("hatch", {}).get("version", {})}}
+    return data.get("project", {}), kept
+
+
 class _ProjectCache:
     """Parsed ``[project]`` tables keyed by file path, size and mtime, kept in ``.git/cmfleet-discovery.json``.
 
@@ -317,7 +338,7 @@ class _ProjectCache:
     a git checkout nothing is cached. Set ``CMFLEET_NO_CACHE=1`` to bypass it.
     """
 
-    VERSION = 1
+    VERSION = 2
 
     def __init__(self, root: Path) -> None:
         git_dir = root / ".git"
@@ -338,10 +359,11 @@ class _ProjectCache:
             except (OSError, ValueError):
                 self.entries = {}
 
-    def project(self, pyproject: Path) -> dict:
-        """The ``[project]`` table of ``pyproject`` (from the cache when the file is unchanged)."""
+    def project(self, pyproject: Path) -> tuple[dict, dict]:
+        """The ``[project]`` table of ``pyproject`` and the parts of ``[tool]`` discovery reads (from the cache
+        when the file is unchanged)."""
         if self.file is None:
-            return read_toml(pyproject).get("project", {})
+            return _tables(read_toml(pyproject))
         st = pyproject.stat()
         key = str(pyproject)
         hit = self.entries.get(key)
@@ -349,11 +371,11 @@ class _ProjectCache:
         trusted = st.st_mtime_ns < self.saved_at - 2_000_000_000
         if hit is not None and trusted and hit[0] == st.st_mtime_ns and hit[1] == st.st_size:
             self.used[key] = hit
-            return hit[2]
-        project = read_toml(pyproject).get("project", {})
-        self.used[key] = [st.st_mtime_ns, st.st_size, project]
+            return hit[2], hit[3]
+        project, tool = _tables(read_toml(pyproject))
+        self.used[key] = [st.st_mtime_ns, st.st_size, project, tool]
         self.dirty = True
-        return project
+        return project, tool
 
     def _racy(self) -> bool:
         """Whether some entry was still too fresh to trust when the cache was written (rewrite to settle it)."""
@@ -408,14 +430,14 @@ class Repository:
                 pyproject = path / "pyproject.toml"
                 if not pyproject.exists() and not (path / "app.py").exists():
                     continue
-                project = cache.project(pyproject) if pyproject.exists() else {}
+                project, tool = cache.project(pyproject) if pyproject.exists() else ({}, {})
                 if path.name in units:
                     other = units[path.name]
                     raise DiscoveryError(
                         f"{path}: the name {path.name!r} is also used by {other.rel}; unit names must be unique "
                         "across modules/ and shared/ (they name tags and tox envs)"
                     )
-                units[path.name] = Unit(path.name, kind, path, root, project)
+                units[path.name] = Unit(path.name, kind, path, root, project, tool)
         cache.save()
         return cls(root, units, config)
 
@@ -506,8 +528,9 @@ class Repository:
         """Direct edges unit -> shared libraries it needs (``needed_libs``)."""
         return {name: [d.name for d in self.needed_libs(u)] for name, u in self.units.items()}
 
-    def dependents(self, names: Iterable[str]) -> dict[str, list[str]]:
-        """Every unit that depends on any of ``names`` transitively, with the chain that links it.
+    def dependents(self, names: Iterable[str], *, tests: bool = False) -> dict[str, list[str]]:
+        """Every unit that depends on any of ``names`` transitively, with the chain that links it; with ``tests``
+        also through test-time edges (``[tool.cmfleet] test-uses``), as testing needs but releasing does not.
 
         Returns ``{unit: [dep, ..., changed]}``; a unit in ``names`` maps to ``[itself]``.
         """
@@ -515,6 +538,11 @@ class Repository:
         for name, deps in self.graph().items():
             for dep in deps:
                 reverse[dep].append(name)
+        if tests:
+            for name, unit in self.units.items():
+                for used in unit.test_uses:
+                    if used in reverse and name not in reverse[used]:
+                        reverse[used].append(name)
         chains: dict[str, list[str]] = {}
         queue = [(n, [n]) for n in names if n in self.units]
         while queue:
@@ -526,6 +554,172 @@ class Repository:
                 if parent not in chains:
                     queue.append((parent, [parent, *chain]))
         return chains
+
+    def validate(self) -> None:
+        """Raise DiscoveryError (one line) when the unit graph breaks a rule of :func:`graph_problems`."""
+        problems = graph_problems(self)
+        if problems:
+            more = f" (and {len(problems) - 1} more; `cmfleet check` lists them)" if len(problems) > 1 else ""
+            raise DiscoveryError(problems[0].one_line(self.root) + more)
+
+
+@dataclass(frozen=True)
+class GraphProblem:
+    """A unit-graph rule broken: where (file:line), what, and the fix."""
+
+    unit: str
+    file: Path
+    line: int
+    message: str
+    fix: str
+
+    def one_line(self, root: Path) -> str:
+        return f"{rel_path(root, self.file)}:{self.line}: {self.message}; fix: {self.fix}"
+
+
+def _line_of(path: Path, *needles: str) -> int:
+    """The first line of ``path`` containing every one of ``needles`` (1 when none does)."""
+    try:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if all(n in line for n in needles):
+                return number
+    except OSError:
+        pass
+    return 1
+
+
+def graph_problems(repo: Repository) -> list[GraphProblem]:
+    """The one set of unit-graph rules, checked by ``cmfleet check`` (as findings) and by every other command
+    and the tox plugin (as a refusal, exit 2):
+
+    * a unit's folder name is its ``[project].name`` (normalised), and its hatch-vcs tag pattern and
+      ``git describe --match`` glob name the unit itself (another unit's tags would version it);
+    * a dependency names a shared library, never a module (modules are deployed, not installed);
+    * the shared libraries' dependencies have no cycle;
+    * ``[tool.cmfleet] test-uses`` names units of the repository, not the unit itself.
+    """
+    problems: list[GraphProblem] = []
+    modules = {u.distribution: u for u in repo.modules()}
+    for unit in repo.units.values():
+        problems += _name_problems(repo, unit)
+        for req in unit.dependencies:
+            try:
+                dist = requirement_name(req)
+            except DiscoveryError:
+                continue
+            other = modules.get(dist)
+            if other is not None and other.name != unit.name:
+                problems.append(
+                    GraphProblem(
+                        unit.name,
+                        unit.pyproject,
+                        _line_of(unit.pyproject, f'"{req}'),
+                        f"{unit.kind} {unit.name!r} depends on the module {other.name!r}: modules are deployed, "
+                        "never installed as a dependency",
+                        f"move the shared code into a shared library (shared/<lib>/) and depend on that, or drop "
+                        f'"{req}" from [project].dependencies',
+                    )
+                )
+        for used in unit.test_uses:
+            if used not in repo.units or used == unit.name:
+                why = "is the unit itself" if used == unit.name else "is not a unit of the repository"
+                problems.append(
+                    GraphProblem(
+                        unit.name,
+                        unit.pyproject,
+                        _line_of(unit.pyproject, "test-uses"),
+                        f"[tool.cmfleet] test-uses names {used!r}, which {why}",
+                        f"list only other units' folder names ({', '.join(sorted(repo.units)) or 'none'})",
+                    )
+                )
+    problems += _cycle_problems(repo)
+    return problems
+
+
+def _name_problems(repo: Repository, unit: Unit) -> list[GraphProblem]:
+    """The folder name, the pyproject name and the tag pattern must name the same unit."""
+    if not unit.pyproject.exists():
+        return []
+    problems = []
+    declared = unit.project.get("name")
+    if declared is not None and normalize(str(declared)) != normalize(unit.name):
+        problems.append(
+            GraphProblem(
+                unit.name,
+                unit.pyproject,
+                _line_of(unit.pyproject, "name", str(declared)),
+                f"the folder {unit.rel} is named {unit.name!r} but its pyproject names the project {declared!r}",
+                f'name them the same: `cmfleet rename` renames a unit everywhere, or set name = "{unit.name}"',
+            )
+        )
+    prefix, _, suffix = repo.tag_format.replace("{unit}", unit.name).partition("{version}")
+    version = unit.tool.get("hatch", {}).get("version", {})
+    pattern = version.get("tag-pattern")
+    if isinstance(pattern, str) and not _reads(pattern, f"{prefix}1.2.3{suffix}"):
+        problems.append(
+            GraphProblem(
+                unit.name,
+                unit.pyproject,
+                _line_of(unit.pyproject, "tag-pattern"),
+                f"[tool.hatch.version] tag-pattern {pattern!r} does not read {unit.name!r}'s own tags "
+                f"({prefix}X.Y.Z{suffix})",
+                f"start it with '^{re.escape(prefix)}' (`cmfleet rename` keeps it in step with the folder)",
+            )
+        )
+    command = version.get("raw-options", {}).get("git_describe_command")
+    glob = f"{prefix}*{suffix}"
+    if isinstance(command, list) and "--match" in command:
+        index = command.index("--match")
+        given = command[index + 1] if index + 1 < len(command) else ""
+        if given != glob:
+            problems.append(
+                GraphProblem(
+                    unit.name,
+                    unit.pyproject,
+                    _line_of(unit.pyproject, "git_describe_command"),
+                    f"git_describe_command matches {given!r}, not {unit.name!r}'s own tags {glob!r}",
+                    f"pass --match {glob}",
+                )
+            )
+    return problems
+
+
+def _reads(pattern: str, tag: str) -> bool:
+    """Whether the hatch-vcs tag ``pattern`` reads ``tag`` (an invalid regex reads nothing)."""
+    try:
+        return re.search(pattern, tag) is not None
+    except re.error:
+        return False
+
+
+def _cycle_problems(repo: Repository) -> list[GraphProblem]:
+    """One problem per dependency cycle between shared libraries (reported on its first library by name)."""
+    edges = {u.name: [d.name for d in repo.shared_deps(u)] for u in repo.shared()}
+    cycles: dict[frozenset[str], list[str]] = {}
+    for start in sorted(edges):
+        stack = [(start, [start])]
+        while stack:
+            name, path = stack.pop()
+            for dep in edges.get(name, []):
+                if dep == start:
+                    cycles.setdefault(frozenset(path), path)
+                elif dep not in path and dep > start:  # each cycle found once, from its smallest member
+                    stack.append((dep, [*path, dep]))
+    problems = []
+    for path in cycles.values():
+        first, second = path[0], (path[1] if len(path) > 1 else path[0])
+        unit = repo.units[first]
+        dist = repo.units[second].distribution
+        problems.append(
+            GraphProblem(
+                first,
+                unit.pyproject,
+                _line_of(unit.pyproject, f'"{dist}'),
+                "dependency cycle between shared libraries: " + " -> ".join([*path, first]),
+                "break the cycle: move what both need into one library (or a new one) that depends on neither",
+            )
+        )
+    return problems
 
 
 class UnknownUnitError(DiscoveryError, KeyError):

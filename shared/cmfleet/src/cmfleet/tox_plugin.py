@@ -29,10 +29,21 @@ from cmfleet.discovery import TOOLKIT, DiscoveryError, Repository, Unit, find_ro
 
 
 def _repository() -> Repository | None:
+    """The repository around the working directory (None outside one). A unit graph that breaks the rules
+    stops tox with the same one-line error and exit code (2) as every cmfleet command, never a traceback."""
     try:
-        return Repository.load(find_root(Path.cwd()))
+        root = find_root(Path.cwd())
     except DiscoveryError:
         return None
+    try:
+        repo = Repository.load(root)
+        repo.validate()
+    except DiscoveryError as exc:
+        import sys
+
+        print(f"Error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return repo
 
 
 def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -125,8 +136,8 @@ def affected_envs(repo: Repository, since: str | None) -> set[str]:
         return set()
     from tox.report import HandledError
 
-    from cmfleet.release.affected import affected
-    from cmfleet.release.git import GitError
+    from cmfleet.repo.affected import affected
+    from cmfleet.repo.git import GitError
 
     try:
         return set(affected(repo, since).units)

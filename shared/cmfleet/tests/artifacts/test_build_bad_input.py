@@ -42,6 +42,17 @@ def test_untagged_module_needs_dev_then_builds_marked_dev(fresh_repo):
     image = (built / "IMAGE").read_text().strip()
     assert image.startswith("wordcount:") and "+" not in image and image != "wordcount:latest"
     assert "(dev)" in proc.stdout
+    # a dev build carries its identity: the commit, and a dirty mark for uncommitted changes
+    head = git(repo, "rev-parse", "--short=7", "HEAD").strip()
+    assert built.name.endswith(f"+g{head}") and data["commit"].startswith(head) and data["dirty"] is False
+    assert image.endswith(f"-g{head}")
+    app = repo / "modules" / "wordcount" / "app.py"
+    app.write_text(app.read_text() + "# local edit\n")
+    proc = run_build(repo, "wordcount", "--dev")
+    assert proc.returncode == 0, proc.stderr
+    dirty = next(p for p in (repo / "dist" / "wordcount").iterdir() if p.name != built.name)
+    assert dirty.name == f"{built.name}.dirty" and manifest(dirty)["dirty"] is True
+    assert (dirty / "IMAGE").read_text().strip() == f"{image}.dirty"
 
 
 def test_release_build_refuses_while_cmcore_is_untagged_and_names_the_fix(fresh_repo):

@@ -82,6 +82,10 @@ fmtlib:
 """
 
 
+#: The recipes' version: what `cmfleet build` passes (a recipe's own constant fails `build --check`).
+RECIPE_VERSION = '{{ environ.get("CMFLEET_VERSION", "0.0.0") }}'
+
+
 class GitRepo:
     """A real git repository in a temp folder, with helpers to lay out units and commit."""
 
@@ -152,7 +156,7 @@ class GitRepo:
         run = "".join(f"    - {d} {{{{ {d} }}}}\n" for d in deps)
         self.write(
             f"conda_recipes/{name}/meta.yaml",
-            f'package:\n  name: {name}\n  version: "0.0.0"\n'
+            f"package:\n  name: {name}\n  version: {RECIPE_VERSION}\n"
             f"requirements:\n  run:\n    - python {{{{ python }}}}\n{run}",
         )
 
@@ -174,7 +178,8 @@ class GitRepo:
         run = "".join(f"    - {d} {{{{ {d} }}}}\n" for d in deps)
         self.write(
             f"modules/{name}/conda_recipe/meta.yaml",
-            f'package:\n  name: {name}\n  version: "0.0.0"\nrequirements:\n  run:\n    - python {{{{ python }}}}\n'
+            f"package:\n  name: {name}\n  version: {RECIPE_VERSION}\n"
+            f"requirements:\n  run:\n    - python {{{{ python }}}}\n"
             f"    - foundry-compute-modules {{{{ foundry_compute_modules }}}}\n{run}",
         )
         for rel, text in (extra_files or {}).items():
@@ -184,7 +189,8 @@ class GitRepo:
 
     def cmfleet(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         """The real CLI: ``python -m cmfleet args...`` with the repository as working directory."""
-        full_env = {**os.environ, **GIT_ENV, **(env or {})}
+        # releases run the units' tox envs unless told not to: only the gate's own tests run them
+        full_env = {**os.environ, **GIT_ENV, "CMFLEET_NO_TESTS": "1", **(env or {})}
         full_env.pop("CMFLEET_ROOT", None)
         return subprocess.run(
             [sys.executable, "-m", "cmfleet", *args],

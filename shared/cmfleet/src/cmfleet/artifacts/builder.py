@@ -233,6 +233,8 @@ def build_module(plan: ModulePlan, out_dir: Path, progress: Progress = lambda _m
             "base_image": base,
             "app_dir": app_dir(module.name),
             "commit": commit_of(plan.repo),
+            # a dev build of uncommitted changes (a release build holds its tags' content, whatever else is dirty)
+            "dirty": any(v.dirty for v in plan.versions.values() if not v.is_release),
             "tags": {name: v.tag for name, v in sorted(plan.versions.items()) if v.tag and v.is_release},
             "shared": {u.name: built[u.distribution].version for u in plan.units if u is not module},
             "sdk": {"name": SDK_DISTRIBUTION, "version": sdk.version if sdk else None},

@@ -33,6 +33,7 @@ class UnitVersion:
     distance: int = 0  # commits since that tag, in the whole repository
     dirty: bool = False  # uncommitted changes anywhere in the repository
     changes: tuple[str, ...] = ()  # what changed since the tag in what the unit's artifact is made of
+    dev_version: str | None = None  # a dev build's identity: hatch-vcs's X.Y.Z.devN + the commit and a dirty mark
 
     @property
     def is_release(self) -> bool:
@@ -47,6 +48,8 @@ class UnitVersion:
         clean tree (other units changed since)."""
         if self.static is None and self.is_release and (self.distance or self.dirty):
             return self.tag_version
+        if self.static is None and not self.is_release:
+            return self.dev_version  # two different trees never share a dev version (or an image tag)
         return None
 
     @property
@@ -86,10 +89,21 @@ def unit_version(repo: Repository, unit: Unit) -> UnitVersion:
 
     described = describe(repo, unit.name)
     if described is None:
-        return UnitVersion(unit.name, None, None, None, dirty=bool(_status(repo.root)))
+        dirty = bool(_status(repo.root))
+        return UnitVersion(unit.name, None, None, None, dirty=dirty, dev_version=dev_version(repo, unit, dirty))
     tag, distance, dirty = described
     changes = changed_since(repo, unit, tag) if distance or dirty else ()
-    return UnitVersion(unit.name, None, tag, tag[len(tag_prefix(repo, unit)) :], distance, dirty, changes)
+    dev = dev_version(repo, unit, dirty) if changes else None
+    return UnitVersion(unit.name, None, tag, tag[len(tag_prefix(repo, unit)) :], distance, dirty, changes, dev)
+
+
+def dev_version(repo: Repository, unit: Unit, dirty: bool) -> str:
+    """A dev build's version: hatch-vcs's ``X.Y.Z.devN`` plus a PEP 440 local part naming the commit and, for a
+    tree with uncommitted changes, ``dirty`` (``0.2.1.dev3+g1a2b3c4.dirty``; the image tag spells ``+`` as ``-``)."""
+    from cmfleet.release.versions import current_version
+
+    local = "g" + git(repo.root, "rev-parse", "--short=7", "HEAD") + (".dirty" if dirty else "")
+    return f"{current_version(repo, unit)}+{local}"
 
 
 def changed_since(repo: Repository, unit: Unit, tag: str) -> tuple[str, ...]:
@@ -101,7 +115,15 @@ def changed_since(repo: Repository, unit: Unit, tag: str) -> tuple[str, ...]:
 
     from cmfleet.release.affected import AffectedConfig, affected
 
-    config = replace(AffectedConfig.of(repo), repository_wide=(), toolkit_affects_all=False)
+    # a changelog is in no artifact: a reverted release commit (which takes out its section) asks for no release
+    config = AffectedConfig.of(repo)
+    config = replace(
+        config,
+        repository_wide=(),
+        toolkit_affects_all=False,
+        test_uses=False,
+        ignore=(*config.ignore, "**/CHANGELOG.md"),
+    )
     found = affected(repo, tag, uncommitted=True, config=config).units
     reasons: list[str] = []
     own = found.get(unit.name)

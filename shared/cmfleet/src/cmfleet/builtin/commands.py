@@ -7,33 +7,11 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn
 
 import click
 
+from cmfleet.cli import emit_json, fail, load_repository  # noqa: F401 - re-exported: plugins import them here
 from cmfleet.hookspecs import hookimpl
-
-
-def fail(message: str, code: int) -> NoReturn:
-    """Print ``Error: message`` to stderr and exit with ``code``."""
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(code)
-
-
-def emit_json(data: Any) -> None:
-    """Print JSON for scripts (stable key order, UTF-8)."""
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-def load_repository():
-    """The repository around the current directory, or exit 2 with the reason."""
-    from cmfleet.cli import EXIT_USAGE
-    from cmfleet.discovery import DiscoveryError, Repository
-
-    try:
-        return Repository.load()
-    except DiscoveryError as exc:
-        fail(str(exc), EXIT_USAGE)
 
 
 def load_module_registry(module: str):
@@ -66,6 +44,7 @@ def list_command(as_json: bool, kind: str) -> None:
 
     Example: cmfleet list --json
     """
+    from cmfleet.cli import EXIT_USAGE
     from cmfleet.discovery import DiscoveryError
     from cmfleet.registry import APP_ORIGIN, declared_functions
 
@@ -97,7 +76,7 @@ def list_command(as_json: bool, kind: str) -> None:
                 }
             )
     except DiscoveryError as exc:
-        fail(str(exc), 1)
+        fail(str(exc), EXIT_USAGE)
     if as_json:
         emit_json(rows)
         return

@@ -66,6 +66,7 @@ def sdk_schema(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
         return
     error = result.error
     if error is None:
+        yield from unconvertible_events(unit, ctx)
         names = {ep["name"] for ep in result.endpoints}
         for reg in registrations(unit, ctx):
             if reg.name not in names:
@@ -118,4 +119,53 @@ def sdk_schema(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
             line,
             f"the endpoints of {unit.name!r} could not be registered: {error.message}",
             "fix the plugin or endpoint named in the message (CMFLEET_LOAD_PLUGINS limits which plugins load)",
+        )
+
+
+#: Event annotations the SDK's schema parser accepts (as a "custom type" without fields: no inputs) but whose
+#: conversion of every event fails or throws the event away (found by running the SDK's parse_function_schema and
+#: convert_payload on each): the name, and what every call then gets.
+UNCONVERTIBLE_EVENTS = {
+    "dict": "fails: KeyError 'key' (a bare dict has no key and value types)",
+    "Dict": "fails: the SDK has no key and value types",
+    "list": "fails: KeyError 'list' (a bare list has no item type)",
+    "set": "fails: KeyError 'set'",
+    "Any": "fails: TypeError 'Any cannot be instantiated'",
+    "datetime": "fails: the event is an object, not an ISO timestamp",
+    "date": "fails: date() is called without its fields",
+    "str": "gets '' (str() called without the event): the event is lost",
+    "int": "gets 0 (int() called without the event): the event is lost",
+    "float": "gets 0.0: the event is lost",
+    "bool": "gets False: the event is lost",
+    "bytes": "gets b'': the event is lost",
+    "tuple": "gets (): the event is lost",
+    "object": "gets a bare object(): the event is lost",
+    "Decimal": "gets Decimal('0'): the event is lost",
+}
+
+
+def unconvertible_events(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
+    """Endpoints whose event annotation the SDK accepts but cannot convert an event to (a bare ``dict``...)."""
+    from cmfleet.checks.appsource import _name_of, _parse_string, classes_of, registrations
+
+    classes = classes_of(unit, ctx)
+    for reg in registrations(unit, ctx):
+        node = reg.node
+        if node is None:
+            continue
+        params = [*node.args.posonlyargs, *node.args.args]
+        event = next((a for a in params if a.arg != "context"), None)
+        if event is None or event.annotation is None:
+            continue
+        annotation = _parse_string(event.annotation)
+        name = _name_of(annotation) if isinstance(annotation, (ast.Name, ast.Attribute)) else ""
+        if name not in UNCONVERTIBLE_EVENTS or name in classes:
+            continue
+        yield Finding(
+            unit.app,
+            event.annotation.lineno,
+            f"endpoint {reg.name!r} annotates its event {event.arg!r} as {name!r}: the SDK accepts it but publishes "
+            f"a schema with no inputs, and every call {UNCONVERTIBLE_EVENTS[name]}",
+            f"describe the event's fields with a dataclass or TypedDict (class Event(TypedDict): a: int; then "
+            f"'{event.arg}: Event'), or drop the annotation to receive the JSON object as a dict",
         )

@@ -16,8 +16,9 @@ from cmfleet.hookspecs import hookimpl
 @hookimpl
 def cmfleet_register_checks(register):
     """The built-in rules."""
-    from cmfleet.checks import endpoints, layout, live, lockfile, packaging
+    from cmfleet.checks import endpoints, graph, layout, live, lockfile, packaging
 
+    register("unit-graph", graph.unit_graph, applies_to="any")
     register("app-location", layout.app_at_fixed_place, applies_to="module")
     register("no-relative-imports", layout.no_relative_imports, applies_to="any")
     register("endpoint-signature", endpoints.endpoint_signature, applies_to="module")
@@ -59,7 +60,7 @@ def check_command(names: tuple[str, ...], as_json: bool, list_rules: bool) -> No
             for r in rules.values():
                 click.echo(f"{r.id:22} {r.applies_to:7} {r.description}")
         return
-    repo = load_repository()
+    repo = load_repository(validate=False)  # graph problems are findings here
     try:
         units = [repo.get(n) for n in names] if names else list(repo.units.values())
     except UnknownUnitError as exc:

@@ -24,11 +24,11 @@ def _errors() -> Iterator[None]:
     from cmfleet.builtin.commands import fail
     from cmfleet.cli import EXIT_FAILED, EXIT_USAGE
     from cmfleet.discovery import DiscoveryError
-    from cmfleet.release.git import GitError
     from cmfleet.release.pins import PinError
     from cmfleet.release.planner import ReleaseError
     from cmfleet.release.publish import PublishError
     from cmfleet.release.versions import VersionError
+    from cmfleet.repo.git import GitError
 
     try:
         yield
@@ -43,7 +43,7 @@ def _errors() -> Iterator[None]:
 def _affected(since: str | None, uncommitted: bool):
     from cmfleet.builtin.commands import fail, load_repository
     from cmfleet.cli import EXIT_USAGE
-    from cmfleet.release.affected import affected
+    from cmfleet.repo.affected import affected
 
     if since is None and not uncommitted:
         fail("give --since REF (or CMFLEET_SINCE), --uncommitted, or both", EXIT_USAGE)
@@ -181,10 +181,18 @@ def _validate_bump(bump: str) -> None:
 def _check_pr_branch(repo, pr_branch: str | None) -> None:
     """Refuse a bad --pr branch name before anything is planned."""
     if pr_branch is not None:
-        from cmfleet.release.git import Git
         from cmfleet.release.pr import check_branch_name
+        from cmfleet.repo.git import Git
 
         check_branch_name(Git(repo.root), pr_branch)
+
+
+_no_tests_option = click.option(
+    "--no-tests",
+    is_flag=True,
+    envvar="CMFLEET_NO_TESTS",
+    help="Skip the tox envs of the units released or re-pinned (cmfleet check still runs); env CMFLEET_NO_TESTS=1.",
+)
 
 
 def _finish(repo, plan, dry_run: bool, as_json: bool, pr_branch: str | None = None) -> None:
@@ -221,6 +229,7 @@ def _finish(repo, plan, dry_run: bool, as_json: bool, pr_branch: str | None = No
 @click.option("--affected", "use_affected", is_flag=True, help="Release every affected unit that has changes.")
 @click.option("--since", metavar="REF", envvar="CMFLEET_SINCE", help="With --affected: " + _SINCE_HELP)
 @click.option("--dry-run", is_flag=True, help="Print exactly what would happen; write nothing.")
+@_no_tests_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--pr", "pr_branch", metavar="BRANCH", help="Write the release commit on a new BRANCH for a release PR.")
 def release_command(
@@ -230,16 +239,19 @@ def release_command(
     use_affected: bool,
     since: str | None,
     dry_run: bool,
+    no_tests: bool,
     as_json: bool,
     pr_branch: str | None,
 ) -> None:
     """Release units: next version from conventional commits, CHANGELOG.md section, one commit, annotated tags.
 
     feat -> minor, fix/perf -> patch, '!' or BREAKING CHANGE -> major (minor while at 0.x); a shared library
-    released since (or now) -> patch, minor if that release was breaking. --pre rc (or a, b) makes 1.3.0rc1, then
-    1.3.0rc2; releasing without --pre finalises (1.3.0). Refuses, writing nothing, on a dirty tree, a detached
-    HEAD, an existing tag, a version not above the last, a pre-release below an existing one, a unit failing
-    `cmfleet check`.
+    released since (or now) -> patch, minor if that release was breaking (a feat never is). Releasing a shared
+    library moves its pins (conda_build_config.yaml, dependents' pyproject) in the same commit. --pre rc (or a,
+    b) makes 1.3.0rc1, then 1.3.0rc2; releasing without --pre finalises (1.3.0). Refuses, writing nothing, on a
+    dirty tree, a detached HEAD, an existing tag, a version not above the last, a pre-release below an existing
+    one, a pin naming an unreleased version, or a unit released or re-pinned that fails `cmfleet check` or its
+    tox env (--no-tests skips the envs).
 
     --pr BRANCH writes the release commit on a new branch (the current one stays as it is), creates no tag, and
     prints the PR's title and markdown body; after the merge `cmfleet tag --merged` creates the tags.
@@ -259,7 +271,7 @@ def release_command(
     with _errors():
         _check_pr_branch(repo, pr_branch)
         if use_affected:
-            from cmfleet.release.affected import affected
+            from cmfleet.repo.affected import affected
 
             if since is None:
                 fail("--affected needs --since REF (or CMFLEET_SINCE)", EXIT_USAGE)
@@ -267,29 +279,45 @@ def release_command(
             if not chosen:
                 click.echo(f"No unit is affected since {since}; nothing to release.")
                 return
-            plan = plan_release(repo, dict.fromkeys(chosen, bump), skip_unchanged=True, pre=pre)
+            plan = plan_release(repo, dict.fromkeys(chosen, bump), skip_unchanged=True, pre=pre, run_tests=not no_tests)
         else:
-            plan = plan_release(repo, dict.fromkeys(names, bump), pre=pre)
+            plan = plan_release(repo, dict.fromkeys(names, bump), pre=pre, run_tests=not no_tests)
     _finish(repo, plan, dry_run, as_json, pr_branch)
 
 
 @click.command("status")
 @click.argument("names", nargs=-1)
+@click.option("--removed", is_flag=True, help="List units that have release tags but no folder any more.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--remote", metavar="REMOTE", help="Compare tags with REMOTE (default: the upstream's, else origin).")
 @click.option("--offline", is_flag=True, help="Do not ask the remote (orphan tags are still reported).")
-def status_command(names: tuple[str, ...], as_json: bool, remote: str | None, offline: bool) -> None:
+def status_command(names: tuple[str, ...], removed: bool, as_json: bool, remote: str | None, offline: bool) -> None:
     """Per unit: last release, pending pre-release, the version it builds as, commits since, shared libraries and
     their versions, whether it needs a release; then release tags that need a fix: orphans (no branch contains
-    them), tags the remote lacks or holds differently, each with the command that fixes it.
+    them), tags the remote lacks or holds differently, each with the command that fixes it. A unit's former name
+    (cmfleet rename) shows the unit.
 
-    Example: cmfleet status --json
+    Example: cmfleet status --json; cmfleet status --removed
     """
     from cmfleet.builtin.commands import emit_json, load_repository
     from cmfleet.release.status import repository_status
     from cmfleet.release.tag_status import add_tag_problems
 
     repo = load_repository()
+    if removed:
+        from cmfleet.release.rename import removed_units
+        from cmfleet.repo.git import Git
+
+        with _errors():
+            gone = removed_units(repo, Git(repo.root))
+        if as_json:
+            emit_json(gone)
+        else:
+            for row in gone:
+                click.echo(f"{row['name']}  last release {row['last_release']} ({row['tag']})")
+            if not gone:
+                click.echo("No removed unit: every unit with release tags has a folder.")
+        return
     with _errors():
         rows = repository_status(repo, list(names) or None)
         problems = add_tag_problems(repo, rows, remote, offline)
@@ -346,6 +374,7 @@ def status_command(names: tuple[str, ...], as_json: bool, remote: str | None, of
 @_pre_option("the library's release (and the dependents' with --release-dependents), pinned as >=X.Y.ZrcN,")
 @click.option("--release-dependents", is_flag=True, help="Also release every unit depending on LIB.")
 @click.option("--dry-run", is_flag=True, help="Print exactly what would happen; write nothing.")
+@_no_tests_option
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option("--pr", "pr_branch", metavar="BRANCH", help="Write the release commit on a new BRANCH for a release PR.")
 def bump_shared_command(
@@ -355,6 +384,7 @@ def bump_shared_command(
     pre: str | None,
     release_dependents: bool,
     dry_run: bool,
+    no_tests: bool,
     as_json: bool,
     pr_branch: str | None,
 ) -> None:
@@ -379,7 +409,9 @@ def bump_shared_command(
     repo = load_repository()
     with _errors():
         _check_pr_branch(repo, pr_branch)
-        bumped = plan_bump_shared(repo, lib, request, release_dependents=release_dependents, pre=pre)
+        bumped = plan_bump_shared(
+            repo, lib, request, release_dependents=release_dependents, pre=pre, run_tests=not no_tests
+        )
     bumped.plan.extra["dependents"] = bumped.dependents
     if not release_dependents and bumped.dependents:
         bumped.plan.notes.append(
@@ -393,10 +425,43 @@ def bump_shared_command(
         click.echo(f"No unit depends on {lib}.")
 
 
+@click.command("rename")
+@click.argument("old")
+@click.argument("new")
+@click.option("--dry-run", is_flag=True, help="Print the moves and edits; write nothing.")
+def rename_command(old: str, new: str, dry_run: bool) -> None:
+    """Rename a module or shared library everywhere: folder, project name, tag pattern, tests, recipe, pins,
+    dependents, a changelog note. Its old tags (OLD/vX.Y.Z) still count as its releases. Staged, not committed.
+
+    Example: cmfleet rename payments billing
+    """
+    from cmfleet.builtin.commands import load_repository
+    from cmfleet.release.rename import apply_rename, plan_rename
+    from cmfleet.repo.git import Git
+
+    repo = load_repository()
+    git = Git(repo.root)
+    with _errors():
+        plan = plan_rename(repo, git, old, new)
+        click.echo(plan.describe())
+        if dry_run:
+            return
+        apply_rename(repo, git, plan)
+    click.echo(f"\nStaged. Commit with: git commit -m 'refactor: rename {old} to {new}'")
+
+
 @hookimpl
 def cmfleet_register_commands(cli: click.Group) -> None:
     """Register the release commands."""
     from cmfleet.release.publish_commands import COMMANDS
 
-    for command in (affected_command, matrix_command, release_command, status_command, bump_shared_command, *COMMANDS):
+    for command in (
+        affected_command,
+        matrix_command,
+        release_command,
+        status_command,
+        bump_shared_command,
+        rename_command,
+        *COMMANDS,
+    ):
         cli.add_command(command)

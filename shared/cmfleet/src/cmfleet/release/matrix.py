@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cmfleet.release.affected import AffectedResult
+from cmfleet.repo.affected import AffectedResult
 
 #: GitHub Actions runs at most 256 jobs from one matrix.
 GITHUB_MAX_JOBS = 256

@@ -89,8 +89,13 @@ class FileEdit:
     summary: str
 
 
-def edit_build_config(repo: Repository, lib: Unit, spec: str) -> FileEdit | None:
-    """Set ``lib``'s pin in conda_build_config.yaml to ``[spec]``, keeping comments and layout."""
+PIN_FORMAT = ">={version}"
+"""The specifier a release writes for a shared library: dependents need at least the version just released."""
+
+
+def edit_build_config(repo: Repository, lib: Unit, spec: str, text: str | None = None) -> FileEdit | None:
+    """Set ``lib``'s pin in conda_build_config.yaml to ``[spec]``, keeping comments and layout (``text``: the
+    file's text as earlier edits of the same release left it)."""
     import io
 
     from ruamel.yaml import YAML
@@ -99,7 +104,7 @@ def edit_build_config(repo: Repository, lib: Unit, spec: str) -> FileEdit | None
     key = build_config_key(repo, lib)
     if key is None:
         return None
-    old = path.read_text(encoding="utf-8")
+    old = path.read_text(encoding="utf-8") if text is None else text
     yaml = YAML()  # round-trip: keeps comments, order and quoting style
     yaml.preserve_quotes = True
     yaml.indent(mapping=2, sequence=4, offset=2)
@@ -120,11 +125,11 @@ def edit_build_config(repo: Repository, lib: Unit, spec: str) -> FileEdit | None
     return FileEdit(path, old, new, f"{key} -> {spec!r}")
 
 
-def edit_pyproject_dependency(unit: Unit, lib: Unit, spec: str) -> FileEdit | None:
+def edit_pyproject_dependency(unit: Unit, lib: Unit, spec: str, text: str | None = None) -> FileEdit | None:
     """Rewrite ``unit``'s requirement on ``lib`` as ``<name><spec>`` (markers and extras kept), via tomlkit."""
     import tomlkit
 
-    old = unit.pyproject.read_text(encoding="utf-8")
+    old = unit.pyproject.read_text(encoding="utf-8") if text is None else text
     doc = tomlkit.parse(old)
     deps = doc.get("project", {}).get("dependencies")
     if deps is None:
@@ -145,6 +150,80 @@ def edit_pyproject_dependency(unit: Unit, lib: Unit, spec: str) -> FileEdit | No
         return None
     new = tomlkit.dumps(doc)
     return FileEdit(unit.pyproject, old, new, f"requires {lib.distribution}{spec}")
+
+
+def pin_edits(repo: Repository, versions: dict[str, str], edits: list[FileEdit] | None = None) -> list[FileEdit]:
+    """The edits moving every pin of the shared libraries in ``versions`` (name -> version just released) to
+    ``>=version``: conda_build_config.yaml and each direct dependent's pyproject. Several libraries editing one
+    file make one edit (each applied to the text the previous one left); ``edits`` given first are kept."""
+    by_path: dict[Path, FileEdit] = {e.path: e for e in edits or []}
+
+    def merge(edit: FileEdit | None) -> None:
+        if edit is None:
+            return
+        earlier = by_path.get(edit.path)
+        if earlier is None:
+            by_path[edit.path] = edit
+        else:
+            by_path[edit.path] = FileEdit(edit.path, earlier.old, edit.new, f"{earlier.summary}; {edit.summary}")
+
+    for name, version in versions.items():
+        lib = repo.get(name)
+        spec = PIN_FORMAT.format(version=version)
+        config = by_path.get(repo.root / BUILD_CONFIG)
+        merge(edit_build_config(repo, lib, spec, config.new if config else None))
+        for unit in repo.units.values():
+            if any(dep.name == lib.name for dep in repo.shared_deps(unit)):
+                earlier = by_path.get(unit.pyproject)
+                merge(edit_pyproject_dependency(unit, lib, spec, earlier.new if earlier else None))
+    return list(by_path.values())
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One pin of a shared library: where it is written and the lowest version it admits."""
+
+    lib: str
+    file: Path
+    line: int
+    minimum: str  # the X.Y.Z of '>=X.Y.Z' or '==X.Y.Z'
+
+
+_MINIMUM_RE = re.compile(r"(?:>=|==|~=)\s*([0-9][0-9A-Za-z.]*)")
+
+
+def pins(repo: Repository) -> list[Pin]:
+    """Every pin naming a version of an in-repo shared library: conda_build_config.yaml and the pyprojects."""
+    found: list[Pin] = []
+    path = repo.root / BUILD_CONFIG
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+        data = parse_build_config(text, str(path))
+        for key, values in data.items():
+            lib = repo.by_distribution.get(normalize(str(key)))
+            first = values[0] if isinstance(values, list) and values else values
+            match = _MINIMUM_RE.search(str(first)) if lib is not None else None
+            if match:
+                found.append(Pin(lib.name, path, _line(text, f"{key}:", after=True), match.group(1)))
+    for unit in repo.units.values():
+        for req in unit.dependencies:
+            try:
+                lib = repo.by_distribution.get(requirement_name(req))
+            except Exception:  # noqa: BLE001 - `cmfleet check` reports malformed requirements
+                continue
+            match = _MINIMUM_RE.search(req.split(";")[0]) if lib is not None else None
+            if match:
+                text = unit.pyproject.read_text(encoding="utf-8")
+                found.append(Pin(lib.name, unit.pyproject, _line(text, f'"{req}'), match.group(1)))
+    return found
+
+
+def _line(text: str, needle: str, *, after: bool = False) -> int:
+    """The line of ``needle`` in ``text`` (the next line with ``after``: a YAML key's first value)."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith(needle) or needle in line:
+            return number + 1 if after else number
+    return 1
 
 
 _REQ_PARTS_RE = re.compile(r"^(?P<name>\s*[A-Za-z0-9][A-Za-z0-9._-]*\s*(?:\[[^\]]*\])?)(?P<spec>[^;@]*)(?P<rest>.*)$")

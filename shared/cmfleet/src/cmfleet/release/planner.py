@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cmfleet.recipes import BUILD_CONFIG
 from cmfleet.release.changelog import insert_section, render_section
-from cmfleet.release.conventional import Commit, effective_level, highest, parse_commit
-from cmfleet.release.git import Git, GitError
-from cmfleet.release.pins import FileEdit
+from cmfleet.release.conventional import REVERTED_RELEASE, Commit, effective_level, highest, parse_commit
+from cmfleet.release.pins import PIN_FORMAT, FileEdit, pin_edits
 from cmfleet.release.tagging import render_trailers
 from cmfleet.release.versions import (
     BUMP_LEVELS,
@@ -39,6 +39,7 @@ from cmfleet.release.versions import (
     unit_releases,
     version_config_problems,
 )
+from cmfleet.repo.git import Git, GitError
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository, Unit
@@ -87,21 +88,52 @@ def unit_paths(unit: Unit) -> list[str]:
     paths = [unit.rel]
     if not unit.is_module:
         paths.append(f"{RECIPES_DIR}/{unit.name}")
+    for old in unit.renamed_from:  # commits made under a former name still belong to the unit
+        paths.append(f"{unit.path.parent.name}/{old}")
+        if not unit.is_module:
+            paths.append(f"{RECIPES_DIR}/{old}")
     return paths
 
 
 @dataclass
 class DependencyRelease:
-    """A shared library released since the dependent's last release (or in this same release)."""
+    """A shared library released since the dependent's last release (or in this same release), with the
+    library's changes that reach the dependent (the library's commits between the two versions)."""
 
     name: str
     version: str
     breaking: bool
     planned: bool  # released by this very plan
+    commits: list[Commit] = field(default_factory=list)
 
     def describe(self) -> str:
         when = "in this release" if self.planned else "since the last release"
         return f"{self.name} {self.version}{' (breaking)' if self.breaking else ''} released {when}"
+
+    def changelog_entry(self) -> str:
+        """The dependent's changelog line, the library's own entries below it (what reached the dependent)."""
+        lines = [self.describe()]
+        for c in self.commits:
+            if c.section is None:
+                continue
+            scope = f"**{c.scope}:** " if c.scope else ""
+            mark = "breaking: " if c.breaking else ""
+            lines.append(f"  - {mark}{scope}{c.description} ({c.sha[:7]})")
+        return "\n".join(lines)
+
+
+def is_breaking_release(old: Version | None, new: Version, commits: list[Commit], explicit: bool = False) -> bool:
+    """Whether a library release breaks its dependents, by what it is: a breaking commit, or a version step that
+    only a breaking change explains (a major step; at 0.x a minor step no ``feat`` asked for, i.e. one chosen by
+    hand). A ``feat`` is never breaking, at 0.x or later; a first release never is."""
+    if old is None:
+        return False
+    if any(c.breaking for c in commits):
+        return True
+    if new.major != old.major:
+        return True
+    minor_step = old.major == 0 and new.minor != old.minor
+    return minor_step and (explicit or not any(c.level == "minor" for c in commits))
 
 
 @dataclass
@@ -121,6 +153,7 @@ class Analysis:
     pres: list[Release] = field(default_factory=list)
     new_commits: list[Commit] = field(default_factory=list)
     new_dependencies: list[DependencyRelease] = field(default_factory=list)
+    reverted: list[Commit] = field(default_factory=list)  # reverts of release commits: no release, a note
 
     @property
     def current(self) -> Version:
@@ -144,7 +177,7 @@ def analyze(
     """Commits touching ``unit`` since its last final release, dependency releases since then, and the automatic
     level (pre-release tags are never the base: see :class:`Analysis`)."""
     planned = planned or {}
-    releases = unit_releases(git, fmt, unit.name)
+    releases = unit_releases(git, fmt, unit.name, aliases=unit.renamed_from)
     last = last_final(releases)
     pres = pre_releases_since(releases, last)
     # the release commits of the pre-releases (their changelog sections) are no change to release
@@ -174,7 +207,14 @@ def analyze(
         reasons.append(f"pre-release {pres[-1].version} ({pres[-1].tag}) is not final yet")
     elif commits and commit_level is None and not deps:
         reasons.append("no commit asks for a release (only " + ", ".join(sorted({c.type or "" for c in commits})) + ")")
-    return Analysis(unit, last, commits, deps, level, reasons, pres, new_commits, new_deps)
+    if last is not None and fmt.version_text(unit.name, last.tag) is None:
+        # renamed (``cmfleet rename``): builds read only the unit's own tags, so the new name needs one
+        level = highest([level, "patch"])
+        reasons.append(f"renamed: its last release {last.tag} is tagged under a former name")
+    reverted = [c for c in commits if c.type == REVERTED_RELEASE]
+    if reverted:
+        reasons.append(f"{len(reverted)} release commit(s) reverted: no release for that, the tags stay")
+    return Analysis(unit, last, commits, deps, level, reasons, pres, new_commits, new_deps, reverted)
 
 
 def _commits_since(git: Git, unit: Unit, since: Release | None, skip: set[str]) -> list[Commit]:
@@ -193,7 +233,8 @@ def _dependency_releases(
     for lib in repo.closure(unit):
         if lib.name in planned:
             plan = planned[lib.name]
-            deps.append(DependencyRelease(lib.name, str(plan.next), plan.breaking, True))
+            entries = [c for c in plan.analysis.commits if c.section is not None]
+            deps.append(DependencyRelease(lib.name, str(plan.next), plan.breaking, True, entries))
             continue
         args = ["tag", "--list", "--merged", "HEAD"]
         if since:
@@ -202,8 +243,13 @@ def _dependency_releases(
         if newer:
             before = _tag_versions(fmt, lib.name, git.tags(fmt.glob(lib.name), merged=since.tag)) if since else []
             newest = max(newer)
-            breaking = bool(before) and is_breaking_step(max(before), newest)
-            deps.append(DependencyRelease(lib.name, str(newest), breaking, False))
+            old = max(before) if before else None
+            span = f"{fmt.tag(lib.name, old)}..{fmt.tag(lib.name, newest)}" if old else fmt.tag(lib.name, newest)
+            commits = [parse_commit(e) for e in git.log(span, unit_paths(lib))]
+            commits = [c for c in commits if c.type != "release"]
+            breaking = is_breaking_release(old, newest, commits)
+            entries = [c for c in commits if c.section is not None]
+            deps.append(DependencyRelease(lib.name, str(newest), breaking, False, entries))
     return deps
 
 
@@ -211,13 +257,6 @@ def _tag_versions(fmt: TagFormat, unit: str, tags: list[str]) -> list[Version]:
     """The final versions of ``unit``'s ``tags`` (pre-releases left out)."""
     versions = (fmt.parse(unit, t) for t in tags if t)
     return [v for v in versions if not v.is_pre]
-
-
-def is_breaking_step(old: Version, new: Version) -> bool:
-    """Whether going from ``old`` to ``new`` is a breaking release (major; minor while at 0.x)."""
-    if new.major != old.major:
-        return True
-    return old.major == 0 and new.minor != old.minor
 
 
 @dataclass
@@ -243,11 +282,13 @@ class UnitPlan:
         finalises = pres and self.next == pres[-1].version.final
         return self.level + (f", finalises {pres[-1].version}" if finalises else "")
 
+    explicit: bool = False  # the version or level was asked for, not derived from the commits
+
     @property
     def breaking(self) -> bool:
-        """Whether this release breaks dependents (major, or minor while at 0.x); a first release never does."""
+        """Whether this release breaks dependents (see :func:`is_breaking_release`)."""
         last = self.analysis.last
-        return last is not None and is_breaking_step(last.version, self.next)
+        return is_breaking_release(last.version if last else None, self.next, self.analysis.commits, self.explicit)
 
     def as_json(self) -> dict[str, Any]:
         last = self.analysis.last
@@ -278,6 +319,7 @@ class ReleasePlan:
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # more JSON fields (bump-shared: the dependents)
     base: str | None = None  # the commit the release was planned on (named in the commit's trailers)
+    pinned: list[str] = field(default_factory=list)  # units whose pins move but which are not released
 
     @property
     def tags(self) -> list[str]:
@@ -333,6 +375,7 @@ class ReleasePlan:
             "units": [p.as_json() for p in self.units],
             "edits": [{"path": e.path.relative_to(self.root).as_posix(), "summary": e.summary} for e in self.edits],
             "skipped": self.skipped,
+            "pinned": self.pinned,
             "commit_message": self.message,
             "tags": self.tags,
             **self.extra,
@@ -379,15 +422,23 @@ def plan_release(
     edits: list[FileEdit] | None = None,
     skip_unchanged: bool = False,
     run_checks: bool = True,
+    run_tests: bool = False,
     today: str | None = None,
     dependency_notes: dict[str, list[str]] | None = None,
     pre: str | None = None,
+    pin_pre: bool = False,
 ) -> ReleasePlan:
-    """Decide every version, tag and changelog section; raise ReleaseError on anything that forbids the release.
+    """Decide every version, tag, changelog section and pin; raise ReleaseError on anything that forbids the
+    release. The one code path behind ``release NAME...``, ``release --affected`` and ``bump-shared``.
 
     ``requests`` maps unit names to ``auto``, ``major``, ``minor``, ``patch`` or an explicit version (``X.Y.Z``,
     or a pre-release ``X.Y.Z{a|b|rc}N``). ``pre`` (``a``, ``b`` or ``rc``) makes every release a pre-release.
     With ``skip_unchanged``, units with nothing worth a release are skipped instead of refused.
+
+    Pins: a shared library's final release moves its pins (conda_build_config.yaml and every direct dependent's
+    pyproject) to ``>=`` that version in the same commit; a pre-release moves them only with ``pin_pre``
+    (``bump-shared --pre``). The gate (``run_checks``, ``run_tests``) then runs ``cmfleet check``, the
+    unreleased-pin rule and the tox envs of every unit released or whose pins move, before anything is written.
     """
     from cmfleet.discovery import UnknownUnitError
 
@@ -417,11 +468,9 @@ def plan_release(
         raise ReleaseError(
             "a build would not read the released version from the unit's own tags:\n  " + "\n  ".join(problems)
         )
-    if run_checks:
-        _refuse_failing_checks(repo, units)
-
     today = today or _dt.datetime.now(_dt.timezone.utc).date().isoformat()
     planned: dict[str, UnitPlan] = {}
+    pinned_versions: dict[str, str] = {}  # shared library -> the version its pins move to
     skipped: dict[str, str] = {}
     for unit in units:
         try:
@@ -452,19 +501,61 @@ def plan_release(
             if version.is_pre
             else (analysis.commits, analysis.dependencies)
         )
-        dep_lines = [d.describe() for d in deps] + (dependency_notes or {}).get(unit.name, [])
+        dep_lines = [d.changelog_entry() for d in deps] + (dependency_notes or {}).get(unit.name, [])
+        dep_lines += [
+            f"requires {lib.distribution}{PIN_FORMAT.format(version=pinned_versions[lib.name])}"
+            for lib in repo.shared_deps(unit)
+            if lib.name in pinned_versions
+        ]
         notes = [_pre_note(analysis, version)] if analysis.pres or version.is_pre else []
+        notes += [revert_note(c) for c in analysis.reverted]
         if not commits and not deps and request != "auto":
             notes.append(f"Released with an explicit `{request}`.")
         section = render_section(str(version), today, commits, dep_lines, note=" ".join(notes) or None)
         path = unit.path / CHANGELOG
         old = path.read_text(encoding="utf-8") if path.exists() else None
         planned[unit.name] = UnitPlan(
-            unit, analysis, version, level, tag, path, old, insert_section(old, section), section
+            unit, analysis, version, level, tag, path, old, insert_section(old, section), section, request != "auto"
         )
+        if not unit.is_module and (not version.is_pre or pin_pre):
+            pinned_versions[unit.name] = str(version)
     if not planned:
         raise ReleaseError("nothing to release: " + "; ".join(f"{n}: {w}" for n, w in skipped.items()))
-    return ReleasePlan(repo.root, branch, list(planned.values()), list(edits or []), skipped, base=git.head())
+    all_edits = pin_edits(repo, pinned_versions, list(edits or []))
+    plan = ReleasePlan(repo.root, branch, list(planned.values()), all_edits, skipped, base=git.head())
+    plan.pinned = [u.name for u in pinned_units(repo, plan, pinned_versions) if u.name not in planned]
+    if plan.pinned:
+        plan.notes.append(f"  pins move in (not released): {', '.join(plan.pinned)}")
+    if run_checks or run_tests:
+        from cmfleet.release import gate
+
+        gated = [p.unit for p in plan.units] + [repo.get(n) for n in plan.pinned]
+        if run_checks:
+            gate.refuse_failing_checks(repo, gated)
+            gate.refuse_unreleased_pins(repo, git, gated, pinned_versions)
+        if run_tests:
+            gate.refuse_failing_tests(repo, git, gated)
+    return plan
+
+
+def pinned_units(repo: Repository, plan: ReleasePlan, pinned_versions: dict[str, str]) -> list[Unit]:
+    """The units whose pins the plan moves: their pyproject is edited, or their recipe reads a moved key."""
+    from cmfleet.release.pins import units_using_key
+
+    edited = {e.path for e in plan.edits}
+    found = {u.name: u for u in repo.units.values() if u.pyproject in edited}
+    if repo.root / BUILD_CONFIG in edited:
+        for name in pinned_versions:
+            found.update({u.name: u for u in units_using_key(repo, repo.get(name).distribution)})
+    return list(found.values())
+
+
+def revert_note(commit: Commit) -> str:
+    """The changelog note of a reverted release commit: its tags stay, so its versions still count."""
+    return (
+        f"The release commit {commit.reverts or ''} was reverted ({commit.sha[:7]}); its tags stay, so the versions "
+        "it released still count and this release follows them."
+    ).replace("commit  was", "commit was")
 
 
 def _explicit_version(name: str, request: str, pre: str | None) -> Version | None:
@@ -499,7 +590,7 @@ def _decide(
     current = analysis.current
     pending = analysis.pending
     if explicit is not None:
-        every = unit_releases(git, fmt, unit.name, merged=None)
+        every = unit_releases(git, fmt, unit.name, merged=None, aliases=unit.renamed_from)
         finals = [r.version for r in every if not r.is_pre]
         highest_known = max([current, *finals])
         if explicit <= highest_known:
@@ -539,7 +630,7 @@ def _decide(
         target = current.bump(request)
     if pre is None:
         return _level_between(current, target), target, ""
-    every = unit_releases(git, fmt, unit.name, merged=None)
+    every = unit_releases(git, fmt, unit.name, merged=None, aliases=unit.renamed_from)
     same = [r.version.pre[1] for r in every if r.version.final == target and r.version.pre and r.version.pre[0] == pre]
     version = target.with_pre(pre, max(same, default=0) + 1)
     _refuse_below_pre_release(unit, version, current, every)
@@ -576,17 +667,6 @@ def _level_between(old: Version, new: Version) -> str:
     if new.major != old.major:
         return "major"
     return "minor" if new.minor != old.minor else "patch"
-
-
-def _refuse_failing_checks(repo: Repository, units: list[Unit]) -> None:
-    from cmfleet.checks.base import run_checks
-
-    findings = run_checks(repo, units)
-    if findings:
-        lines = [f"{f.location(repo.root)}: [{f.rule}] {f.message} (fix: {f.fix})" for f in findings[:20]]
-        more = f"\n  ... and {len(findings) - 20} more" if len(findings) > 20 else ""
-        names = ", ".join(sorted({f.unit for f in findings}))
-        raise ReleaseError(f"`cmfleet check` fails for {names}:\n  " + "\n  ".join(lines) + more)
 
 
 def _write_atomic(path: Path, text: str) -> None:

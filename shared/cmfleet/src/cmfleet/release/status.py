@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cmfleet.release.git import Git
 from cmfleet.release.planner import ReleaseSettings, analyze
 from cmfleet.release.versions import TagFormat, check_tags_available, current_version, last_final, unit_releases
+from cmfleet.repo.git import Git
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository
@@ -28,7 +28,11 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
     check_tags_available(git)
     fmt = TagFormat.of(repo)
     settings = ReleaseSettings.of(repo)
-    units = [repo.get(n) for n in names] if names else list(repo.units.values())
+    from cmfleet.release.rename import unit_for_old_name
+
+    # a former name (``cmfleet rename``) answers for the unit it became
+    units = [repo.get(n) if n in repo.units else (unit_for_old_name(repo, n) or repo.get(n)) for n in names or []]
+    units = units or list(repo.units.values())
     last_of: dict[str, str | None] = {}
 
     def last_version(name: str) -> str | None:
@@ -40,12 +44,17 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
     rows = []
     for unit in units:
         a = analyze(repo, git, unit, fmt, settings)
-        needs = a.level is not None or a.last is None
-        why = (["never released"] if a.last is None else []) + a.reasons
+        # a unit with a static [project].version builds as that version: untagged is not "needs a release" for it
+        static = "version" in unit.project and "version" not in unit.project.get("dynamic", [])
+        untagged = a.last is None and not static
+        needs = a.level is not None or untagged
+        why = (["never released"] if untagged else []) + a.reasons
         if not needs and a.last is not None:
             # nothing of its own changed, but a library its build holds did: `cmfleet build` refuses it too
             stale = library_changes(repo, unit)
             needs, why = (True, [stale]) if stale else (False, why or [f"up to date with {a.last.tag}"])
+        elif not needs:
+            why = why or [f"builds as its static version {unit.project['version']}"]
         rows.append(
             {
                 "name": unit.name,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from packaging.version import Version as Pep440Version
 
 from cmfleet.discovery import DEFAULT_TAG_FORMAT
-from cmfleet.release.git import Git, GitError
+from cmfleet.repo.git import Git, GitError
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository, Unit
@@ -192,10 +192,17 @@ class Release:
         return self.version.is_pre
 
 
-def unit_releases(git: Git, fmt: TagFormat, unit: str, merged: str | None = "HEAD") -> list[Release]:
+def unit_releases(
+    git: Git, fmt: TagFormat, unit: str, merged: str | None = "HEAD", aliases: list[str] | tuple[str, ...] = ()
+) -> list[Release]:
     """Every release of ``unit``, pre-releases included (reachable from ``merged``), lowest first in PEP 440
-    order; a malformed tag raises VersionError."""
-    releases = [Release(unit, fmt.parse(unit, tag), tag) for tag in git.tags(fmt.glob(unit), merged=merged)]
+    order, the tags of its former names (``aliases``, see ``cmfleet rename``) included; a malformed tag raises
+    VersionError."""
+    releases = [
+        Release(unit, fmt.parse(name, tag), tag)
+        for name in (unit, *aliases)
+        for tag in git.tags(fmt.glob(name), merged=merged)
+    ]
     return sorted(releases, key=lambda r: r.version)
 
 

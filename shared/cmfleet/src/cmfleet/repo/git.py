@@ -1,0 +1,234 @@
+"""A thin, typed wrapper around the ``git`` command line (no GitPython: git itself is the reference).
+
+Every failure becomes a :class:`GitError` whose message says what was asked, what git answered and how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class GitError(Exception):
+    """A git command failed or the repository is not in a usable state; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One changed path between two trees; a rename or copy carries both paths."""
+
+    status: str  # A, M, D, R, C, T, U or ? (untracked)
+    path: str
+    old_path: str | None = None
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every path this change touches: both sides of a rename, only the new file of a copy."""
+        return (self.old_path, self.path) if self.status == "R" and self.old_path else (self.path,)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One commit as ``git log`` reports it."""
+
+    sha: str
+    subject: str
+    body: str
+
+    @property
+    def short(self) -> str:
+        return self.sha[:7]
+
+
+class Git:
+    """Runs git in one working tree."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def run(self, *args: str, check: bool = True, input: str | None = None) -> str:
+        """``git args...`` in the working tree; stdout as text. A non-zero exit raises GitError."""
+        env = {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
+        try:
+            proc = subprocess.run(
+                ["git", *args],
+                cwd=self.root,
+                capture_output=True,
+                text=True,
+                input=input,
+                env=env,
+            )
+        except FileNotFoundError:
+            raise GitError("git is not installed or not on PATH; install git") from None
+        if check and proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip()
+            raise GitError(f"`git {' '.join(args)}` failed in {self.root}: {detail}")
+        return proc.stdout
+
+    def ok(self, *args: str) -> bool:
+        """Whether ``git args...`` exits 0."""
+        return (
+            subprocess.run(
+                ["git", *args], cwd=self.root, capture_output=True, env={**os.environ, "LC_ALL": "C"}
+            ).returncode
+            == 0
+        )
+
+    # -- repository state -------------------------------------------------------------------------------------------
+
+    def ensure_repo(self) -> None:
+        """Raise unless the working tree is inside a git repository with at least one commit."""
+        if not self.ok("rev-parse", "--git-dir"):
+            raise GitError(f"{self.root} is not a git repository; run `git init` and commit first")
+        if not self.ok("rev-parse", "--verify", "-q", "HEAD^{commit}"):
+            raise GitError(f"{self.root}: the repository has no commits yet; commit first")
+
+    def resolve(self, ref: str) -> str:
+        """The commit sha ``ref`` names; an unknown ref raises GitError with a hint."""
+        if ref.startswith("-"):
+            raise GitError(f"unknown git ref {ref!r}: a ref cannot start with '-'")
+        out = self.run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False).strip()
+        if not out:
+            hint = "check the spelling (git branch -a, git tag -l)"
+            if self.is_shallow():
+                hint = "this is a shallow clone: run `git fetch --tags --unshallow` (or checkout with fetch-depth: 0)"
+            raise GitError(f"unknown git ref {ref!r}: {hint}")
+        return out
+
+    def resolve_with_head(self, ref: str) -> tuple[str, str]:
+        """``(ref's commit, HEAD's commit)`` in one git call; errors explain as :meth:`resolve` does."""
+        if not ref.startswith("-"):
+            try:
+                lines = self.run("rev-parse", f"{ref}^{{commit}}", "HEAD^{commit}", "--").split()
+                if len(lines) == 2:
+                    return lines[0], lines[1]
+            except GitError:
+                pass
+        self.ensure_repo()
+        return self.resolve(ref), self.head()
+
+    def head(self) -> str:
+        return self.resolve("HEAD")
+
+    def branch(self) -> str | None:
+        """The checked-out branch, or ``None`` on a detached HEAD."""
+        out = self.run("symbolic-ref", "-q", "--short", "HEAD", check=False).strip()
+        return out or None
+
+    def is_shallow(self) -> bool:
+        return self.run("rev-parse", "--is-shallow-repository", check=False).strip() == "true"
+
+    def merge_base(self, a: str, b: str) -> str:
+        """The best common ancestor of two commits."""
+        out = self.run("merge-base", a, b, check=False).strip()
+        if not out:
+            raise GitError(
+                f"{a} and {b} have no common ancestor"
+                + ("; this is a shallow clone: run `git fetch --tags --unshallow`" if self.is_shallow() else "")
+            )
+        return out
+
+    def dirty_paths(self) -> list[str]:
+        """Tracked files with staged or unstaged changes (untracked files are not counted)."""
+        out = self.run("status", "--porcelain=v1", "-z", "--untracked-files=no")
+        entries = [e for e in out.split("\0") if e]
+        paths: list[str] = []
+        skip_next = False
+        for entry in entries:
+            if skip_next:  # the original path of a staged rename
+                skip_next = False
+                continue
+            status, path = entry[:2], entry[3:]
+            if "R" in status or "C" in status:
+                skip_next = True
+            paths.append(path)
+        return paths
+
+    # -- tags -------------------------------------------------------------------------------------------------------
+
+    def tags(self, pattern: str | None = None, merged: str | None = "HEAD") -> list[str]:
+        """Tag names matching the glob ``pattern``, only those reachable from ``merged`` unless it is None."""
+        args = ["tag", "--list"]
+        if merged:
+            args += ["--merged", merged]
+        if pattern:
+            args.append(pattern)
+        return [t for t in self.run(*args).splitlines() if t]
+
+    def tag_exists(self, name: str) -> bool:
+        return self.ok("rev-parse", "--verify", "-q", f"refs/tags/{name}")
+
+    def tag_commit(self, name: str) -> str:
+        return self.run("rev-parse", f"refs/tags/{name}^{{commit}}").strip()
+
+    # -- history ----------------------------------------------------------------------------------------------------
+
+    def changes(self, base: str, head: str = "HEAD", *, three_dot: bool = True) -> list[Change]:
+        """Files changed between ``base`` and ``head`` (``base...head`` by default), renames as both paths."""
+        spec = f"{base}...{head}" if three_dot else f"{base}..{head}"
+        out = self.run("diff", "--name-status", "-z", "-M", "--no-ext-diff", spec, "--")
+        return _parse_name_status(out)
+
+    def uncommitted_changes(self) -> list[Change]:
+        """Staged and unstaged changes against HEAD, plus untracked files not ignored."""
+        changes = _parse_name_status(self.run("diff", "--name-status", "-z", "-M", "--no-ext-diff", "HEAD", "--"))
+        untracked = self.run("ls-files", "-z", "--others", "--exclude-standard")
+        changes += [Change("?", p) for p in untracked.split("\0") if p]
+        return changes
+
+    def log(self, rev_range: str, paths: list[str] | None = None) -> list[LogEntry]:
+        """Commits of ``rev_range`` (newest first), only those touching ``paths`` when given."""
+        fmt = "%H%x1f%s%x1f%b%x1e"
+        args = ["log", f"--format={fmt}", rev_range]
+        if paths is not None:
+            args += ["--", *paths]
+        out = self.run(*args)
+        entries = []
+        for record in out.split("\x1e"):
+            record = record.strip("\n")
+            if not record:
+                continue
+            sha, subject, body = (record.split("\x1f") + ["", ""])[:3]
+            entries.append(LogEntry(sha.strip(), subject.strip(), body.strip()))
+        return entries
+
+    def count(self, rev_range: str, paths: list[str] | None = None) -> int:
+        """How many commits ``rev_range`` holds (touching ``paths`` when given)."""
+        args = ["rev-list", "--count", rev_range]
+        if paths is not None:
+            args += ["--", *paths]
+        return int(self.run(*args).strip() or 0)
+
+    def show_file(self, commit: str, path: str) -> str | None:
+        """The text of ``path`` at ``commit``, or ``None`` when it does not exist there."""
+        proc = subprocess.run(
+            ["git", "show", f"{commit}:{path}"],
+            cwd=self.root,
+            capture_output=True,
+            env={**os.environ, "LC_ALL": "C"},
+        )
+        if proc.returncode != 0:
+            return None
+        return proc.stdout.decode("utf-8", errors="replace")
+
+
+def _parse_name_status(out: str) -> list[Change]:
+    """Parse ``git diff --name-status -z`` output: ``STATUS\\0path\\0`` or ``R100\\0old\\0new\\0``."""
+    fields = out.split("\0")
+    changes: list[Change] = []
+    i = 0
+    while i < len(fields):
+        status = fields[i]
+        if not status:
+            i += 1
+            continue
+        kind = status[0]
+        if kind in ("R", "C"):
+            changes.append(Change(kind, fields[i + 2], fields[i + 1]))
+            i += 3
+        else:
+            changes.append(Change(kind, fields[i + 1]))
+            i += 2
+    return changes
