@@ -11,6 +11,31 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
+TESTS = Path(__file__).resolve().parent
+# Folders whose tests start real runtimes, module venvs (uv, from PyPI) or builds: seconds each.
+SLOW_FOLDERS = {"runtime", "artifacts", "console"}
+# In those folders, files that need none of that.
+FAST_FILES = {"test_console_metrics.py", "test_units.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Apply the markers registered in the root pyproject.toml: ``browser`` (uses the chromium fixture),
+    ``network`` (installs packages from PyPI or npm) and ``slow`` (either, or seconds of real processes);
+    ``hatch run test-fast`` runs what is not ``slow``."""
+    for item in items:
+        path = Path(str(item.path))
+        try:
+            folder = path.relative_to(TESTS).parts[0]
+        except ValueError:
+            continue
+        names = set(getattr(item, "fixturenames", ()))
+        slow = folder in SLOW_FOLDERS and path.name not in FAST_FILES
+        if "browser_context" in names:
+            item.add_marker(pytest.mark.browser)
+        if "nodejs" in names or slow:
+            item.add_marker(pytest.mark.network)
+        if slow or "browser_context" in names or "nodejs" in names:
+            item.add_marker(pytest.mark.slow)
 
 
 def run_cmfleet(*args: str, cwd: Path = REPO, input: str | None = None, env: dict | None = None):

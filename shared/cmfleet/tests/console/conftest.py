@@ -15,8 +15,8 @@ from console_support import CHROMIUM_ARGS, DevServer, copy_examples, wait_for
 
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory) -> Iterator[DevServer]:
-    """A running ``cmfleet dev`` with typed, streaming and observed (one real SDK replica each, ready) and
-    hello (scaled to zero: no replica until its first call)."""
+    """A running ``cmfleet dev`` with hello, typed, streaming and observed (one real SDK replica each, ready, schemas
+    posted) and cold (scaled to zero: no replica until its first call)."""
     base = tmp_path_factory.mktemp("console")
     server = DevServer(copy_examples(base / "repo"), base / "cmfleet-dev.log")
     try:
@@ -26,7 +26,7 @@ def dev_server(tmp_path_factory) -> Iterator[DevServer]:
             return all(
                 m["schemas_posted"] and any(r["state"] == "ready" for r in m["replicas"])
                 for m in mods
-                if m["name"] != "hello"
+                if m["name"] != "cold"
             )
 
         wait_for(all_ready, 60, "a ready replica with posted schemas for every module")
