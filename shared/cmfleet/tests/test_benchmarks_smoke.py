@@ -11,6 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # the whole benchmark suite in smoke mode: ~30 s
+
 RUNNER = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 SECTIONS = [
     "Machine",

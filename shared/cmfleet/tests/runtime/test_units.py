@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cmfleet.runtime.config import ConfigError, load_config, parse_replicas
 from cmfleet.runtime.scheduler import _error_message, _StreamDecoder
+from cmfleet.runtime.server import reload_ignores
 from cmfleet.runtime.sources import SourcesError, load_sources
 
 
@@ -77,3 +80,24 @@ def test_local_sources_file_errors_name_the_table(tmp_path):
     (tmp_path / "cmfleet.local.toml").write_text('[sources.Api]\nsecret = { key = "v" }\n')
     with pytest.raises(SourcesError, match="unknown key"):
         load_sources(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "rel, ignored",
+    [
+        ("modules/pricing/app.py", False),
+        ("modules/pricing/pyproject.toml", False),
+        ("shared/textkit/src/textkit/words.py", False),
+        ("modules/pricing/requirements.lock", False),
+        ("modules/pricing/sedfaNCNI", True),  # sed -i's temporary file
+        ("modules/pricing/.app.py.swp", True),
+        ("modules/pricing/4913", True),  # vim's write test
+        ("modules/pricing/.#app.py", True),
+        ("modules/pricing/#app.py#", True),
+        ("modules/pricing/app.py~", True),
+        ("shared/cmfleet/src/cmfleet/_version.py", True),  # hatch-vcs rewrites it on every editable install
+        ("modules/pricing/tests/test_pricing.py", True),
+    ],
+)
+def test_hot_reload_ignores_generated_and_editor_temporary_files(rel, ignored):
+    assert reload_ignores(Path("/repo") / rel) is ignored
