@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,5 +42,16 @@ def test_a_testenv_section_overrides_generated_settings(repo_root, tmp_path):
     assert proc.returncode == 0, proc.stderr
     hello, typed = proc.stdout.split("[testenv:module-typed]")
     assert "description = overridden" in hello and "print(42)" in hello
-    assert "labels = modules" in hello  # what the section does not set still comes from the plugin
+    assert "labels =\n  all\n  modules\n" in hello  # what the section does not set still comes from the plugin
     assert "pytest modules/typed/tests" in typed and "cmfleet check typed" in typed
+
+
+def test_label_all_selects_every_env(repo_root, tmp_path):
+    root = _copy_repo(repo_root, tmp_path / "repo")
+    listed = _tox(root, "l", "--no-desc")
+    assert listed.returncode == 0, listed.stderr
+    every = set(listed.stdout.split("additional environments")[0].split()) - {"default", "environments:"}
+    proc = _tox(root, "config", "-m", "all", "-k", "labels")
+    assert proc.returncode == 0, proc.stderr
+    selected = set(re.findall(r"^\[testenv:([^\]]+)\]", proc.stdout, re.M))
+    assert {"lint", "module-hello", "module-typed"} <= selected and selected == every

@@ -5,10 +5,11 @@
 * ``shared-<name>``: the library itself and what it declares; runs its tests and ``cmfleet check``.
 * ``cmfleet``: the toolkit with its runtime, test and build extras; runs its own tests.
 
-Labels: ``-m modules``, ``-m shared``, and ``-m affected``: the units changed since a base ref (given by
-``--cmfleet-since REF`` or ``$CMFLEET_SINCE``) and their transitive dependents, as ``cmfleet affected`` computes
-them; without a base ref no env carries the label. Values from tox.ini's ``[testenv]`` still apply, and a
-``[testenv:module-x]`` section overrides the generated settings of that one environment.
+Labels: ``-m all`` (every env, tox.ini's ``lint`` included), ``-m modules``, ``-m shared``, and ``-m affected``:
+the units changed since a base ref (given by ``--cmfleet-since REF`` or ``$CMFLEET_SINCE``) and their transitive
+dependents, as ``cmfleet affected`` computes them; without a base ref no env carries the label. The settings are
+seeded through tox's ``memory_seed_loaders``; a key set in tox.ini's ``[testenv:module-x]`` section is left to that
+section, so it overrides the generated value of that one environment.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) ->
             "package": "skip",
             "deps": [f"-e {unit.path}[runtime,test,build]"],
             "commands": [Command(["pytest", tests, *posargs])],
-            "labels": ["shared", "toolkit"],
+            "labels": ["shared", "toolkit", "all"],
         }
     deps = [*third_party, *shared_paths]
     if toolkit is not None and f"-e {toolkit.path}" not in deps:
@@ -63,7 +64,7 @@ def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) ->
         "package": "skip",
         "deps": deps,
         "commands": [Command(["pytest", tests, *posargs]), Command(["cmfleet", "check", unit.name])],
-        "labels": ["modules" if unit.is_module else "shared"],
+        "labels": ["modules" if unit.is_module else "shared", "all"],
     }
 
 
@@ -110,7 +111,7 @@ def tox_extend_envs() -> Iterator[str]:
 
 @impl
 def tox_add_core_config(core_conf: Any, state: Any) -> None:
-    """Add the generated envs to env_list and compute their settings (applied in tox_add_env_config)."""
+    """Add the generated envs to env_list and seed their settings (tox's ``memory_seed_loaders``)."""
     repo = _repository()
     if repo is None:
         return
@@ -132,22 +133,24 @@ def tox_add_core_config(core_conf: Any, state: Any) -> None:
     posargs = tuple(state.conf.pos_args(None) or ())
     since = getattr(state.conf.options, "cmfleet_since", None) or os.environ.get(SINCE_ENV)
     chosen = affected_envs(repo, since)
-    _generated.clear()
+    overridden = ini_overrides(Path(state.conf.src_path))
     for unit in repo.units.values():
         settings = env_settings(repo, unit, posargs)
         if unit.name in chosen:
             settings["labels"] = [*settings["labels"], AFFECTED_LABEL]
-        _generated[unit.tox_env] = settings
+        # Seed loaders come before tox.ini's: a key the env's own section sets is left to that section.
+        own = overridden.get(unit.tox_env, set())
+        seed = MemoryLoader(**{key: value for key, value in settings.items() if key not in own})
+        state.conf.memory_seed_loaders[unit.tox_env].append(seed)
 
 
-#: The generated settings of this run's envs, by env name (filled by tox_add_core_config).
-_generated: dict[str, dict[str, Any]] = {}
+def ini_overrides(config_file: Path) -> dict[str, set[str]]:
+    """The keys each ``[testenv:<name>]`` section of ``config_file`` (a tox.ini) sets, by env name."""
+    if config_file.name not in ("tox.ini", "setup.cfg") or not config_file.is_file():
+        return {}
+    from configparser import ConfigParser
 
-
-@impl
-def tox_add_env_config(env_conf: Any, state: Any) -> None:
-    """Give a generated env its settings as the last loader, so a ``[testenv:<name>]`` section in tox.ini
-    (an earlier loader) overrides any of them."""
-    settings = _generated.get(env_conf.name)
-    if settings is not None:
-        env_conf.loaders.append(MemoryLoader(**settings))
+    parser = ConfigParser(interpolation=None)
+    parser.read(config_file, encoding="utf-8")
+    prefix = "testenv:"
+    return {name[len(prefix) :]: set(parser[name]) for name in parser.sections() if name.startswith(prefix)}
