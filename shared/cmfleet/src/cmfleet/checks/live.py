@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cmfleet.checks.base import CheckContext, Finding
-from cmfleet.checks.probe import ProbeResult, run_probe
+from cmfleet.checks.probe import ProbeResult, run_probe_for
 from cmfleet.discovery import Unit
 
 SDK_APP_PLUGIN = "cmfleet.builtin.sdk_app"
@@ -36,7 +36,7 @@ def probe_for(unit: Unit, ctx: CheckContext) -> ProbeResult | None:
             todo.append(unit)
         workers = max(1, min(len(todo), os.cpu_count() or 1, 4))
         with ThreadPoolExecutor(workers) as pool:
-            for u, result in zip(todo, pool.map(lambda u: run_probe(u.path), todo), strict=True):
+            for u, result in zip(todo, pool.map(lambda u: run_probe_for(ctx.repo, u), todo), strict=True):
                 cache[u.name] = result
     return cache[unit.name]
 
