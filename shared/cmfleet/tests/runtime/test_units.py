@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,23 @@ def test_local_sources_file_errors_name_the_table(tmp_path):
 )
 def test_hot_reload_ignores_generated_and_editor_temporary_files(rel, ignored):
     assert reload_ignores(Path("/repo") / rel) is ignored
+
+
+def test_an_env_key_counts_the_interpreter_not_the_link_it_was_reached_through(tmp_path):
+    from cmfleet.runtime.environments import EnvSpec
+
+    real = Path(os.path.realpath(sys.executable))
+    link = tmp_path / "bin" / "python"
+    link.parent.mkdir()
+    link.symlink_to(real)  # as a venv's bin/python (hatch's dev env, a tox env) links to the installation
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "m"\n')
+
+    def spec(python: Path, requirements: tuple[str, ...] = ("attrs",)) -> EnvSpec:
+        return EnvSpec("m", tmp_path / "env", str(python), requirements, (), (pyproject,))
+
+    before = spec(link).key()
+    assert before == spec(real).key()
+    assert before != spec(link, ("attrs", "idna")).key()
+    pyproject.write_text('[project]\nname = "m"\nversion = "2"\n')  # what the env is made of changed
+    assert spec(real).key() != before

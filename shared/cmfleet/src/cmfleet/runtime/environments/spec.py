@@ -42,10 +42,13 @@ class EnvSpec:
         return python_of(self.folder)
 
     def key(self) -> str:
-        """The hash that decides between reuse and rebuild."""
+        """The hash that decides between reuse and rebuild. The interpreter counts by what it is (its resolved
+        file, version and base installation), not by the path it was reached through: the dev env's python and a
+        tox env's are links to one installation, and ``cmfleet dev``, ``cmfleet invoke`` and the pytest fixtures
+        run from either must reuse one env, not rebuild it in turn."""
         digest = hashlib.sha256()
         head = {
-            "python": [sys.implementation.name, sys.version, sys.base_prefix, self.base_python],
+            "python": [sys.implementation.name, sys.version, sys.base_prefix, os.path.realpath(self.base_python)],
             "requirements": list(self.requirements),
             "editables": [str(p) for p in self.editables],
         }
