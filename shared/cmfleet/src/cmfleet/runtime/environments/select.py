@@ -72,8 +72,13 @@ def module_python(repo: Any, unit: Any, say: Callable[[str], None] | None = None
         how = "its environment" if fresh else "its environment, creating it"
         lacking = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
         say(f"{unit.name}: this Python lacks {lacking}: running in {how} ({where.as_posix()})")
-    python, _ = Builder().ensure(spec, None, say)
-    return python
+    if fresh or say is None:
+        return Builder().ensure(spec, None, say)[0]
+    from cmfleet.progress import steps
+
+    with steps(f"{unit.name}: environment") as step:  # uv's lines on a terminal; one closing line in a log
+        step("made with uv")
+        return Builder().ensure(spec, step if sys.stderr.isatty() else None, say)[0]
 
 
 def child_environment() -> dict[str, str]:
