@@ -55,3 +55,23 @@ def test_label_all_selects_every_env(repo_root, tmp_path):
     assert proc.returncode == 0, proc.stderr
     selected = set(re.findall(r"^\[testenv:([^\]]+)\]", proc.stdout, re.M))
     assert {"lint", "module-hello", "module-typed"} <= selected and selected == every
+
+
+def test_the_toolkits_fast_tests_get_an_env_per_other_python(repo_root, tmp_path, monkeypatch):
+    from cmfleet.discovery import Repository
+    from cmfleet.tox_plugin import OTHER_PYTHONS, python_for, toolkit_python_envs
+
+    for patch in ("2", "13", "9"):  # pyenv's layout; the newest patch release is chosen
+        python = tmp_path / "versions" / f"3.10.{patch}" / "bin" / "python3.10"
+        python.parent.mkdir(parents=True)
+        python.touch()
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path))
+    assert python_for("3.10") == str(tmp_path / "versions/3.10.13/bin/python3.10")
+    assert python_for("3.13") == "python3.13"  # not in pyenv: tox-uv looks on PATH (or uv downloads it)
+
+    envs = toolkit_python_envs(Repository.load(repo_root), ("-x",))
+    assert OTHER_PYTHONS == ("3.10", "3.13") and list(envs) == ["cmfleet-py310", "cmfleet-py313"]
+    assert [c.args for c in envs["cmfleet-py310"]["commands"]] == [
+        ["pytest", "shared/cmfleet/tests", "-m", "not slow", "-x"]
+    ]
+    assert envs["cmfleet-py310"]["labels"] == ["toolkit", "all"]

@@ -68,6 +68,44 @@ def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) ->
     }
 
 
+#: The toolkit's fast tests (not ``slow``) also run on these Pythons, the lowest supported and the newest, each in
+#: an env ``cmfleet-py<version>`` (the ``cmfleet`` env runs every test on the Python tox runs on).
+OTHER_PYTHONS = ("3.10", "3.13")
+
+
+def python_for(version: str) -> str:
+    """The interpreter of ``version``: pyenv's when it has one (uv does not look there), else ``python<version>``
+    (tox-uv finds it on PATH or lets uv download it)."""
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+
+    def patch(path: Path) -> int:
+        last = path.parts[-3].rsplit(".", 1)[-1]  # versions/3.10.13/bin/python3.10 -> 13
+        return int(last) if last.isdigit() else -1
+
+    found = sorted(pyenv.glob(f"{version}.*/bin/python{version}"), key=patch)
+    return str(found[-1]) if found else f"python{version}"
+
+
+def toolkit_python_envs(repo: Repository, posargs: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    """The settings of the ``cmfleet-py<version>`` envs (none when the repository has no toolkit unit)."""
+    from tox.config.types import Command
+
+    toolkit = repo.units.get("cmfleet")
+    if toolkit is None or toolkit.is_module:
+        return {}
+    return {
+        f"cmfleet-py{version.replace('.', '')}": {
+            "description": f"the cmfleet toolkit's fast tests (-m 'not slow') on Python {version}",
+            "package": "skip",
+            "base_python": [python_for(version)],
+            "deps": [f"-e {toolkit.path}[runtime,test,build]"],
+            "commands": [Command(["pytest", f"{toolkit.rel}/tests", "-m", "not slow", *posargs])],
+            "labels": ["toolkit", "all"],
+        }
+        for version in OTHER_PYTHONS
+    }
+
+
 AFFECTED_LABEL = "affected"
 SINCE_ENV = "CMFLEET_SINCE"
 
@@ -107,6 +145,7 @@ def tox_extend_envs() -> Iterator[str]:
         return
     for unit in repo.units.values():
         yield unit.tox_env
+    yield from toolkit_python_envs(repo)
 
 
 @impl
@@ -128,20 +167,24 @@ def tox_add_core_config(core_conf: Any, state: Any) -> None:
             continue
         ini_envs = list(StrConvert().to_env_list(raw).envs) if isinstance(raw, str) else list(raw.envs)
         break
-    generated = [u.tox_env for u in repo.units.values() if u.tox_env not in ini_envs]
-    core_conf.loaders.insert(0, MemoryLoader(env_list=EnvList([*ini_envs, *generated])))
     posargs = tuple(state.conf.pos_args(None) or ())
     since = getattr(state.conf.options, "cmfleet_since", None) or os.environ.get(SINCE_ENV)
     chosen = affected_envs(repo, since)
-    overridden = ini_overrides(Path(state.conf.src_path))
-    for unit in repo.units.values():
-        settings = env_settings(repo, unit, posargs)
-        if unit.name in chosen:
+    seeds = {unit.tox_env: env_settings(repo, unit, posargs) for unit in repo.units.values()}
+    owner = {unit.tox_env: unit.name for unit in repo.units.values()}  # the unit each env tests
+    for name, settings in toolkit_python_envs(repo, posargs).items():
+        seeds[name], owner[name] = settings, "cmfleet"
+    for name, settings in seeds.items():
+        if owner[name] in chosen:
             settings["labels"] = [*settings["labels"], AFFECTED_LABEL]
+    generated = [name for name in seeds if name not in ini_envs]
+    core_conf.loaders.insert(0, MemoryLoader(env_list=EnvList([*ini_envs, *generated])))
+    overridden = ini_overrides(Path(state.conf.src_path))
+    for name, settings in seeds.items():
         # Seed loaders come before tox.ini's: a key the env's own section sets is left to that section.
-        own = overridden.get(unit.tox_env, set())
+        own = overridden.get(name, set())
         seed = MemoryLoader(**{key: value for key, value in settings.items() if key not in own})
-        state.conf.memory_seed_loaders[unit.tox_env].append(seed)
+        state.conf.memory_seed_loaders[name].append(seed)
 
 
 def ini_overrides(config_file: Path) -> dict[str, set[str]]:
