@@ -47,7 +47,7 @@ class ModulePlan:
 
     @property
     def base_image_template(self) -> str:
-        """``[tool.cmfleet.artifacts] base-image`` of the root pyproject, ``python:{python}-slim-bookworm`` by default."""
+        """``[tool.cmfleet.artifacts] base-image`` of the root pyproject (default ``python:{python}-slim-bookworm``)."""
         from cmfleet.artifacts.container import DEFAULT_BASE_IMAGE
 
         return str(self.repo.config.get("build", {}).get("base-image", DEFAULT_BASE_IMAGE))
