@@ -70,8 +70,8 @@ def test_the_toolkits_fast_tests_get_an_env_per_other_python(repo_root, tmp_path
     assert python_for("3.13") == "python3.13"  # not in pyenv: tox-uv looks on PATH (or uv downloads it)
 
     envs = toolkit_python_envs(Repository.load(repo_root), ("-x",))
-    assert OTHER_PYTHONS == ("3.10", "3.13") and list(envs) == ["cmfleet-py310", "cmfleet-py313"]
-    assert [c.args for c in envs["cmfleet-py310"]["commands"]] == [
+    assert OTHER_PYTHONS == ("3.10", "3.13") and list(envs) == ["cmfleet-python3.10", "cmfleet-python3.13"]
+    assert [c.args for c in envs["cmfleet-python3.10"]["commands"]] == [
         ["pytest", "shared/cmfleet/tests", "-m", "not slow", "-x"]
     ]
-    assert envs["cmfleet-py310"]["labels"] == ["toolkit", "all"]
+    assert envs["cmfleet-python3.10"]["labels"] == ["toolkit", "all"]

@@ -69,7 +69,7 @@ def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) ->
 
 
 #: The toolkit's fast tests (not ``slow``) also run on these Pythons, the lowest supported and the newest, each in
-#: an env ``cmfleet-py<version>`` (the ``cmfleet`` env runs every test on the Python tox runs on).
+#: an env ``cmfleet-python<version>`` (the ``cmfleet`` env runs every test on the Python tox runs on).
 OTHER_PYTHONS = ("3.10", "3.13")
 
 
@@ -87,14 +87,15 @@ def python_for(version: str) -> str:
 
 
 def toolkit_python_envs(repo: Repository, posargs: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
-    """The settings of the ``cmfleet-py<version>`` envs (none when the repository has no toolkit unit)."""
+    """The settings of the ``cmfleet-python<version>`` envs (none when the repository has no toolkit unit)."""
     from tox.config.types import Command
 
     toolkit = repo.units.get("cmfleet")
     if toolkit is None or toolkit.is_module:
         return {}
     return {
-        f"cmfleet-py{version.replace('.', '')}": {
+        # not "py313": tox-uv would take the version from such a name and ignore base_python's interpreter
+        f"cmfleet-python{version}": {
             "description": f"the cmfleet toolkit's fast tests (-m 'not slow') on Python {version}",
             "package": "skip",
             "base_python": [python_for(version)],
