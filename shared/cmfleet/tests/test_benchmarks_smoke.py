@@ -174,6 +174,7 @@ def test_measured_commands_do_not_inherit_an_outer_tox(monkeypatch):
     assert env["PATH"] == __import__("os").environ["PATH"]
 
 
+@pytest.mark.slow  # the whole benchmark suite in smoke mode
 def test_smoke_run_writes_every_section_with_numbers(tmp_path):
     out = tmp_path / "BENCHMARKS.md"
     before = checkout_state()

@@ -154,6 +154,8 @@ def copy_repository(repo_root: Path, target: Path) -> Path:
     return target
 
 
+@pytest.mark.slow
+@pytest.mark.network
 def test_new_module_passes_its_tox_env_in_a_copy_of_the_repository(cmfleet, tmp_path, repo_root):
     """Real tox with tox-uv: the env cmfleet's tox plugin generates runs the new module's tests and check."""
     root = copy_repository(repo_root, tmp_path / "repo")
@@ -198,8 +200,6 @@ def test_new_shared_library_joins_the_hatch_workspace(cmfleet, tmp_path):
     text = pyproject.read_text()
     assert text.startswith("# the dev environment\n")
     assert '{ path = "shared/cmfleet", features = ["runtime"] },  # the toolkit' in text
-    import tomllib
-
     data = tomllib.loads(text)
     assert data["tool"]["hatch"]["envs"]["default"]["workspace"]["members"][-1] == "shared/textutil"
     assert data["tool"]["ruff"]["lint"]["isort"]["known-first-party"] == ["cmfleet", "textutil"]

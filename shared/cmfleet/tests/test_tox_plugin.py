@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,7 @@ def test_a_testenv_section_overrides_generated_settings(repo_root, tmp_path):
     assert proc.returncode == 0, proc.stderr
     hello, typed = proc.stdout.split("[testenv:module-typed]")
     assert "description = overridden" in hello and "print(42)" in hello
-    assert "labels = modules" in hello  # what the section does not set still comes from the plugin
+    assert "labels =\n  all\n  modules\n" in hello  # what the section does not set still comes from the plugin
     assert "pytest modules/typed/tests" in typed and "cmfleet check typed" in typed
 
 
@@ -61,3 +62,34 @@ def test_every_module_has_an_artifact_env_that_builds_installs_and_tests_it(repo
         "python -m cmfleet.artifacts.installed schemas hello",
         "pytest modules/hello/tests --cm-target artifact",
     ]
+
+
+def test_label_all_selects_every_env(repo_root, tmp_path):
+    root = _copy_repo(repo_root, tmp_path / "repo")
+    listed = _tox(root, "l", "--no-desc")
+    assert listed.returncode == 0, listed.stderr
+    every = set(listed.stdout.split("additional environments")[0].split()) - {"default", "environments:"}
+    proc = _tox(root, "config", "-m", "all", "-k", "labels")
+    assert proc.returncode == 0, proc.stderr
+    selected = set(re.findall(r"^\[testenv:([^\]]+)\]", proc.stdout, re.M))
+    assert {"lint", "module-hello", "module-typed"} <= selected and selected == every
+
+
+def test_the_toolkits_fast_tests_get_an_env_per_other_python(repo_root, tmp_path, monkeypatch):
+    from cmfleet.discovery import Repository
+    from cmfleet.tox_plugin import OTHER_PYTHONS, python_for, toolkit_python_envs
+
+    for patch in ("2", "13", "9"):  # pyenv's layout; the newest patch release is chosen
+        python = tmp_path / "versions" / f"3.10.{patch}" / "bin" / "python3.10"
+        python.parent.mkdir(parents=True)
+        python.touch()
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path))
+    assert python_for("3.10") == str(tmp_path / "versions/3.10.13/bin/python3.10")
+    assert python_for("3.13") == "python3.13"  # not in pyenv: tox-uv looks on PATH (or uv downloads it)
+
+    envs = toolkit_python_envs(Repository.load(repo_root), ("-x",))
+    assert OTHER_PYTHONS == ("3.10", "3.13") and list(envs) == ["cmfleet-python3.10", "cmfleet-python3.13"]
+    assert [c.args for c in envs["cmfleet-python3.10"]["commands"]] == [
+        ["pytest", "shared/cmfleet/tests", "-m", "not slow", "-x"]
+    ]
+    assert envs["cmfleet-python3.10"]["labels"] == ["toolkit", "all"]

@@ -18,12 +18,17 @@ Two targets run the same tests (``--cm-target``, or ``$CMFLEET_TEST_TARGET``):
   runtime's gateway. The context is the runtime's (extra context values are not sent). A test that inspects the
   test process's own state (captured output, a library's in-memory registry) is marked ``cm_in_process`` and runs
   on the source target only; the run says how many it left out.
+
+On the source target, when this interpreter lacks what a module declares (a third-party dependency the development
+environment does not have), the module runs in its own env, the one ``cmfleet dev`` makes
+(runtime/environments/select.py): each call is a ``cmfleet invoke --json`` there.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,7 +123,9 @@ def cm_module(request: pytest.FixtureRequest, cm_repository) -> Iterator[Callabl
 
     def get(name: str):
         if name not in cache:
-            cache[name] = load_registry(cm_repository.module(name))
+            unit = cm_repository.module(name)
+            python = _module_python(cm_repository, unit)
+            cache[name] = load_registry(unit) if python is None else ModuleInOwnEnv(name, python, cm_repository.root)
         return cache[name]
 
     yield get
@@ -243,3 +250,71 @@ class _ArtifactModules:
 
     def close(self) -> None:
         self._stack.close()
+
+
+# -- the source target, in the module's own env -------------------------------------------------------
+
+
+def _module_python(repo: Any, unit: Any) -> Path | None:
+    """The Python of ``unit``'s own env when this one lacks what it declares (``None``: run it here)."""
+    try:
+        from cmfleet.runtime.environments.select import module_python
+    except ImportError:  # pragma: no cover - cmfleet without its runtime extra
+        return None
+    return module_python(repo, unit)
+
+
+@dataclass
+class EnvOutcome:
+    """The outcome of a call made in the module's own env (the fields of ``cmfleet invoke --json``)."""
+
+    ok: bool
+    value: Any
+    error_message: str | None
+    job_id: str | None = None
+    shape: dict[str, Any] = field(default_factory=dict)  # error, traceback, hint (cmfleet.errors)
+
+    def failure(self) -> Any:
+        """The error in the one shape every runner shows, or None when the call succeeded."""
+        from cmfleet.errors import FunctionError
+
+        if self.ok:
+            return None
+        return FunctionError(
+            self.shape.get("error") or str(self.error_message), self.shape.get("traceback"), self.shape.get("hint")
+        )
+
+
+class ModuleInOwnEnv:
+    """A module whose calls run in its own env: ``invoke`` as on a ``ModuleRegistry``, one process per call."""
+
+    def __init__(self, name: str, python: Path, root: Path) -> None:
+        self.name, self.python, self.root = name, python, root
+
+    def get(self, function: str) -> None:
+        """Unknown function names are reported by the call itself (``cmfleet invoke`` exits 2 listing them)."""
+
+    def invoke(self, function: str, event: Any = None, context: dict[str, Any] | None = None, **_: Any) -> EnvOutcome:
+        from cmfleet.runtime.environments.select import child_environment
+
+        if context:
+            raise TypeError(f"{self.name} runs in its own env, where a call takes no context ({sorted(context)})")
+        argv = [str(self.python), "-m", "cmfleet", "invoke", self.name, function, "-", "--json"]
+        done = subprocess.run(
+            argv,
+            input=json.dumps({} if event is None else event),
+            cwd=self.root,
+            env=child_environment(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        try:
+            data = json.loads(done.stdout)
+        except ValueError:
+            raise InvocationFailed(
+                f"{self.name}.{function} in the module's env ({self.python}) exited {done.returncode}: "
+                f"{done.stderr.strip()}"
+            ) from None
+        shape = {k: data[k] for k in ("error", "traceback", "hint") if data.get(k)}
+        return EnvOutcome(bool(data["ok"]), data.get("result"), data.get("error"), data.get("job_id"), shape)

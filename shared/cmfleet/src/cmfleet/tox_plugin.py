@@ -9,10 +9,11 @@
   Dockerfile does, checks that the schemas it posts equal ``cmfleet schema``, then runs the module's own tests
   against that installation (``--cm-target artifact``: through its entrypoint over the real runtime protocol).
 
-Labels: ``-m modules``, ``-m shared``, and ``-m affected``: the units changed since a base ref (given by
-``--cmfleet-since REF`` or ``$CMFLEET_SINCE``) and their transitive dependents, as ``cmfleet affected`` computes
-them; without a base ref no env carries the label. Values from tox.ini's ``[testenv]`` still apply, and a
-``[testenv:module-x]`` section overrides the generated settings of that one environment.
+Labels: ``-m all`` (every env, tox.ini's ``lint`` included), ``-m modules``, ``-m shared``, and ``-m affected``:
+the units changed since a base ref (given by ``--cmfleet-since REF`` or ``$CMFLEET_SINCE``) and their transitive
+dependents, as ``cmfleet affected`` computes them; without a base ref no env carries the label. The settings are
+seeded through tox's ``memory_seed_loaders``; a key set in tox.ini's ``[testenv:module-x]`` section is left to that
+section, so it overrides the generated value of that one environment.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) ->
             "package": "skip",
             "deps": [*shared_paths, f"-e {unit.path}[runtime,test,build]"],
             "commands": [Command(["pytest", tests, *posargs])],
-            "labels": ["shared", "toolkit"],
+            "labels": ["shared", "toolkit", "all"],
         }
     deps = [*third_party, *shared_paths]
     if toolkit is not None and f"-e {toolkit.path}" not in deps:
@@ -80,7 +81,46 @@ def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) ->
         "package": "skip",
         "deps": deps,
         "commands": [Command(["pytest", tests, *posargs]), Command(["cmfleet", "check", unit.name])],
-        "labels": ["modules" if unit.is_module else "shared"],
+        "labels": ["modules" if unit.is_module else "shared", "all"],
+    }
+
+
+#: The toolkit's fast tests (not ``slow``) also run on these Pythons, the lowest supported and the newest, each in
+#: an env ``cmfleet-python<version>`` (the ``cmfleet`` env runs every test on the Python tox runs on).
+OTHER_PYTHONS = ("3.10", "3.13")
+
+
+def python_for(version: str) -> str:
+    """The interpreter of ``version``: pyenv's when it has one (uv does not look there), else ``python<version>``
+    (tox-uv finds it on PATH or lets uv download it)."""
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+
+    def patch(path: Path) -> int:
+        last = path.parts[-3].rsplit(".", 1)[-1]  # versions/3.10.13/bin/python3.10 -> 13
+        return int(last) if last.isdigit() else -1
+
+    found = sorted(pyenv.glob(f"{version}.*/bin/python{version}"), key=patch)
+    return str(found[-1]) if found else f"python{version}"
+
+
+def toolkit_python_envs(repo: Repository, posargs: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    """The settings of the ``cmfleet-python<version>`` envs (none when the repository has no toolkit unit)."""
+    from tox.config.types import Command
+
+    toolkit = repo.units.get("cmfleet")
+    if toolkit is None or toolkit.is_module:
+        return {}
+    return {
+        # not "py313": tox-uv would take the version from such a name and ignore base_python's interpreter
+        f"cmfleet-python{version}": {
+            "description": f"the cmfleet toolkit's fast tests (-m 'not slow') on Python {version}",
+            "package": "skip",
+            "base_python": [python_for(version)],
+            "deps": [f"-e {toolkit.path}[runtime,test,build]"],
+            "commands": [Command(["pytest", f"{toolkit.rel}/tests", "-m", "not slow", *posargs])],
+            "labels": ["toolkit", "all"],
+        }
+        for version in OTHER_PYTHONS
     }
 
 
@@ -110,7 +150,7 @@ def artifact_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = (
             Command([*installed, "schemas", unit.name]),
             Command(["pytest", f"{unit.rel}/tests", "--cm-target", "artifact", *posargs]),
         ],
-        "labels": [ARTIFACT_LABEL],
+        "labels": [ARTIFACT_LABEL, "all"],
     }
 
 
@@ -155,11 +195,12 @@ def tox_extend_envs() -> Iterator[str]:
         yield unit.tox_env
         if unit.is_module:
             yield artifact_env(unit)
+    yield from toolkit_python_envs(repo)
 
 
 @impl
 def tox_add_core_config(core_conf: Any, state: Any) -> None:
-    """Add the generated envs to env_list and compute their settings (applied in tox_add_env_config)."""
+    """Add the generated envs to env_list and seed their settings (tox's ``memory_seed_loaders``)."""
     repo = _repository()
     if repo is None:
         return
@@ -176,31 +217,35 @@ def tox_add_core_config(core_conf: Any, state: Any) -> None:
             continue
         ini_envs = list(StrConvert().to_env_list(raw).envs) if isinstance(raw, str) else list(raw.envs)
         break
-    every = [name for u in repo.units.values() for name in (u.tox_env, *([artifact_env(u)] if u.is_module else []))]
-    generated = [name for name in every if name not in ini_envs]
-    core_conf.loaders.insert(0, MemoryLoader(env_list=EnvList([*ini_envs, *generated])))
     posargs = tuple(state.conf.pos_args(None) or ())
     since = getattr(state.conf.options, "cmfleet_since", None) or os.environ.get(SINCE_ENV)
     chosen = affected_envs(repo, since)
-    _generated.clear()
-    for unit in repo.units.values():
-        _generated[unit.tox_env] = env_settings(repo, unit, posargs)
-        if unit.is_module:
-            _generated[artifact_env(unit)] = artifact_settings(repo, unit, posargs)
-    for unit in repo.units.values():
-        names = [unit.tox_env, *([artifact_env(unit)] if unit.is_module else [])]
-        for name in names if unit.name in chosen else ():
-            _generated[name]["labels"] = [*_generated[name]["labels"], AFFECTED_LABEL]
+    seeds = {unit.tox_env: env_settings(repo, unit, posargs) for unit in repo.units.values()}
+    owner = {unit.tox_env: unit.name for unit in repo.units.values()}  # the unit each env tests
+    for unit in repo.modules():
+        seeds[artifact_env(unit)], owner[artifact_env(unit)] = artifact_settings(repo, unit, posargs), unit.name
+    for name, settings in toolkit_python_envs(repo, posargs).items():
+        seeds[name], owner[name] = settings, "cmfleet"
+    for name, settings in seeds.items():
+        if owner[name] in chosen:
+            settings["labels"] = [*settings["labels"], AFFECTED_LABEL]
+    generated = [name for name in seeds if name not in ini_envs]
+    core_conf.loaders.insert(0, MemoryLoader(env_list=EnvList([*ini_envs, *generated])))
+    overridden = ini_overrides(Path(state.conf.src_path))
+    for name, settings in seeds.items():
+        # Seed loaders come before tox.ini's: a key the env's own section sets is left to that section.
+        own = overridden.get(name, set())
+        seed = MemoryLoader(**{key: value for key, value in settings.items() if key not in own})
+        state.conf.memory_seed_loaders[name].append(seed)
 
 
-#: The generated settings of this run's envs, by env name (filled by tox_add_core_config).
-_generated: dict[str, dict[str, Any]] = {}
+def ini_overrides(config_file: Path) -> dict[str, set[str]]:
+    """The keys each ``[testenv:<name>]`` section of ``config_file`` (a tox.ini) sets, by env name."""
+    if config_file.name not in ("tox.ini", "setup.cfg") or not config_file.is_file():
+        return {}
+    from configparser import ConfigParser
 
-
-@impl
-def tox_add_env_config(env_conf: Any, state: Any) -> None:
-    """Give a generated env its settings as the last loader, so a ``[testenv:<name>]`` section in tox.ini
-    (an earlier loader) overrides any of them."""
-    settings = _generated.get(env_conf.name)
-    if settings is not None:
-        env_conf.loaders.append(MemoryLoader(**settings))
+    parser = ConfigParser(interpolation=None)
+    parser.read(config_file, encoding="utf-8")
+    prefix = "testenv:"
+    return {name[len(prefix) :]: set(parser[name]) for name in parser.sections() if name.startswith(prefix)}

@@ -27,7 +27,8 @@ from cmfleet.runtime.replicas import group_exists
 
 REPO = Path(__file__).resolve().parents[4]
 FIXTURES = Path(__file__).parent / "fixtures"
-MODULES = ["hello", "typed", "streaming", "observed"]  # observed: tests/console/fixtures/observed
+# observed: tests/console/fixtures/observed; cold: hello's copy scaled to zero, called by one test only
+MODULES = ["hello", "typed", "streaming", "observed", "cold"]
 SOURCE_SECRET = "console-s3cret-never-shown"
 __all__ = ["UUID", "DevServer", "copy_examples", "result_json", "run_and_wait", "select", "slow_env_repo", "wait_for"]
 CHROMIUM_ARGS = [
@@ -44,16 +45,23 @@ _IGNORE = shutil.ignore_patterns("tests", "__pycache__", "conda_recipe", "*.pyc"
 
 
 def copy_examples(dest: Path) -> Path:
-    """The repository's example modules hello, typed and streaming, and the test module ``observed``, in a fresh
-    repo at ``dest``, with a local source whose secret the console must never show. (Nothing here needs cmmetrics:
-    cmfleet's tox environment has only cmfleet.)"""
+    """The repository's example modules hello, typed and streaming, the test module ``observed`` and ``cold`` (hello's
+    code scaled to zero: its first call, in one test only, is a cold start) in a fresh repo at ``dest``, with a local
+    source whose secret the console must never show. (Nothing here needs cmmetrics: cmfleet's tox environment has
+    only cmfleet.)"""
     dest.mkdir(parents=True)
     shutil.copy(REPO / "pyproject.toml", dest / "pyproject.toml")
-    with (dest / "pyproject.toml").open("a") as fh:  # hello scales to zero: its first call is a cold start
-        fh.write('\n[tool.cmfleet.dev.modules.hello]\nreplicas = "0:1"\n')
+    with (dest / "pyproject.toml").open("a") as fh:
+        fh.write('\n[tool.cmfleet.dev.modules.hello]\nreplicas = "1:1"\n')
+        fh.write('\n[tool.cmfleet.dev.modules.cold]\nreplicas = "0:1"\n')
     for name in MODULES:
-        src = FIXTURES / name if (FIXTURES / name).is_dir() else REPO / "modules" / name
+        src = (
+            FIXTURES / name if (FIXTURES / name).is_dir() else REPO / "modules" / (name if name != "cold" else "hello")
+        )
         shutil.copytree(src, dest / "modules" / name, ignore=_IGNORE)
+    (dest / "modules" / "cold" / "pyproject.toml").write_text(
+        '[project]\nname = "cold"\nversion = "0.1.0"\ndependencies = ["foundry-compute-modules>=0.34"]\n'
+    )
     (dest / "cmfleet.local.toml").write_text(
         f'[sources.DemoApi]\nsecrets = {{ apiKey = "{SOURCE_SECRET}" }}\nmodules = ["hello"]\n'
     )

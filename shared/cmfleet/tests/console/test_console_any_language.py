@@ -23,7 +23,7 @@ functions = ["fail", { name = "hello", streaming = true }]
 
 
 @pytest.fixture(scope="module")
-def ts_server(tmp_path_factory) -> Iterator[DevServer]:
+def ts_server(tmp_path_factory, nodejs) -> Iterator[DevServer]:
     root = tmp_path_factory.mktemp("console-ts") / "repo"
     (root / "modules").mkdir(parents=True)
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")

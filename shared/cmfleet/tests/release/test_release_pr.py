@@ -181,7 +181,7 @@ def test_second_pr_for_the_same_version_is_refused(fleet):
 
 def readme_flows(repo_root) -> list[list[str]]:
     """The command lines of the README's two publishing blocks (direct flow, PR flow), comments kept as lines."""
-    text = (repo_root / "README.md").read_text(encoding="utf-8")
+    text = (repo_root / "shared/cmfleet/README.md").read_text(encoding="utf-8")
     section = text.split("### Publishing a release", 1)[1].split("\n## ", 1)[0]
     blocks = [b.split("\n", 1)[1] for b in section.split("```bash")[1:]]
     return [[line for line in b.split("```", 1)[0].splitlines() if line.strip()] for b in blocks]

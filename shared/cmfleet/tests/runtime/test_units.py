@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 
 from cmfleet.runtime.config import ConfigError, load_config, parse_replicas
 from cmfleet.runtime.scheduler import _error_message, _StreamDecoder
+from cmfleet.runtime.server import reload_ignores
 from cmfleet.runtime.sources import SourcesError, load_sources
 
 
@@ -77,3 +82,44 @@ def test_local_sources_file_errors_name_the_table(tmp_path):
     (tmp_path / "cmfleet.local.toml").write_text('[sources.Api]\nsecret = { key = "v" }\n')
     with pytest.raises(SourcesError, match="unknown key"):
         load_sources(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "rel, ignored",
+    [
+        ("modules/pricing/app.py", False),
+        ("modules/pricing/pyproject.toml", False),
+        ("shared/textkit/src/textkit/words.py", False),
+        ("modules/pricing/requirements.lock", False),
+        ("modules/pricing/sedfaNCNI", True),  # sed -i's temporary file
+        ("modules/pricing/.app.py.swp", True),
+        ("modules/pricing/4913", True),  # vim's write test
+        ("modules/pricing/.#app.py", True),
+        ("modules/pricing/#app.py#", True),
+        ("modules/pricing/app.py~", True),
+        ("shared/cmfleet/src/cmfleet/_version.py", True),  # hatch-vcs rewrites it on every editable install
+        ("modules/pricing/tests/test_pricing.py", True),
+    ],
+)
+def test_hot_reload_ignores_generated_and_editor_temporary_files(rel, ignored):
+    assert reload_ignores(Path("/repo") / rel) is ignored
+
+
+def test_an_env_key_counts_the_interpreter_not_the_link_it_was_reached_through(tmp_path):
+    from cmfleet.runtime.environments import EnvSpec
+
+    real = Path(os.path.realpath(sys.executable))
+    link = tmp_path / "bin" / "python"
+    link.parent.mkdir()
+    link.symlink_to(real)  # as a venv's bin/python (hatch's dev env, a tox env) links to the installation
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "m"\n')
+
+    def spec(python: Path, requirements: tuple[str, ...] = ("attrs",)) -> EnvSpec:
+        return EnvSpec("m", tmp_path / "env", str(python), requirements, (), (pyproject,))
+
+    before = spec(link).key()
+    assert before == spec(real).key()
+    assert before != spec(link, ("attrs", "idna")).key()
+    pyproject.write_text('[project]\nname = "m"\nversion = "2"\n')  # what the env is made of changed
+    assert spec(real).key() != before

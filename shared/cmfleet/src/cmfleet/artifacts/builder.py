@@ -142,7 +142,7 @@ def _download(
 ) -> list[WheelInfo]:
     if lock is None:
         reqs = third_party_requirements(plan)
-        progress(f"third-party wheels for Python {plan.python} {PLATFORM} ({len(reqs)} declared, unpinned)")
+        progress(f"third-party wheels for Python {plan.python} {PLATFORM} ({len(reqs)} declared, no lock)")
         downloaded = download_wheels(reqs, scratch, plan.python)
     else:
         progress(f"the {len(lock.pins)} third-party wheels {lock.path.name} pins, for Python {plan.python} {PLATFORM}")

@@ -82,6 +82,7 @@ def build_command(
         return
     from cmfleet.artifacts.builder import build_module
     from cmfleet.artifacts.lock import current_lock, lock_path
+    from cmfleet.progress import steps
 
     for plan in plans:  # every lock is checked before anything is built
         try:
@@ -98,9 +99,9 @@ def build_command(
 
     results = []
     for plan in plans:
-        with console.status(f"building {plan.module.name}") as status:
+        with steps(f"building {plan.module.name}", console) as step:  # a line per step when not a terminal
             try:
-                result = build_module(plan, out_dir, lambda msg, n=plan.module.name: status.update(f"{n}: {msg}"))
+                result = build_module(plan, out_dir, step)
             except BuildError as exc:
                 fail(str(exc), exc.exit_code)
         results.append(result)

@@ -100,8 +100,11 @@ def collect_rules(pm: Any = None) -> dict[str, Rule]:
     return registrar.rules
 
 
-def run_checks(repo: Repository, units: Iterable[Unit], pm: Any = None) -> list[Finding]:
-    """Run every applicable rule on every unit; each finding carries its rule id and unit name."""
+def run_checks(
+    repo: Repository, units: Iterable[Unit], pm: Any = None, on_unit: Callable[[Unit], None] | None = None
+) -> list[Finding]:
+    """Run every applicable rule on every unit; each finding carries its rule id and unit name. ``on_unit`` is
+    called as each unit's checks begin (progress)."""
     from cmfleet.discovery import DiscoveryError
 
     rules = collect_rules(pm)
@@ -109,6 +112,8 @@ def run_checks(repo: Repository, units: Iterable[Unit], pm: Any = None) -> list[
     ctx = CheckContext(repo, units)
     findings: list[Finding] = []
     for unit in units:
+        if on_unit is not None:
+            on_unit(unit)
         for rule in rules.values():
             if rule.applies_to != "any" and rule.applies_to != unit.kind:
                 continue

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cmcore.plugins import SDK_APP_PLUGIN  # noqa: F401  (the built-in that registers app.py's functions)
 from cmfleet.checks.base import CheckContext, Finding
-from cmfleet.checks.probe import ProbeResult, run_probe
+from cmfleet.checks.probe import ProbeResult, run_probe_for
 from cmfleet.discovery import Unit
 
 _CACHE_KEY = "probe"
@@ -36,7 +36,7 @@ def probe_for(unit: Unit, ctx: CheckContext) -> ProbeResult | None:
             todo.append(unit)
         workers = max(1, min(len(todo), os.cpu_count() or 1, 4))
         with ThreadPoolExecutor(workers) as pool:
-            for u, result in zip(todo, pool.map(lambda u: run_probe(u.path), todo), strict=True):
+            for u, result in zip(todo, pool.map(lambda u: run_probe_for(ctx.repo, u), todo), strict=True):
                 cache[u.name] = result
     return cache[unit.name]
 

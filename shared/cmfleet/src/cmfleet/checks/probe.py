@@ -119,11 +119,26 @@ def probe(module_dir: Path) -> ProbeResult:
     return ProbeResult(True, [_describe(e) for e in registry.endpoints.values()])
 
 
-def run_probe(module_dir: Path, timeout: float = PROBE_TIMEOUT_S) -> ProbeResult:
-    """Run the probe for ``module_dir`` in a child process with this interpreter."""
+def run_probe_for(repo: Any, unit: Any, timeout: float = PROBE_TIMEOUT_S) -> ProbeResult:
+    """Probe ``unit`` with this interpreter when it has what the module declares, else in the module's own env
+    (made or reused as ``cmfleet dev`` does: runtime/environments/select.py)."""
+    try:
+        from cmfleet.runtime.environments.select import EnvBuildError, module_python
+    except ImportError:  # pragma: no cover - cmfleet without its runtime extra
+        return run_probe(unit.path, timeout)
+    try:
+        python = module_python(repo, unit)
+    except EnvBuildError as exc:
+        message = f"its dependencies are not installed here and its environment could not be made: {exc}"
+        return ProbeResult(False, error=ProbeError("import", message, "EnvBuildError"))
+    return run_probe(unit.path, timeout, python)
+
+
+def run_probe(module_dir: Path, timeout: float = PROBE_TIMEOUT_S, python: Path | str | None = None) -> ProbeResult:
+    """Run the probe for ``module_dir`` in a child process with ``python`` (default: this interpreter)."""
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "cmfleet.checks.probe", str(module_dir)],
+            [str(python or sys.executable), "-m", "cmfleet.checks.probe", str(module_dir)],
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -65,7 +65,10 @@ def check_command(names: tuple[str, ...], as_json: bool, list_rules: bool) -> No
         units = [repo.get(n) for n in names] if names else list(repo.units.values())
     except UnknownUnitError as exc:
         fail(str(exc), EXIT_USAGE)
-    findings = run_checks(repo, units)
+    from cmfleet.progress import steps
+
+    with steps(f"checking {len(units)} unit(s)") as step:  # the first unit's step includes every module's probe
+        findings = run_checks(repo, units, on_unit=lambda unit: step(unit.name))
     if as_json:
         emit_json([f.as_json(repo.root) for f in findings])
     else:

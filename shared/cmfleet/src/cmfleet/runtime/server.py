@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -40,6 +41,17 @@ foundry_mio: []
 on_prem_proxy: []
 contour_backend_multiplexer: []
 """
+
+
+# Files whose change never reloads a module: generated ones (hatch-vcs writes _version.py on every editable install)
+# and editors' temporary files (sed -i's sedXXXXXX, vim's .swp and 4913, emacs' .#x and #x#, backups x~, x.tmp).
+_GENERATED = {"_version.py"}
+_EDITOR_TEMP = re.compile(r"^(sed[A-Za-z0-9]{6}|4913|\.#.*|#.*#|.*~|.*\.(swp|swx|swo|tmp|bak|orig))$")
+
+
+def reload_ignores(path: Path) -> bool:
+    """Whether a change of ``path`` leaves its module running (tests, generated files, editors' temporary files)."""
+    return "tests" in path.parts or path.name in _GENERATED or bool(_EDITOR_TEMP.match(path.name))
 
 
 class StartError(Exception):
@@ -242,8 +254,7 @@ class Runtime:
 
         class Filter(DefaultFilter):
             def __call__(self, change: Any, path: str) -> bool:
-                parts = Path(path).parts
-                return super().__call__(change, path) and "tests" not in parts and not path.endswith((".tmp", "~"))
+                return super().__call__(change, path) and not reload_ignores(Path(path))
 
         assert self._stop_watch is not None
         async for changes in awatch(*roots, watch_filter=Filter(), stop_event=self._stop_watch, debounce=300, step=50):
