@@ -171,6 +171,12 @@ class Unit:
             return TOOLKIT
         return f"{'module' if self.is_module else 'shared'}-{self.name}"
 
+    @property
+    def tox_envs(self) -> list[str]:
+        """Every tox environment of this unit: :attr:`tox_env`, and for a module ``artifact-<name>``, which tests
+        its built artifact installed as the image installs it."""
+        return [self.tox_env, f"artifact-{self.name}"] if self.is_module else [self.tox_env]
+
     @cached_property
     def import_names(self) -> tuple[str, ...]:
         """Top-level import names a shared library provides (``src/<pkg>`` or top-level packages)."""

@@ -129,7 +129,7 @@ ARTIFACT_LABEL = "artifacts"
 
 def artifact_env(unit: Unit) -> str:
     """The name of the env that tests ``unit``'s built artifact."""
-    return f"artifact-{unit.name}"
+    return unit.tox_envs[-1]
 
 
 def artifact_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -206,7 +206,8 @@ def build_repo(root: Path, *, toolkit: bool = False) -> GitRepo:
     """The standard layout, committed once on ``main``.
 
     Libraries: textkit; fmtlib (depends on textkit). Modules: hello (none), wordcount (textkit),
-    report (fmtlib, so textkit transitively). With ``toolkit`` also a ``shared/cmfleet`` folder.
+    report (fmtlib, so textkit transitively). With ``toolkit`` also ``shared/cmfleet`` and ``shared/cmcore`` (what
+    images run) folders, each with a static version.
     """
     root.mkdir(parents=True, exist_ok=True)
     repo = GitRepo(root)
@@ -224,6 +225,13 @@ def build_repo(root: Path, *, toolkit: bool = False) -> GitRepo:
     if toolkit:
         repo.write("shared/cmfleet/pyproject.toml", '[project]\nname = "cmfleet"\nversion = "0.1.0"\n')
         repo.write("shared/cmfleet/src/cmfleet/__init__.py", "")
+        repo.write("shared/cmcore/pyproject.toml", '[project]\nname = "cmcore"\nversion = "0.1.0"\n')
+        repo.write("shared/cmcore/src/cmcore/__init__.py", "")
+        repo.write(
+            "conda_recipes/cmcore/meta.yaml",
+            f"package:\n  name: cmcore\n  version: {RECIPE_VERSION}\nrequirements:\n  run:\n    - python {{{{ python }}}}\n",
+        )
+        repo.write("conda_recipes/conda_build_config.yaml", BUILD_CONFIG + 'cmcore:\n  - ">=0.0.0"\n')
     repo.commit("chore: initial layout")
     return repo
 

@@ -51,24 +51,31 @@ def test_matrix_cli_github_and_json(fleet):
             {"env": "shared-fmtlib", "unit": "fmtlib"},
             {"env": "shared-textkit", "unit": "textkit"},
             {"env": "module-report", "unit": "report"},
+            {"env": "artifact-report", "unit": "report"},
             {"env": "module-wordcount", "unit": "wordcount"},
+            {"env": "artifact-wordcount", "unit": "wordcount"},
         ]
     }
-    assert out["count"] == "4"
+    assert out["count"] == "6"
 
     packed_out = parse_outputs(
         fleet.cmfleet("matrix", "--since", base, "--format", "github", "--shard-size", "2").stdout
     )
     assert json.loads(packed_out["matrix"])["include"] == [
-        {"env": "shared-fmtlib,shared-textkit", "unit": "fmtlib,textkit"},
-        {"env": "module-report,module-wordcount", "unit": "report,wordcount"},
+        {"env": "shared-fmtlib,shared-textkit,module-report", "unit": "fmtlib,textkit,report"},
+        {"env": "artifact-report,module-wordcount,artifact-wordcount", "unit": "report,wordcount,wordcount"},
     ]
-    assert (packed_out["count"], packed_out["shards"]) == ("4", "2")
+    assert (packed_out["count"], packed_out["shards"]) == ("6", "3")
 
-    data = json.loads(fleet.cmfleet("matrix", "--since", base, "--shard-size", "3").stdout)
-    assert [len(s["include"]) for s in data["shards"]] == [3, 1]
-    one = json.loads(fleet.cmfleet("matrix", "--since", base, "--shard-size", "3", "--shard", "1").stdout)
-    assert one == {"include": [{"env": "module-wordcount", "unit": "wordcount"}]}
+    data = json.loads(fleet.cmfleet("matrix", "--since", base, "--shard-size", "4").stdout)
+    assert [len(s["include"]) for s in data["shards"]] == [4, 2]
+    one = json.loads(fleet.cmfleet("matrix", "--since", base, "--shard-size", "4", "--shard", "1").stdout)
+    assert one == {
+        "include": [
+            {"env": "module-wordcount", "unit": "wordcount"},
+            {"env": "artifact-wordcount", "unit": "wordcount"},
+        ]
+    }
 
     too_big = fleet.cmfleet("matrix", "--since", base, "--format", "github", "--shard-size", "300")
     assert too_big.returncode == 2
@@ -143,9 +150,11 @@ def test_example_workflow_plan_step_runs(fleet, tmp_path):
     assert since == base
     outputs = run(step, CMFLEET_SINCE=since)
     assert "hello" in outputs["stdout"]  # the --explain listing
-    assert json.loads(outputs["matrix"]) == {"include": [{"env": "module-hello", "unit": "hello"}]}
-    assert outputs["count"] == "1"
+    assert json.loads(outputs["matrix"]) == {
+        "include": [{"env": "module-hello", "unit": "hello"}, {"env": "artifact-hello", "unit": "hello"}]
+    }
+    assert outputs["count"] == "2"
     # a branch's first push ("before" is all zeros) falls back to the first commit
     since = run(base_step, EVENT="push", BEFORE="0" * 40, BASE_REF="")["since"]
     assert since == fleet.git("rev-list", "--max-parents=0", "HEAD")
-    assert run(step, CMFLEET_SINCE=since)["count"] == "1"
+    assert run(step, CMFLEET_SINCE=since)["count"] == "2"  # module-hello and artifact-hello

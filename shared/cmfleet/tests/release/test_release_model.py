@@ -221,7 +221,13 @@ def test_test_uses_joins_affected_and_matrix_but_not_releases(fleet):
     result = json.loads(fleet.cmfleet("affected", "--since", base, "--json").stdout)
     assert [u["name"] for u in result["affected"]] == ["fmtlib", "hello", "report"]
     matrix = json.loads(fleet.cmfleet("matrix", "--since", base).stdout)
-    assert {e["env"] for e in matrix["shards"][0]["include"]} == {"shared-fmtlib", "module-hello", "module-report"}
+    assert {e["env"] for e in matrix["shards"][0]["include"]} == {
+        "shared-fmtlib",
+        "module-hello",
+        "artifact-hello",
+        "module-report",
+        "artifact-report",
+    }
     tox = subprocess.run(
         [sys.executable, "-m", "tox", "l", "--no-desc", "-m", "affected", "--cmfleet-since", base],
         cwd=fleet.root,
@@ -229,7 +235,13 @@ def test_test_uses_joins_affected_and_matrix_but_not_releases(fleet):
         text=True,
     )
     assert tox.returncode == 0, tox.stdout + tox.stderr
-    assert sorted(tox.stdout.split()) == ["module-hello", "module-report", "shared-fmtlib"]
+    assert sorted(tox.stdout.split()) == [
+        "artifact-hello",
+        "artifact-report",
+        "module-hello",
+        "module-report",
+        "shared-fmtlib",
+    ]
     plan = plan_release(Repository.load(fleet.root), {"fmtlib": "auto", "hello": "auto"}, skip_unchanged=True)
     assert [p.unit.name for p in plan.units] == ["hello"]  # a test-time edge asks for no release
 

@@ -64,7 +64,7 @@ def needs_release(fleet) -> dict[str, set[str]]:
     status_builds = {
         m.name
         for m in repo.modules()
-        if m.name in status or any(u.name in status for u in [*repo.closure(m), repo.get("cmfleet")])
+        if m.name in status or any(u.name in status for u in [*repo.closure(m), repo.get("cmcore")])
     }
     return {"status": status, "dry_run": planned, "build": unreleased_builds, "status_builds": status_builds}
 

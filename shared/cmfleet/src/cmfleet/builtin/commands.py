@@ -127,7 +127,7 @@ def invoke_command(module: str, function: str, event: str | None, as_json: bool,
 
         invoke_remote(remote, module, function, payload, as_json)
         return
-    from cmfleet.builtin.invoke_call import invoke_in_module_env
+    from cmfleet.builtin.invoke_env import invoke_in_module_env
 
     code = invoke_in_module_env(module, function, payload, as_json)  # when this Python lacks the module's deps
     if code is not None:

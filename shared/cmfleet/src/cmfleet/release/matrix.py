@@ -12,8 +12,8 @@ GITHUB_MAX_JOBS = 256
 
 
 def entries(result: AffectedResult) -> list[dict[str, str]]:
-    """One matrix entry per affected unit: its tox env and name."""
-    return [{"env": u.tox_env, "unit": u.name} for u in result.units.values()]
+    """One matrix entry per tox env of each affected unit (a module's artifact env too): the env and the unit."""
+    return [{"env": env, "unit": u.name} for u in result.units.values() for env in u.tox_envs]
 
 
 def shards(items: list[dict[str, str]], size: int) -> list[list[dict[str, str]]]:

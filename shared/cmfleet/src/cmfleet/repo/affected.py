@@ -46,6 +46,7 @@ class AffectedUnit:
     tox_env: str
     chain: list[str]
     reasons: list[str]
+    tox_envs: list[str] = field(default_factory=list)  # every env of the unit (a module's artifact env too)
 
     @property
     def origin(self) -> str:
@@ -60,6 +61,7 @@ class AffectedUnit:
             "name": self.name,
             "kind": self.kind,
             "tox_env": self.tox_env,
+            "tox_envs": self.tox_envs,
             "chain": self.chain,
             "reasons": self.reasons,
         }
@@ -236,13 +238,13 @@ def affected(
     if everything:
         for name, unit in repo.units.items():
             reasons = origins.get(name) or everything
-            result.units[name] = AffectedUnit(name, unit.kind, unit.tox_env, [name], list(reasons))
+            result.units[name] = AffectedUnit(name, unit.kind, unit.tox_env, [name], list(reasons), unit.tox_envs)
     else:
         chains = repo.dependents(origins, tests=config.test_uses)
         for name, unit in repo.units.items():  # repository order: shared libraries first, then modules
             chain = chains.get(name)
             if chain is not None:
-                result.units[name] = AffectedUnit(name, unit.kind, unit.tox_env, chain, origins[chain[-1]])
+                result.units[name] = AffectedUnit(name, unit.kind, unit.tox_env, chain, origins[chain[-1]], unit.tox_envs)
     former = {old for unit in repo.units.values() for old in unit.renamed_from}  # renamed, not removed
     result.removed = sorted(removed - former)
     return result
