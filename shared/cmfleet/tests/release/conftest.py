@@ -229,7 +229,8 @@ def build_repo(root: Path, *, toolkit: bool = False) -> GitRepo:
         repo.write("shared/cmcore/src/cmcore/__init__.py", "")
         repo.write(
             "conda_recipes/cmcore/meta.yaml",
-            f"package:\n  name: cmcore\n  version: {RECIPE_VERSION}\nrequirements:\n  run:\n    - python {{{{ python }}}}\n",
+            f"package:\n  name: cmcore\n  version: {RECIPE_VERSION}\n"
+            "requirements:\n  run:\n    - python {{ python }}\n",
         )
         repo.write("conda_recipes/conda_build_config.yaml", BUILD_CONFIG + 'cmcore:\n  - ">=0.0.0"\n')
     repo.commit("chore: initial layout")

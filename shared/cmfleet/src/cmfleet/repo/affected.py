@@ -244,7 +244,9 @@ def affected(
         for name, unit in repo.units.items():  # repository order: shared libraries first, then modules
             chain = chains.get(name)
             if chain is not None:
-                result.units[name] = AffectedUnit(name, unit.kind, unit.tox_env, chain, origins[chain[-1]], unit.tox_envs)
+                result.units[name] = AffectedUnit(
+                    name, unit.kind, unit.tox_env, chain, origins[chain[-1]], unit.tox_envs
+                )
     former = {old for unit in repo.units.values() for old in unit.renamed_from}  # renamed, not removed
     result.removed = sorted(removed - former)
     return result
