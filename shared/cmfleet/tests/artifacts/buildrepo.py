@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from cmfleet.artifacts.container import parse_dockerfile, run_commands
+
 MAIN = Path(__file__).resolve().parents[4]
 COPIED = ("pyproject.toml", ".gitignore", "conda_recipes", "modules/hello", "modules/wordcount", "shared/textkit")
 # _version.py is written by hatch-vcs into this checkout's cmfleet at every build; the copies hold sources only.
@@ -87,3 +89,46 @@ def manifest(path: Path) -> dict:
 def leftovers(out: Path) -> list[str]:
     """Everything under the output folder (a failed build must leave nothing)."""
     return sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) if out.exists() else []
+
+
+CALL = """
+import json, sys
+import cmfleet
+from cmfleet.registry import load_registry
+registry = load_registry(sys.argv[1])
+calls = json.loads(sys.argv[2])
+out = {name: registry.invoke(name, event).value for name, event in calls}
+print(json.dumps({"module": registry.module.name, "cmfleet": cmfleet.__file__, "version": cmfleet.__version__,
+                  "results": out}))
+"""
+
+
+def clean_env() -> dict[str, str]:
+    drop = ("PYTHONPATH", "VIRTUAL_ENV", "CMFLEET_ROOT", "PYTHONHOME")
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
+def install_like_the_dockerfile(context: Path, venv: Path, app_root: Path) -> list[str]:
+    """Run every RUN command of the context's Dockerfile in ``venv`` with /wheels and /app mapped to tmp."""
+    ran = []
+    python = str(venv / "bin" / "python")
+    for instruction in parse_dockerfile((context / "Dockerfile").read_text()):
+        if instruction.keyword != "RUN":
+            continue
+        for argv in run_commands(instruction):
+            if argv[0] == "rm":
+                continue  # cleaning the image layer; the context must stay for the test's assertions
+            mapped = [
+                python
+                if word == "python"
+                else word.replace("/wheels", str(context / "wheels"), 1)
+                if word.startswith("/wheels")
+                else word.replace("/app", str(app_root), 1)
+                if word.startswith("/app")
+                else word
+                for word in argv
+            ]
+            proc = subprocess.run(mapped, capture_output=True, text=True, env=clean_env(), timeout=300)
+            assert proc.returncode == 0, proc.stderr
+            ran.append(" ".join(argv))
+    return ran

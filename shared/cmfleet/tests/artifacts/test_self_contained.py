@@ -8,57 +8,14 @@ real (pip, the wheels, the official SDK, cmfleet, the runtime)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from buildrepo import TOOLKIT_VERSION
+from buildrepo import CALL, TOOLKIT_VERSION, clean_env, install_like_the_dockerfile
 
-from cmfleet.artifacts.container import parse_dockerfile, run_commands
-
-CALL = """
-import json, sys
-import cmfleet
-from cmfleet.registry import load_registry
-registry = load_registry(sys.argv[1])
-calls = json.loads(sys.argv[2])
-out = {name: registry.invoke(name, event).value for name, event in calls}
-print(json.dumps({"module": registry.module.name, "cmfleet": cmfleet.__file__, "version": cmfleet.__version__,
-                  "results": out}))
-"""
-
-
-def _clean_env() -> dict[str, str]:
-    drop = ("PYTHONPATH", "VIRTUAL_ENV", "CMFLEET_ROOT", "PYTHONHOME")
-    return {k: v for k, v in os.environ.items() if k not in drop}
-
-
-def install_like_the_dockerfile(context: Path, venv: Path, app_root: Path) -> list[str]:
-    """Run every RUN command of the context's Dockerfile in ``venv`` with /wheels and /app mapped to tmp."""
-    ran = []
-    python = str(venv / "bin" / "python")
-    for instruction in parse_dockerfile((context / "Dockerfile").read_text()):
-        if instruction.keyword != "RUN":
-            continue
-        for argv in run_commands(instruction):
-            if argv[0] == "rm":
-                continue  # cleaning the image layer; the context must stay for the test's assertions
-            mapped = [
-                python
-                if word == "python"
-                else word.replace("/wheels", str(context / "wheels"), 1)
-                if word.startswith("/wheels")
-                else word.replace("/app", str(app_root), 1)
-                if word.startswith("/app")
-                else word
-                for word in argv
-            ]
-            proc = subprocess.run(mapped, capture_output=True, text=True, env=_clean_env(), timeout=300)
-            assert proc.returncode == 0, proc.stderr
-            ran.append(" ".join(argv))
-    return ran
+from cmfleet.artifacts.container import parse_dockerfile
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +28,7 @@ def installed(released, tmp_path_factory):
             tmp = tmp_path_factory.mktemp(f"venv-{module}")
             context = released / "dist" / module / version
             venv = tmp / "venv"
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=_clean_env(), timeout=120)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=clean_env(), timeout=120)
             ran = install_like_the_dockerfile(context, venv, tmp / "app")
             assert any("--no-index" in cmd and f"--target /app/{module}" in cmd for cmd in ran)
             instructions = parse_dockerfile((context / "Dockerfile").read_text())
@@ -109,7 +66,7 @@ def test_fresh_venv_installs_only_context_wheels_and_answers(installed, tmp_path
         cwd=tmp_path,  # not the monorepo: nothing may be read from it
         capture_output=True,
         text=True,
-        env=_clean_env(),
+        env=clean_env(),
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr

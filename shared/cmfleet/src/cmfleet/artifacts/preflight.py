@@ -47,7 +47,8 @@ class ModulePlan:
 
     @property
     def base_image_template(self) -> str:
-        """``[tool.cmfleet.artifacts] base-image`` of the root pyproject, ``python:{python}-slim-bookworm`` by default."""
+        """``[tool.cmfleet.build] base-image`` of the root pyproject (``python:{python}-slim-bookworm`` by
+        default)."""
         from cmfleet.artifacts.container import DEFAULT_BASE_IMAGE
 
         return str(self.repo.config.get("build", {}).get("base-image", DEFAULT_BASE_IMAGE))
@@ -71,6 +72,17 @@ def resolve_module(repo: Repository, name: str) -> ModulePlan:
     return ModulePlan(repo, module, libs, toolkit)
 
 
+def untracked_files(plan: ModulePlan) -> list[str]:
+    """Untracked, non-ignored files inside the units whose wheels go into the image."""
+    from cmfleet.release.git import Git, GitError
+    from cmfleet.release.planner import untracked_in_units
+
+    try:
+        return untracked_in_units(plan.repo, Git(plan.repo.root), {u.name for u in plan.units})
+    except GitError:
+        return []  # not a git checkout: the version reading says so
+
+
 def plan_module(repo: Repository, name: str, *, dev: bool) -> ModulePlan:
     """Resolve ``name`` and the units it needs, and read their versions.
 
@@ -78,6 +90,13 @@ def plan_module(repo: Repository, name: str, *, dev: bool) -> ModulePlan:
     """
     plan = resolve_module(repo, name)
     plan.dev = dev
+    untracked = untracked_files(plan)
+    if untracked:
+        raise BuildError(
+            f"{name}: untracked files inside units of its image ({', '.join(untracked)}): the wheels would hold "
+            "files no commit has; `git add` and commit them, or ignore them in .gitignore",
+            EXIT_FAILED,
+        )
     plan.versions = {u.name: unit_version(repo, u) for u in plan.units}
     not_released = [v for v in plan.versions.values() if not v.is_release]
     if not_released and not dev:

@@ -16,7 +16,7 @@ from cmfleet.hookspecs import hookimpl
 @hookimpl
 def cmfleet_register_checks(register):
     """The built-in rules."""
-    from cmfleet.checks import endpoints, layout, live, lockfile, packaging
+    from cmfleet.checks import artifact, endpoints, layout, live, lockfile, packaging
 
     register("app-location", layout.app_at_fixed_place, applies_to="module")
     register("no-relative-imports", layout.no_relative_imports, applies_to="any")
@@ -28,6 +28,7 @@ def cmfleet_register_checks(register):
     register("recipe", packaging.recipe_valid, applies_to="any")
     register("shared-layout", packaging.shared_layout, applies_to="shared")
     register("requirements-lock", lockfile.lock_current, applies_to="module")
+    register("artifact-imports", artifact.imports_in_artifact, applies_to="module")
 
 
 @click.command("check")
