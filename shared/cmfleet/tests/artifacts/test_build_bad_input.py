@@ -105,7 +105,7 @@ def test_undeclared_shared_library_fails_naming_the_import(fresh_repo):
 
 def test_recipe_run_requirements_must_equal_declared_dependencies(fresh_repo):
     def edit(root: Path) -> None:
-        # the check rules see every shared library listed; only the build compares the whole list
+        # the recipe-requirements check rule (run by the build first) compares the whole list
         recipe = root / "modules/wordcount/conda_recipe/meta.yaml"
         _replace(recipe, "    - textkit {{ textkit }}\n", "    - textkit {{ textkit }}\n    - numpy\n")
 

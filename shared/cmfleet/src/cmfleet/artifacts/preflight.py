@@ -39,11 +39,9 @@ class ModulePlan:
     @property
     def python(self) -> str:
         """The image's Python (``major.minor``): the ``python`` pin of ``conda_build_config.yaml``."""
-        from cmfleet.recipes import load_build_config, pin_values
+        from cmfleet.artifacts.recipe import image_python
 
-        pinned = pin_values(load_build_config(self.repo.root)).get("python")
-        text = str(pinned).strip().lstrip("=") if pinned else f"{sys.version_info.major}.{sys.version_info.minor}"
-        return ".".join(text.split(".")[:2])
+        return image_python(self.repo)
 
     @property
     def base_image_template(self) -> str:

@@ -26,6 +26,7 @@ def cmfleet_register_checks(register):
     register("duplicate-functions", endpoints.duplicate_functions, applies_to="module")
     register("shared-deps-declared", packaging.shared_deps_declared, applies_to="any")
     register("recipe", packaging.recipe_valid, applies_to="any")
+    register("recipe-requirements", packaging.recipe_requirements, applies_to="any")
     register("shared-layout", packaging.shared_layout, applies_to="shared")
     register("requirements-lock", lockfile.lock_current, applies_to="module")
     register("artifact-imports", artifact.imports_in_artifact, applies_to="module")

@@ -1,0 +1,87 @@
+"""Dependencies are declared once, in pyproject.toml: a recipe whose run requirements drift from it fails
+``cmfleet check`` (rule recipe-requirements, naming the recipe line and the line to add), so ``release`` refuses
+before it tags what ``build`` would refuse. PyPI names that conda-forge spells otherwise go through one mapping
+(``CONDA_NAMES``, overridable in ``[tool.cmfleet.conda-names]``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from buildrepo import clean_env, git, run_build
+
+
+def cmfleet(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "cmfleet", *args]
+    return subprocess.run(argv, cwd=repo, capture_output=True, text=True, env=clean_env(), timeout=300)
+
+
+def add_dependency(repo: Path, requirement: str) -> None:
+    pyproject = repo / "modules" / "hello" / "pyproject.toml"
+    text = pyproject.read_text()
+    pyproject.write_text(
+        text.replace(
+            '  "foundry-compute-modules>=0.34",\n', f'  "foundry-compute-modules>=0.34",\n  "{requirement}",\n'
+        )
+    )
+    (repo / "modules" / "hello" / "requirements.lock").unlink()  # the lock's own rule is not under test here
+
+
+def drift_findings(repo: Path) -> list[dict]:
+    proc = cmfleet(repo, "check", "hello", "--json")
+    return [f for f in json.loads(proc.stdout) if f["rule"] == "recipe-requirements"]
+
+
+def test_a_dependency_declared_only_in_pyproject_fails_check_release_and_build(fresh_repo):
+    repo = fresh_repo(edit=lambda root: add_dependency(root, "python-dateutil>=2.8"))
+    [finding] = drift_findings(repo)
+    recipe = (repo / "modules/hello/conda_recipe/meta.yaml").read_text().splitlines()
+    line = int(finding["location"].rsplit(":", 1)[1])
+    assert (
+        finding["location"].startswith("modules/hello/conda_recipe/meta.yaml:") and recipe[line - 1].strip() == "run:"
+    )
+    assert "missing python-dateutil" in finding["message"] and "'- python-dateutil >=2.8'" in finding["message"]
+    git(repo, "commit", "--allow-empty", "-qm", "feat: use dateutil")
+    release = cmfleet(repo, "release", "hello")
+    assert release.returncode == 1 and "recipe-requirements" in release.stdout + release.stderr
+    assert "hello/v1.1.0" not in git(repo, "tag")
+    build = run_build(repo, "hello", "--dev")
+    assert build.returncode == 1 and "missing python-dateutil" in build.stderr
+
+
+def test_the_line_check_asks_for_makes_check_pass(fresh_repo):
+    def edit(root: Path) -> None:
+        add_dependency(root, "python-dateutil>=2.8")
+        recipe = root / "modules/hello/conda_recipe/meta.yaml"
+        text = recipe.read_text()
+        recipe.write_text(
+            text.replace(
+                "    - foundry-compute-modules {{ foundry_compute_modules }}\n",
+                "    - foundry-compute-modules {{ foundry_compute_modules }}\n    - python-dateutil >=2.8\n",
+            )
+        )
+
+    repo = fresh_repo(edit=edit)
+    assert drift_findings(repo) == []
+
+
+def test_conda_names_map_pypi_names_and_the_root_overrides_them(fresh_repo):
+    def edit(root: Path) -> None:
+        add_dependency(root, "torch>=2")
+        recipe = root / "modules/hello/conda_recipe/meta.yaml"
+        text = recipe.read_text()
+        recipe.write_text(
+            text.replace(
+                "    - foundry-compute-modules {{ foundry_compute_modules }}\n",
+                "    - foundry-compute-modules {{ foundry_compute_modules }}\n    - pytorch >=2\n",
+            )
+        )
+
+    repo = fresh_repo(edit=edit)
+    assert drift_findings(repo) == []  # CONDA_NAMES: torch is pytorch on conda-forge
+    root = repo / "pyproject.toml"
+    root.write_text(root.read_text() + '\n[tool.cmfleet.conda-names]\ntorch = "torch-cpu"\n')
+    [finding] = drift_findings(repo)
+    assert "missing torch-cpu" in finding["message"] and "extra pytorch" in finding["message"]
