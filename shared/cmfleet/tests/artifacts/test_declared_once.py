@@ -51,35 +51,25 @@ def test_a_dependency_declared_only_in_pyproject_fails_check_release_and_build(f
     assert build.returncode == 1 and "missing python-dateutil" in build.stderr
 
 
-def test_the_line_check_asks_for_makes_check_pass(fresh_repo):
-    def edit(root: Path) -> None:
-        add_dependency(root, "python-dateutil>=2.8")
-        recipe = root / "modules/hello/conda_recipe/meta.yaml"
-        text = recipe.read_text()
-        recipe.write_text(
-            text.replace(
-                "    - foundry-compute-modules {{ foundry_compute_modules }}\n",
-                "    - foundry-compute-modules {{ foundry_compute_modules }}\n    - python-dateutil >=2.8\n",
-            )
-        )
+def declare_and_list(requirement: str, recipe_line: str):
+    """An edit declaring ``requirement`` in hello's pyproject and listing ``recipe_line`` in its recipe."""
 
-    repo = fresh_repo(edit=edit)
+    def edit(root: Path) -> None:
+        add_dependency(root, requirement)
+        recipe = root / "modules/hello/conda_recipe/meta.yaml"
+        sdk = "    - foundry-compute-modules {{ foundry_compute_modules }}\n"
+        recipe.write_text(recipe.read_text().replace(sdk, f"{sdk}    - {recipe_line}\n"))
+
+    return edit
+
+
+def test_the_line_check_asks_for_makes_check_pass(fresh_repo):
+    repo = fresh_repo(edit=declare_and_list("python-dateutil>=2.8", "python-dateutil >=2.8"))
     assert drift_findings(repo) == []
 
 
 def test_conda_names_map_pypi_names_and_the_root_overrides_them(fresh_repo):
-    def edit(root: Path) -> None:
-        add_dependency(root, "torch>=2")
-        recipe = root / "modules/hello/conda_recipe/meta.yaml"
-        text = recipe.read_text()
-        recipe.write_text(
-            text.replace(
-                "    - foundry-compute-modules {{ foundry_compute_modules }}\n",
-                "    - foundry-compute-modules {{ foundry_compute_modules }}\n    - pytorch >=2\n",
-            )
-        )
-
-    repo = fresh_repo(edit=edit)
+    repo = fresh_repo(edit=declare_and_list("torch>=2", "pytorch >=2"))
     assert drift_findings(repo) == []  # CONDA_NAMES: torch is pytorch on conda-forge
     root = repo / "pyproject.toml"
     root.write_text(root.read_text() + '\n[tool.cmfleet.conda-names]\ntorch = "torch-cpu"\n')
