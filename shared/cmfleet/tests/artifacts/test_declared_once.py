@@ -26,7 +26,7 @@ def add_dependency(repo: Path, requirement: str) -> None:
             '  "foundry-compute-modules>=0.34",\n', f'  "foundry-compute-modules>=0.34",\n  "{requirement}",\n'
         )
     )
-    (repo / "modules" / "hello" / "requirements.lock").unlink()  # the lock's own rule is not under test here
+    (repo / "modules" / "hello" / "requirements.lock").unlink(missing_ok=True)  # the lock rule is not under test
 
 
 def drift_findings(repo: Path) -> list[dict]:
@@ -49,6 +49,25 @@ def test_a_dependency_declared_only_in_pyproject_fails_check_release_and_build(f
     assert "hello/v1.1.0" not in git(repo, "tag")
     build = run_build(repo, "hello", "--dev")
     assert build.returncode == 1 and "missing python-dateutil" in build.stderr
+
+
+def test_sync_recipes_writes_the_run_list_from_pyproject(fresh_repo):
+    def edit(root: Path) -> None:
+        add_dependency(root, "python-dateutil>=2.8")
+        add_dependency(root, "textkit")
+
+    repo = fresh_repo(edit=edit)
+    recipe = repo / "modules/hello/conda_recipe/meta.yaml"
+    before = recipe.read_text()
+    stale = cmfleet(repo, "sync-recipes", "--check")
+    assert stale.returncode == 1 and "hello: modules/hello/conda_recipe/meta.yaml differs" in stale.stdout
+    assert recipe.read_text() == before  # --check writes nothing
+    assert cmfleet(repo, "sync-recipes", "hello").returncode == 0
+    sdk = "    - foundry-compute-modules {{ foundry_compute_modules }}\n"
+    added = "    - textkit {{ textkit }}\n    - python-dateutil >=2.8\n"  # pyproject's order (each added first)
+    assert recipe.read_text() == before.replace(sdk, sdk + added)  # only the run list changed
+    assert drift_findings(repo) == []
+    assert cmfleet(repo, "sync-recipes", "--check").returncode == 0
 
 
 def declare_and_list(requirement: str, recipe_line: str):

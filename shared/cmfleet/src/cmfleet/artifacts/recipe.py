@@ -49,13 +49,15 @@ CONDA_NAMES = {
     "opencv-python": "opencv",
     "opencv-python-headless": "opencv",
     "msgpack": "msgpack-python",
+    "prometheus-client": "prometheus_client",
 }
 
 
 def conda_names(repo: Repository) -> dict[str, str]:
-    """The PyPI -> conda-forge name mapping (normalised): :data:`CONDA_NAMES` and the root's overrides."""
+    """The PyPI -> conda-forge name mapping (keys normalised, conda names as conda spells them):
+    :data:`CONDA_NAMES` and the root's overrides."""
     overrides = repo.config.get("conda-names", {})
-    return {normalize(k): normalize(v) for k, v in {**CONDA_NAMES, **overrides}.items()}
+    return {normalize(k): str(v) for k, v in {**CONDA_NAMES, **overrides}.items()}
 
 
 def image_python(repo: Repository) -> str:
@@ -69,29 +71,40 @@ def image_python(repo: Repository) -> str:
     return ".".join(text.split(".")[:2])
 
 
-def run_requirement_drift(repo: Repository, unit: Unit, rendered: RenderedRecipe, python: str) -> str | None:
-    """How the recipe's ``requirements.run`` differs from the unit's declared dependencies (pyproject.toml, the one
-    source: markers evaluated for the image's ``python``, names mapped to conda's), with the lines to add or drop;
-    None when they agree."""
+def declared_run_entries(repo: Repository, unit: Unit, python: str) -> dict[str, str]:
+    """The run requirements pyproject declares for the image's ``python`` (markers evaluated, extras dropped), as
+    recipe entries keyed by normalised conda name: conda-forge's name (:func:`conda_names`), pinned by its
+    ``conda_build_config.yaml`` variable when there is one (the SDK, each shared library), else by pyproject's
+    specifier. ``python {{ python }}`` is not among them."""
     from packaging.requirements import Requirement
 
+    from cmfleet.recipes import load_build_config
+
     names = conda_names(repo)
-    run = {normalize(r.split()[0]) for r in rendered.run_requirements()} - {"python"}
-    declared: dict[str, str] = {}
+    pins = {normalize(k): k for k in load_build_config(repo.root)}
+    entries: dict[str, str] = {}
     for text in target_requirements(unit.dependencies, python):
         req = Requirement(text)
         name = normalize(req.name)
-        lib = repo.by_distribution.get(name)
-        conda = names.get(name, name)
-        pin = f"{{{{ {lib.name} }}}}" if lib is not None else str(req.specifier)
-        declared[conda] = f"- {conda} {pin}".rstrip()
+        conda = names.get(name, req.name)  # conda keeps the spelling (ruamel.yaml, not ruamel-yaml)
+        variable = pins.get(name)
+        pin = f"{{{{ {variable} }}}}" if variable is not None else str(req.specifier)
+        entries[normalize(conda)] = f"{conda} {pin}".rstrip()
+    return entries
+
+
+def run_requirement_drift(repo: Repository, unit: Unit, rendered: RenderedRecipe, python: str) -> str | None:
+    """How the recipe's ``requirements.run`` differs from the unit's declared dependencies (pyproject.toml, the one
+    source), with the entries to add; None when they agree."""
+    declared = declared_run_entries(repo, unit, python)
+    run = {normalize(r.split()[0]) for r in rendered.run_requirements()} - {"python"}
     missing = sorted(set(declared) - run)
     extra = sorted(run - set(declared))
     if not missing and not extra:
         return None
     parts = []
     if missing:
-        lines = ", ".join(repr(declared[n]) for n in missing)
+        lines = ", ".join(repr(f"- {declared[n]}") for n in missing)
         parts.append(f"missing {', '.join(missing)} (declared in {unit.rel}/pyproject.toml; add {lines})")
     if extra:
         parts.append(f"extra {', '.join(extra)} (not declared in {unit.rel}/pyproject.toml; drop it or declare it)")

@@ -16,8 +16,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from cmfleet.discovery import Repository, Unit, normalize
-from cmfleet.recipes import load_build_config
+from cmfleet.discovery import Repository, Unit
 
 _ITEM = re.compile(r"^(\s+)-\s")
 _COMMENT = re.compile(r"^\s+#")
@@ -29,21 +28,9 @@ class RecipeSyncError(Exception):
 
 def derived_run_lines(repo: Repository, unit: Unit) -> list[str]:
     """The run requirements of ``unit``'s recipe as pyproject declares them (without the leading ``- ``)."""
-    from packaging.requirements import Requirement
+    from cmfleet.artifacts.recipe import declared_run_entries, image_python
 
-    from cmfleet.artifacts.recipe import conda_names, image_python, target_requirements
-
-    names = conda_names(repo)
-    pins = {normalize(k): k for k in load_build_config(repo.root)}
-    lines = ["python {{ python }}"]
-    for text in target_requirements(unit.dependencies, image_python(repo)):
-        req = Requirement(text)
-        name = normalize(req.name)
-        conda = names.get(name, name)
-        variable = pins.get(name)
-        pin = f"{{{{ {variable} }}}}" if variable is not None else str(req.specifier)
-        lines.append(f"{conda} {pin}".rstrip())
-    return lines
+    return ["python {{ python }}", *declared_run_entries(repo, unit, image_python(repo)).values()]
 
 
 def synced_text(path: Path, lines: list[str]) -> str:

@@ -163,5 +163,5 @@ def recipe_requirements(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
             unit.recipe,
             _run_line(unit.recipe),
             drift,
-            f"make requirements: run: in {rel} list exactly the dependencies of {unit.rel}/pyproject.toml",
+            f"run `cmfleet sync-recipes {unit.name}` (writes {rel}'s run list from {unit.rel}/pyproject.toml)",
         )
