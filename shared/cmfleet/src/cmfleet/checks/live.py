@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cmfleet.checks.base import CheckContext, Finding
 from cmfleet.checks.probe import ProbeResult, run_probe
-from cmfleet.discovery import Unit
+from cmfleet.discovery import Unit, normalize
 
 SDK_APP_PLUGIN = "cmfleet.builtin.sdk_app"
 _CACHE_KEY = "probe"
@@ -25,6 +25,43 @@ _LOST_FUNCTIONS = (
 )
 
 
+def missing_requirements(ctx: CheckContext, unit: Unit) -> list[str]:
+    """Third-party requirements of ``unit`` and its shared libraries that this environment has not installed."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+
+    local = {u.distribution for u in ctx.repo.units.values()}
+    missing = []
+    for owner in [unit, *ctx.repo.closure(unit)]:
+        for text in owner.dependencies:
+            req = Requirement(text)
+            if normalize(req.name) in local or (req.marker is not None and not req.marker.evaluate()):
+                continue
+            try:
+                distribution(req.name)
+            except PackageNotFoundError:
+                missing.append(req.name)
+    return missing
+
+
+def probe_python(ctx: CheckContext, unit: Unit) -> str | None:
+    """The Python that imports ``unit``'s app.py: this one when it has everything the module declares, else the
+    module's own venv, made or reused as ``cmfleet dev`` does (so the release gate, run from the dev environment,
+    checks a module with a third-party dependency it lacks). ``None``: this interpreter."""
+    if not missing_requirements(ctx, unit):
+        return None
+    try:
+        from cmfleet.runtime.environments import EnvBuildError, ensure_module_environment
+    except ImportError:  # without the runtime extra the probe runs here and names the missing import
+        return None
+    try:
+        python, _ = ensure_module_environment(ctx.repo.root, unit.name, on_note=lambda _note: None)
+    except EnvBuildError:
+        return None  # the probe then fails here naming the import; cmfleet dev shows the env's own error
+    return str(python)
+
+
 def probe_for(unit: Unit, ctx: CheckContext) -> ProbeResult | None:
     """The probe result of a module (``None`` without app.py); every checked module is probed once, in parallel."""
     if not unit.is_module or not unit.app.exists():
@@ -36,7 +73,8 @@ def probe_for(unit: Unit, ctx: CheckContext) -> ProbeResult | None:
             todo.append(unit)
         workers = max(1, min(len(todo), os.cpu_count() or 1, 4))
         with ThreadPoolExecutor(workers) as pool:
-            for u, result in zip(todo, pool.map(lambda u: run_probe(u.path), todo), strict=True):
+            probe = lambda u: run_probe(u.path, python=probe_python(ctx, u))  # noqa: E731
+            for u, result in zip(todo, pool.map(probe, todo), strict=True):
                 cache[u.name] = result
     return cache[unit.name]
 

@@ -119,11 +119,11 @@ def probe(module_dir: Path) -> ProbeResult:
     return ProbeResult(True, [_describe(e) for e in registry.endpoints.values()])
 
 
-def run_probe(module_dir: Path, timeout: float = PROBE_TIMEOUT_S) -> ProbeResult:
-    """Run the probe for ``module_dir`` in a child process with this interpreter."""
+def run_probe(module_dir: Path, timeout: float = PROBE_TIMEOUT_S, python: str | None = None) -> ProbeResult:
+    """Run the probe for ``module_dir`` in a child process with ``python`` (default: this interpreter)."""
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "cmfleet.checks.probe", str(module_dir)],
+            [python or sys.executable, "-m", "cmfleet.checks.probe", str(module_dir)],
             capture_output=True,
             text=True,
             timeout=timeout,
