@@ -1,7 +1,8 @@
 """The README's "Your first module" walkthrough, run end to end on a scratch copy of the repository.
 
 The commands are read out of README.md (every ```bash block of that section, in order), so the README and this
-test cannot drift. They run as written, in bash, in a fresh git repository holding a copy of this checkout's files:
+test cannot drift. They run as written, in bash, in a fresh git repository holding a copy of this checkout's tracked
+files:
 real cmfleet, uv, tox, git, curl; PyPI is reached for the module's environments, lock and wheels.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_new import copy_repository
 
 REPO = Path(__file__).resolve().parents[3]
 HEADING = "## Your first module"
@@ -28,23 +29,6 @@ def walkthrough_commands(readme: str) -> list[str]:
     end = readme.find("\n## ", start + 1)
     section = readme[start : end if end != -1 else None]
     return re.findall(r"^```bash\n(.*?)^```$", section, flags=re.S | re.M)
-
-
-def scratch_copy(dest: Path) -> Path:
-    """This checkout's files (tracked, and untracked but not ignored) in a new git repository with one commit."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    for rel in filter(None, listed.split("\0")):
-        source = REPO / rel
-        if source.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / rel)
-    return dest
 
 
 def walkthrough_env() -> dict[str, str]:
@@ -67,7 +51,7 @@ def test_the_walkthrough_has_every_step():
 
 @pytest.mark.slow
 def test_readme_first_module_walkthrough_runs_as_written(tmp_path):
-    repo = scratch_copy(tmp_path / "repo")
+    repo = copy_repository(REPO, tmp_path / "repo")
     env = walkthrough_env()
     for argv in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "chore: start"]):
         subprocess.run(argv, cwd=repo, env=env, check=True, capture_output=True)
