@@ -94,3 +94,18 @@ def test_conda_names_map_pypi_names_and_the_root_overrides_them(fresh_repo):
     root.write_text(root.read_text() + '\n[tool.cmfleet.conda-names]\ntorch = "torch-cpu"\n')
     [finding] = drift_findings(repo)
     assert "missing torch-cpu" in finding["message"] and "extra pytorch" in finding["message"]
+
+
+def test_an_undeclared_third_party_import_is_named_at_its_line(fresh_repo):
+    def edit(root: Path) -> None:
+        (root / "modules/hello/render.py").write_text('"""A helper."""\n\nimport jinja2\n')
+
+    repo = fresh_repo(edit=edit)
+    proc = cmfleet(repo, "check", "hello", "--json")
+    [finding] = [f for f in json.loads(proc.stdout) if f["rule"] == "third-party-declared"]
+    assert proc.returncode == 1 and finding["location"] == "modules/hello/render.py:3"
+    assert "jinja2" in finding["message"].lower() and "does not declare" in finding["message"]
+
+    add_dependency(repo, "jinja2>=3")
+    proc = cmfleet(repo, "check", "hello", "--json")
+    assert [f for f in json.loads(proc.stdout) if f["rule"] == "third-party-declared"] == []

@@ -30,6 +30,7 @@ def cmfleet_register_checks(register):
     register("shared-layout", packaging.shared_layout, applies_to="shared")
     register("requirements-lock", lockfile.lock_current, applies_to="module")
     register("artifact-imports", artifact.imports_in_artifact, applies_to="module")
+    register("third-party-declared", artifact.third_party_declared, applies_to="module")
 
 
 @click.command("check")
