@@ -279,29 +279,49 @@ def _statements(tree: ast.Module) -> Iterator[ast.AST]:
             queue.extend(getattr(node, name, None) or ())
 
 
-def static_functions(tree: ast.Module, calls: bool = True) -> Iterator[StaticFunction]:
-    """Functions registered with ``@function`` or ``add_function(s)(name)`` in a parsed ``app.py``;
-    ``calls=False`` looks for decorated functions only (a faster walk)."""
-    seen: set[str] = set()
+@dataclass(frozen=True)
+class Registration:
+    """One place ``app.py`` registers an endpoint: a ``@function`` def or an ``add_function(s)`` argument."""
+
+    name: str
+    line: int  # the def line, or the add_function call line
+    streaming: bool
+    how: str  # "@function", "add_function" or "add_functions"
+    node: ast.FunctionDef | ast.AsyncFunctionDef | None = field(default=None, compare=False)  # the def, if in app.py
+
+
+def registrations(tree: ast.Module, calls: bool = True) -> Iterator[Registration]:
+    """Every endpoint registration of a parsed ``app.py``, duplicates included, in ``ast.walk`` order: the one
+    static reading of ``app.py`` (discovery and the check rules both use it). ``calls=False`` looks for decorated
+    functions only (a faster walk)."""
+    defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     for node in ast.walk(tree) if calls else _statements(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for dec in node.decorator_list:
                 is_fn, streaming = _decorator_function_call(dec)
                 if is_fn:
-                    seen.add(node.name)
-                    yield StaticFunction(node.name, node.lineno, streaming)
+                    yield Registration(node.name, node.lineno, streaming, "@function", node)
         elif isinstance(node, ast.Call):
             func = node.func
             fname = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
             if fname in ("add_function", "add_functions"):
                 streaming = any(
-                    kw.arg == "streaming" and isinstance(kw.value, ast.Constant) and kw.value.value
+                    kw.arg == "streaming" and isinstance(kw.value, ast.Constant) and bool(kw.value.value)
                     for kw in node.keywords
                 )
                 for arg in node.args:
-                    if isinstance(arg, ast.Name) and arg.id not in seen:
-                        seen.add(arg.id)
-                        yield StaticFunction(arg.id, node.lineno, bool(streaming), how=fname)
+                    if isinstance(arg, ast.Name):
+                        yield Registration(arg.id, node.lineno, streaming, fname, defs.get(arg.id))
+
+
+def static_functions(tree: ast.Module, calls: bool = True) -> Iterator[StaticFunction]:
+    """Functions registered with ``@function`` or ``add_function(s)(name)`` in a parsed ``app.py`` (a name
+    ``add_function`` repeats after it was seen once counts once); ``calls=False``: decorated functions only."""
+    seen: set[str] = set()
+    for reg in registrations(tree, calls):
+        if reg.how == "@function" or reg.name not in seen:
+            seen.add(reg.name)
+            yield StaticFunction(reg.name, reg.line, reg.streaming, reg.how)
 
 
 def read_toml(path: Path) -> dict:

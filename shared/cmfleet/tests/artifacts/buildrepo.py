@@ -97,3 +97,20 @@ def manifest(path: Path) -> dict:
 def leftovers(out: Path) -> list[str]:
     """Everything under the output folder (a failed build must leave nothing)."""
     return sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) if out.exists() else []
+
+
+CALL = """
+import importlib.util, json, sys
+import cmcore
+from cmcore import load_registry
+registry = load_registry(sys.argv[1])
+calls = json.loads(sys.argv[2])
+out = {name: registry.invoke(name, event).value for name, event in calls}
+print(json.dumps({"module": registry.module.name, "cmcore": cmcore.__file__, "version": cmcore.__version__,
+                  "toolkit": importlib.util.find_spec("cmfleet") is not None, "results": out}))
+"""
+
+
+def clean_env() -> dict[str, str]:
+    drop = ("PYTHONPATH", "VIRTUAL_ENV", "CMFLEET_ROOT", "PYTHONHOME")
+    return {k: v for k, v in os.environ.items() if k not in drop}

@@ -118,7 +118,7 @@ def test_undeclared_shared_library_fails_naming_the_import(fresh_repo):
 
 def test_recipe_run_requirements_must_equal_declared_dependencies(fresh_repo):
     def edit(root: Path) -> None:
-        # the check rules see every shared library listed; only the build compares the whole list
+        # the recipe-requirements check rule (run by the build first) compares the whole list
         recipe = root / "modules/wordcount/conda_recipe/meta.yaml"
         _replace(recipe, "    - textkit {{ textkit }}\n", "    - textkit {{ textkit }}\n    - numpy\n")
 
@@ -141,15 +141,17 @@ def test_pin_that_excludes_the_built_version_is_reported(fresh_repo):
     assert "excludes the textkit 1.2.0 being built" in proc.stdout
 
 
-def test_import_no_wheel_provides_fails_after_resolving(fresh_repo):
+def test_an_undeclared_import_fails_before_anything_is_built(fresh_repo):
     def edit(root: Path) -> None:
-        # pytest is installed in the dev env (so the live check rules pass) but no context wheel provides it
+        # pytest is installed in the dev env (so the live check rules pass) but hello does not declare it: the
+        # third-party-declared rule names it before any wheel is built or downloaded
         _replace(root / "modules/hello/greeting.py", '"""A helper', 'import pytest\n"""A helper')
 
     repo = fresh_repo(edit=edit)
     proc = run_build(repo, "hello")
     assert proc.returncode == 1
-    assert "modules/hello/greeting.py:1: imports 'pytest', which no wheel in the context provides" in proc.stderr
+    assert "modules/hello/greeting.py:1: [third-party-declared] imports 'pytest'" in proc.stderr
+    assert "hello: cannot build (fix these first)" in proc.stderr  # the static stage, before the first wheel
     assert leftovers(repo / "dist") == []
 
 

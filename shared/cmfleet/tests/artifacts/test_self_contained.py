@@ -8,31 +8,14 @@ real (pip, the wheels, the official SDK, cmcore, the runtime)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
-from buildrepo import RUNTIME_VERSION
+from buildrepo import CALL, RUNTIME_VERSION, clean_env
 
 from cmfleet.artifacts.installed import Installation
 from cmfleet.artifacts.installed import install as install_artifact
-
-CALL = """
-import importlib.util, json, sys
-import cmcore
-from cmcore import load_registry
-registry = load_registry(sys.argv[1])
-calls = json.loads(sys.argv[2])
-out = {name: registry.invoke(name, event).value for name, event in calls}
-print(json.dumps({"module": registry.module.name, "cmcore": cmcore.__file__, "version": cmcore.__version__,
-                  "toolkit": importlib.util.find_spec("cmfleet") is not None, "results": out}))
-"""
-
-
-def _clean_env() -> dict[str, str]:
-    drop = ("PYTHONPATH", "VIRTUAL_ENV", "CMFLEET_ROOT", "PYTHONHOME")
-    return {k: v for k, v in os.environ.items() if k not in drop}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +59,7 @@ def test_fresh_venv_installs_only_context_wheels_and_answers(installed, tmp_path
         cwd=tmp_path,  # not the monorepo: nothing may be read from it
         capture_output=True,
         text=True,
-        env=_clean_env(),
+        env=clean_env(),
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr

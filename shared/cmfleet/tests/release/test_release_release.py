@@ -199,7 +199,7 @@ def test_refuses_version_not_above_the_last(fleet):
 
 
 def test_refuses_unit_failing_check(fleet):
-    fleet.write("modules/hello/helper.py", "X = 1\n")
+    fleet.change("modules/hello/helper.py", "feat: helper", "X = 1\n")  # tracked: an untracked one refuses first
     fleet.change(
         "modules/hello/app.py",
         "feat: relative",

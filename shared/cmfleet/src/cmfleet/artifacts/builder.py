@@ -26,6 +26,7 @@ from cmfleet.artifacts.container import (
     readme,
     validate_dockerfile,
 )
+from cmfleet.artifacts.contents import LocalImport, built_wheel_files, missing_from_wheel
 from cmfleet.artifacts.lock import Lockfile, current_lock, declared_requirements, verify_downloads
 from cmfleet.artifacts.manifest import write_manifest
 from cmfleet.artifacts.preflight import ModulePlan, rel_path, static_problems, unprovided_imports
@@ -177,6 +178,12 @@ def _write_context(plan: ModulePlan, root: Path, version: str, base: str) -> str
     return ref
 
 
+def _missing_line(plan: ModulePlan, item: tuple[LocalImport, list[str]]) -> str:
+    imp, files = item
+    where = f"{rel_path(plan.repo.root, imp.ref.file)}:{imp.ref.line}"
+    return f"{where}: imports {imp.ref.module!r}, but the wheel lacks {', '.join(files)} (see [tool.hatch.build])"
+
+
 def _replace_dir(tmp: Path, final: Path) -> None:
     """Move the finished build into place; an older build of the same version is replaced whole."""
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -216,6 +223,11 @@ def build_module(plan: ModulePlan, out_dir: Path, progress: Progress = lambda _m
         check_offline_install(
             wheels, ["-r", str(wheels / REQUIREMENTS), f"{module.distribution}=={version}"], plan.python, tmp / "t"
         )
+        missing = missing_from_wheel(module, built_wheel_files(built[module.distribution].path))
+        if missing:
+            raise _fail(
+                module.name, "its wheel lacks module files app.py imports", [_missing_line(plan, m) for m in missing]
+            )
         provided = set().union(*(top_level_names(w.path) for w in all_wheels))
         problems = [p for unit in [module, *plan.libs] for p in unprovided_imports(plan.repo, unit, provided)]
         if problems:

@@ -219,8 +219,44 @@ def _write_locks(plans, upgrade: bool, upgrade_packages: list[str]) -> None:
         click.echo(f"{plan.module.name}: {path.relative_to(plan.repo.root).as_posix()} {state} ({pins} pins)")
 
 
+@click.command("sync-recipes")
+@click.argument("names", nargs=-1)
+@click.option("--check", "check_only", is_flag=True, help="Exit 1 naming the recipes that differ; write nothing.")
+def sync_recipes_command(names: tuple[str, ...], check_only: bool) -> None:
+    """Write the run requirements of units' conda recipes (default: every unit) from their pyproject.toml, the
+    one place dependencies are declared; the rest of each recipe stays as written.
+
+    Examples: cmfleet sync-recipes invoices; cmfleet sync-recipes --check
+    """
+    from cmfleet.artifacts.recipe_sync import RecipeSyncError, sync_recipe
+    from cmfleet.builtin.commands import fail, load_repository
+    from cmfleet.cli import EXIT_FAILED, EXIT_USAGE
+    from cmfleet.discovery import UnknownUnitError, rel_path
+    from cmfleet.recipes import RecipeError
+
+    repo = load_repository()
+    try:
+        units = [repo.get(n) for n in dict.fromkeys(names)] if names else list(repo.units.values())
+    except UnknownUnitError as exc:
+        fail(str(exc), EXIT_USAGE)
+    try:
+        changed = [u for u in units if sync_recipe(repo, u, write=False)]  # every recipe readable before any write
+        if not check_only:
+            for unit in changed:
+                sync_recipe(repo, unit)
+    except (RecipeSyncError, RecipeError) as exc:
+        fail(str(exc), EXIT_FAILED)
+    for unit in units:
+        state = ("differs" if check_only else "written") if unit in changed else "unchanged"
+        click.echo(f"{unit.name}: {rel_path(repo.root, unit.recipe)} {state}")
+    if check_only and changed:
+        click.echo(f"update with `cmfleet sync-recipes {' '.join(u.name for u in changed)}`", err=True)
+        sys.exit(EXIT_FAILED)
+
+
 @hookimpl
 def cmfleet_register_commands(cli):
-    """Register ``cmfleet build`` and ``cmfleet lock``."""
+    """Register ``cmfleet build``, ``cmfleet lock`` and ``cmfleet sync-recipes``."""
     cli.add_command(build_command)
     cli.add_command(lock_command)
+    cli.add_command(sync_recipes_command)

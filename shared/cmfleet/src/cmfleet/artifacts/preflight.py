@@ -36,11 +36,9 @@ class ModulePlan:
     @property
     def python(self) -> str:
         """The image's Python (``major.minor``): the ``python`` pin of ``conda_build_config.yaml``."""
-        from cmfleet.recipes import load_build_config, pin_values
+        from cmfleet.artifacts.recipe import image_python
 
-        pinned = pin_values(load_build_config(self.repo.root)).get("python")
-        text = str(pinned).strip().lstrip("=") if pinned else f"{sys.version_info.major}.{sys.version_info.minor}"
-        return ".".join(text.split(".")[:2])
+        return image_python(self.repo)
 
     @property
     def base_image_template(self) -> str:
@@ -70,6 +68,17 @@ def resolve_module(repo: Repository, name: str) -> ModulePlan:
     return ModulePlan(repo, module, libs)
 
 
+def untracked_files(plan: ModulePlan) -> list[str]:
+    """Untracked, non-ignored files inside the units whose wheels go into the image."""
+    from cmfleet.release.git import Git, GitError
+    from cmfleet.release.planner import untracked_in_units
+
+    try:
+        return untracked_in_units(plan.repo, Git(plan.repo.root), {u.name for u in plan.units})
+    except GitError:
+        return []  # not a git checkout: the version reading says so
+
+
 def plan_module(repo: Repository, name: str, *, dev: bool) -> ModulePlan:
     """Resolve ``name`` and the units it needs, and read their versions.
 
@@ -77,6 +86,13 @@ def plan_module(repo: Repository, name: str, *, dev: bool) -> ModulePlan:
     """
     plan = resolve_module(repo, name)
     plan.dev = dev
+    untracked = untracked_files(plan)
+    if untracked:
+        raise BuildError(
+            f"{name}: untracked files inside units of its image ({', '.join(untracked)}): the wheels would hold "
+            "files no commit has; `git add` and commit them, or ignore them in .gitignore",
+            EXIT_FAILED,
+        )
     plan.versions = {u.name: unit_version(repo, u) for u in plan.units}
     not_released = [v for v in plan.versions.values() if not v.is_release]
     if not_released and not dev:

@@ -39,6 +39,81 @@ def target_requirements(requirements: list[str], python: str) -> list[str]:
     return kept
 
 
+#: PyPI distributions whose conda-forge package has another name (beyond PEP 503 normalisation, which every
+#: comparison applies: ``prometheus-client`` and ``prometheus_client`` are one name). The recipe's run requirements
+#: use the conda name. Add or override entries in the root pyproject: ``[tool.cmfleet.conda-names]``,
+#: ``"pypi-name" = "conda-name"``.
+CONDA_NAMES = {
+    "torch": "pytorch",
+    "tables": "pytables",
+    "opencv-python": "opencv",
+    "opencv-python-headless": "opencv",
+    "msgpack": "msgpack-python",
+    "prometheus-client": "prometheus_client",
+}
+
+
+def conda_names(repo: Repository) -> dict[str, str]:
+    """The PyPI -> conda-forge name mapping (keys normalised, conda names as conda spells them):
+    :data:`CONDA_NAMES` and the root's overrides."""
+    overrides = repo.config.get("conda-names", {})
+    return {normalize(k): str(v) for k, v in {**CONDA_NAMES, **overrides}.items()}
+
+
+def image_python(repo: Repository) -> str:
+    """The image's Python (``major.minor``): the ``python`` pin of ``conda_build_config.yaml``, else this one's."""
+    import sys
+
+    from cmfleet.recipes import load_build_config, pin_values
+
+    pinned = pin_values(load_build_config(repo.root)).get("python")
+    text = str(pinned).strip().lstrip("=") if pinned else f"{sys.version_info.major}.{sys.version_info.minor}"
+    return ".".join(text.split(".")[:2])
+
+
+def declared_run_entries(repo: Repository, unit: Unit, python: str) -> dict[str, str]:
+    """The run requirements pyproject declares for the image's ``python`` (markers evaluated, extras dropped), as
+    recipe entries keyed by normalised conda name: conda-forge's name (:func:`conda_names`), pinned by its
+    ``conda_build_config.yaml`` variable when there is one (the SDK, each shared library), else by pyproject's
+    specifier. ``python {{ python }}`` is not among them."""
+    from packaging.requirements import Requirement
+
+    from cmfleet.recipes import load_build_config
+
+    names = conda_names(repo)
+    pins = {normalize(k): k for k in load_build_config(repo.root)}
+    entries: dict[str, str] = {}
+    for text in target_requirements(unit.dependencies, python):
+        req = Requirement(text)
+        name = normalize(req.name)
+        conda = names.get(name, req.name)  # conda keeps the spelling (ruamel.yaml, not ruamel-yaml)
+        variable = pins.get(name)
+        pin = f"{{{{ {variable} }}}}" if variable is not None else str(req.specifier)
+        entries[normalize(conda)] = f"{conda} {pin}".rstrip()
+    return entries
+
+
+def run_requirement_drift(repo: Repository, unit: Unit, rendered: RenderedRecipe, python: str) -> str | None:
+    """How the recipe's ``requirements.run`` differs from the unit's declared dependencies (pyproject.toml, the one
+    source), with the entries to add; None when they agree."""
+    declared = declared_run_entries(repo, unit, python)
+    run = {normalize(r.split()[0]) for r in rendered.run_requirements()} - {"python"}
+    missing = sorted(set(declared) - run)
+    extra = sorted(run - set(declared))
+    if not missing and not extra:
+        return None
+    parts = []
+    if missing:
+        lines = ", ".join(repr(f"- {declared[n]}") for n in missing)
+        parts.append(f"missing {', '.join(missing)} (declared in {unit.rel}/pyproject.toml; add {lines})")
+    if extra:
+        parts.append(f"extra {', '.join(extra)} (not declared in {unit.rel}/pyproject.toml; drop it or declare it)")
+    return (
+        f"requirements.run must equal the declared dependencies: {'; '.join(parts)}; names differing on "
+        "conda-forge go through [tool.cmfleet.conda-names]"
+    )
+
+
 def is_release_version(version: str) -> bool:
     """True for ``1.2.3`` (or ``1.2.3rc1``), false for dev and local versions."""
     from packaging.version import Version
@@ -66,7 +141,6 @@ def recipe_problems(
     repo: Repository, unit: Unit, rendered: RenderedRecipe, version: str, built: dict[str, str], python: str
 ) -> list[str]:
     """Every mismatch between the rendered recipe and the unit (``built`` maps in-repo units to versions)."""
-    from packaging.requirements import Requirement
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
     from packaging.version import Version
 
@@ -83,19 +157,9 @@ def recipe_problems(
         problems.append(f"{where}: package.name is {package.get('name')!r}, expected {unit.distribution!r}")
     run = {normalize(r.split()[0]): r for r in rendered.run_requirements()}
     run.pop("python", None)
-    declared = {normalize(Requirement(r).name): r for r in target_requirements(unit.dependencies, python)}
-    missing = sorted(set(declared) - set(run))
-    extra = sorted(set(run) - set(declared))
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing)} (declared in {unit.rel}/pyproject.toml)")
-        if extra:
-            parts.append(f"extra {', '.join(extra)} (not declared in {unit.rel}/pyproject.toml)")
-        problems.append(
-            f"{where}:{run_line}: requirements.run must equal the declared dependencies: {'; '.join(parts)}; "
-            "edit the recipe or pyproject.toml so they match"
-        )
+    drift = run_requirement_drift(repo, unit, rendered, python)
+    if drift:
+        problems.append(f"{where}:{run_line}: {drift}")
     if unit.is_module and normalize(SDK_DISTRIBUTION) not in run:
         problems.append(f"{where}:{run_line}: requirements.run must list {SDK_DISTRIBUTION} (the SDK runs app.py)")
     for lib, ref in repo.imported_shared(unit):

@@ -7,50 +7,19 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from cmfleet.checks.base import CheckContext
-from cmfleet.discovery import Unit, _decorator_function_call
+from cmfleet.discovery import Registration, Unit
+from cmfleet.discovery import registrations as app_registrations
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 
 
-@dataclass(frozen=True)
-class Registration:
-    """One place ``app.py`` registers an endpoint: a ``@function`` def or an ``add_function(s)`` argument."""
-
-    name: str
-    line: int  # the def line, or the add_function call line
-    streaming: bool
-    how: str  # "@function", "add_function" or "add_functions"
-    node: FunctionNode | None  # the def, when it is in app.py
-
-
 def registrations(unit: Unit, ctx: CheckContext) -> list[Registration]:
-    """Every endpoint registration in ``app.py``, duplicates included, in source order."""
+    """Every endpoint registration in ``app.py``, duplicates included, in source order (discovery's reading)."""
     if not unit.app.exists():
         return []
-    tree = ctx.ast_of(unit.app)
-    defs = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    found: list[Registration] = []
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            for dec in node.decorator_list:
-                is_fn, streaming = _decorator_function_call(dec)
-                if is_fn:
-                    found.append(Registration(node.name, node.lineno, streaming, "@function", node))
-        elif isinstance(node, ast.Call):
-            func = node.func
-            fname = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-            if fname in ("add_function", "add_functions"):
-                streaming = any(
-                    kw.arg == "streaming" and isinstance(kw.value, ast.Constant) and bool(kw.value.value)
-                    for kw in node.keywords
-                )
-                for arg in node.args:
-                    if isinstance(arg, ast.Name):
-                        found.append(Registration(arg.id, node.lineno, streaming, fname, defs.get(arg.id)))
-    return sorted(found, key=lambda r: r.line)
+    return sorted(app_registrations(ctx.ast_of(unit.app)), key=lambda r: r.line)
 
 
 def def_line_at(unit: Unit, ctx: CheckContext, line: int) -> int:

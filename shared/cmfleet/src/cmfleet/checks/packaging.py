@@ -146,3 +146,22 @@ def shared_layout(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
             f"add '{unit.name}:' with a list value such as '  - \">=0.0.0\"' to {BUILD_CONFIG.as_posix()} "
             "(recipes use it as {{ " + unit.name + " }})",
         )
+
+
+def recipe_requirements(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
+    """The recipe's run requirements equal what pyproject.toml declares (names through the conda-names mapping),
+    as `cmfleet build` demands: so `release` never tags what `build` refuses."""
+    from cmfleet.artifacts.recipe import image_python, run_requirement_drift
+
+    recipe = rendered(unit, ctx) if unit.recipe.exists() else None
+    if not isinstance(recipe, RenderedRecipe):
+        return  # a missing or broken recipe is the recipe rule's finding
+    drift = run_requirement_drift(ctx.repo, unit, recipe, image_python(ctx.repo))
+    if drift:
+        rel = unit.recipe.relative_to(ctx.repo.root).as_posix()
+        yield Finding(
+            unit.recipe,
+            _run_line(unit.recipe),
+            drift,
+            f"run `cmfleet sync-recipes {unit.name}` (writes {rel}'s run list from {unit.rel}/pyproject.toml)",
+        )

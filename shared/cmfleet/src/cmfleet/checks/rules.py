@@ -16,7 +16,7 @@ from cmfleet.hookspecs import hookimpl
 @hookimpl
 def cmfleet_register_checks(register):
     """The built-in rules."""
-    from cmfleet.checks import endpoints, graph, layout, live, lockfile, packaging
+    from cmfleet.checks import artifact, endpoints, graph, layout, live, lockfile, packaging
 
     register("unit-graph", graph.unit_graph, applies_to="any")
     register("app-location", layout.app_at_fixed_place, applies_to="module")
@@ -27,8 +27,11 @@ def cmfleet_register_checks(register):
     register("duplicate-functions", endpoints.duplicate_functions, applies_to="module")
     register("shared-deps-declared", packaging.shared_deps_declared, applies_to="any")
     register("recipe", packaging.recipe_valid, applies_to="any")
+    register("recipe-requirements", packaging.recipe_requirements, applies_to="any")
     register("shared-layout", packaging.shared_layout, applies_to="shared")
     register("requirements-lock", lockfile.lock_current, applies_to="module")
+    register("artifact-imports", artifact.imports_in_artifact, applies_to="module")
+    register("third-party-declared", artifact.third_party_declared, applies_to="module")
 
 
 @click.command("check")

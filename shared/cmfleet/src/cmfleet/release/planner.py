@@ -382,6 +382,14 @@ class ReleasePlan:
         }
 
 
+def untracked_in_units(repo: Repository, git: Git, units: set[str] | None = None) -> list[str]:
+    """Untracked, non-ignored files inside units (only ``units`` when given): hatchling would pack them into
+    artifacts although no commit holds them."""
+    from cmfleet.release.affected import owner
+
+    return [p for p in git.untracked_paths() if (name := owner(repo, p)) and (units is None or name in units)]
+
+
 def preflight(repo: Repository, git: Git) -> str:
     """Refuse states a release cannot start from; returns the branch name."""
     git.ensure_repo()
@@ -396,6 +404,12 @@ def preflight(repo: Repository, git: Git) -> str:
         shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
         raise ReleaseError(
             f"the working tree has uncommitted changes ({shown}); commit or stash them, then release again"
+        )
+    untracked = untracked_in_units(repo, git)
+    if untracked:
+        raise ReleaseError(
+            f"untracked files inside units ({', '.join(untracked)}): the release commit would lack them; "
+            "`git add` and commit them, or ignore them in .gitignore, then release again"
         )
     return branch
 

@@ -174,9 +174,12 @@ class Git:
     def uncommitted_changes(self) -> list[Change]:
         """Staged and unstaged changes against HEAD, plus untracked files not ignored."""
         changes = _parse_name_status(self.run("diff", "--name-status", "-z", "-M", "--no-ext-diff", "HEAD", "--"))
-        untracked = self.run("ls-files", "-z", "--others", "--exclude-standard")
-        changes += [Change("?", p) for p in untracked.split("\0") if p]
+        changes += [Change("?", p) for p in self.untracked_paths()]
         return changes
+
+    def untracked_paths(self) -> list[str]:
+        """Untracked files that no ignore rule covers (what ``git add -A`` would add)."""
+        return [p for p in self.run("ls-files", "-z", "--others", "--exclude-standard").split("\0") if p]
 
     def log(self, rev_range: str, paths: list[str] | None = None) -> list[LogEntry]:
         """Commits of ``rev_range`` (newest first), only those touching ``paths`` when given."""
