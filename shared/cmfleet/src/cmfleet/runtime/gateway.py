@@ -71,8 +71,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from cmfleet.runtime import http, strictjson
+from cmfleet.runtime.http import HttpConnection, HttpLimits, HttpServer
 from cmfleet.runtime.logs import matches
-from cmfleet.runtime.protocol import Headers
 from cmfleet.runtime.scheduler import FAILED, LOST, QUEUED, SUCCEEDED, TIMED_OUT, Job, QueueFull
 
 NDJSON = "application/x-ndjson"
@@ -219,7 +220,7 @@ class Gateway:
             return 404, {"error": message, "known": known}, {}
         payload = body.strip() or b"{}"
         try:
-            event = json.loads(payload)
+            event = strictjson.loads(payload, self.runtime.config.max_json_depth)
         except ValueError as exc:
             return 400, {"error": f"the request body is not valid JSON: {exc}"}, {}
         if schema is not None and schema.get("inputs") and not self._event_valid(module, function, schema, event):
@@ -432,61 +433,12 @@ class Gateway:
             console.mount(app, self.runtime)
         else:
             app.router.routes.append(Route("/", self.placeholder))
-        outer: Any = FastCalls(app, self)
+        outer: Any = app
         token = getattr(self.runtime.config, "access_token", None)
         if token:
             outer = TokenMiddleware(outer, token)
-        outer.router = app.router  # for those who add routes later (the console)
-        outer.cmfleet_gateway = self  # for GatewayProtocol (it answers the hot path before any ASGI app)
-        outer.cmfleet_token = token or None
+            outer.router = app.router  # for those who add routes later (the console)
         return outer
-
-
-class FastCalls:
-    """The hot path, ``POST /api/modules/{m}/functions/{f}`` (not streamed), answered in plain ASGI: the same
-    checks and answers as the routed handler, without Starlette's routing and request/response objects, which
-    cost more CPU per job than the whole scheduler. Everything else goes to the Starlette app."""
-
-    def __init__(self, app: Any, gateway: Gateway) -> None:
-        self.app, self.gateway = app, gateway
-        self.limit = gateway.runtime.config.max_body
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or scope["method"] != "POST" or not path.startswith("/api/modules/"):
-            await self.app(scope, receive, send)
-            return
-        parts = path[13:].split("/")
-        if len(parts) != 3 or parts[1] != "functions" or b"stream" in scope.get("query_string", b""):
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"accept" and NDJSON.encode() in value:
-                await self.app(scope, receive, send)
-                return
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _send_json(send, 413, {"error": f"the event is larger than the limit of {self.limit} bytes"})
-                return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.limit:
-                await _send_json(send, 413, {"error": f"the event is larger than the limit of {self.limit} bytes"})
-                return
-        job = self.gateway.submit(parts[0], parts[2], body)
-        if not isinstance(job, Job):
-            status, content, headers = job
-            await _send_json(send, status, content, headers)
-            return
-        await job.done
-        status, headers, payload = job_answer(job)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
 
 
 def job_answer(job: Job) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -513,7 +465,6 @@ _STATUS_LINES = {
     code: b"HTTP/1.1 %d %s\r\n" % (code, HTTPStatus(code).phrase.encode())
     for code in (200, 400, 404, 413, 422, 429, 500, 502, 504)
 }
-_CALL_PREFIX = b"POST /api/modules/"
 # job_answer's head for a succeeded, not streamed call, as _write lays it out, in one format
 _OK_HEAD = (
     b"HTTP/1.1 200 OK\r\nx-cmfleet-job-id: %s\r\nx-cmfleet-replica: %s\r\nx-cmfleet-cold-start: %s\r\n"
@@ -521,195 +472,85 @@ _OK_HEAD = (
 )
 
 
-class GatewayProtocol(asyncio.Protocol):
-    """uvicorn's HTTP protocol for the gateway port, with the hot path in front of it.
+def gateway_server(gateway: Gateway, limits: HttpLimits) -> HttpServer:
+    """The gateway port's server: calls on the fast path, everything else through the ASGI app."""
+    app = gateway.app()
+    token = getattr(gateway.runtime.config, "access_token", None)
+    server = HttpServer(limits, lambda: GatewayConnection(server, gateway, app, token))
+    return server
 
-    A connection starts here: a plain ``POST /api/modules/{m}/functions/{f}`` (Content-Length body, no query,
-    not streamed) is answered from the job's done-callback (no ASGI scope, task, or header validation per call:
-    that machinery cost more CPU per job than the scheduler and the replica protocol together). The first request
-    that is anything else hands the connection, with the bytes already read, to uvicorn's own protocol
-    (``inner``), which serves it and every later request through the ASGI app: the same answers either way.
-    """
 
-    inner: Any = None  # uvicorn's protocol class (httptools or h11)
+class GatewayConnection(HttpConnection):
+    """One gateway connection. A plain ``POST /api/modules/{m}/functions/{f}`` (no query, not streamed, the
+    bearer token when one is needed) is answered from the job's done-callback: no ASGI scope, task or routing per
+    call (that machinery cost more CPU per job than the scheduler and the replica protocol together). Any other
+    request goes to the ASGI app (routes, console, log stream): the same answers either way."""
 
-    @classmethod
-    def over(cls, http: str) -> type[GatewayProtocol]:
-        """The protocol class to give uvicorn's ``Config(http=...)``, handing over to uvicorn's ``http``."""
-        from uvicorn.config import HTTP_PROTOCOLS
-        from uvicorn.importer import import_from_string
-
-        return type("GatewayProtocol", (cls,), {"inner": import_from_string(HTTP_PROTOCOLS.get(http, http))})
-
-    def __init__(self, config: Any, server_state: Any, app_state: Any, _loop: Any = None) -> None:
-        self.config, self.server_state, self.app_state, self._loop = config, server_state, app_state, _loop
-        self.gateway: Gateway | None = getattr(config.app, "cmfleet_gateway", None)
-        token = getattr(config.app, "cmfleet_token", None)
+    def __init__(self, server: HttpServer, gateway: Gateway, app: Any, token: str | None) -> None:
+        super().__init__(server)
+        self.gateway, self.app = gateway, app
         self.token = token.encode() if token else None
-        self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
+        limit = gateway.runtime.config.max_body
+        self.body_limit = limit
+        self.body_limit_message = f"the event is larger than the limit of {limit} bytes"
         self.job: Job | None = None  # the call whose answer this connection waits for
-        self.head: tuple[str, str, int, int] | None = None  # a call whose body is still coming
-        self.keep_alive = True
-        self.closing = False
-        self.fields_raw: bytes | None = None  # the last call's header block, and what _fields read from it
-        self.fields: tuple[int, bool] | None = None
-        # An idle keep-alive connection closes after uvicorn's timeout_keep_alive, as uvicorn's own would; one
-        # timer per connection that re-arms itself, rather than a timer per request.
-        self.idle_timeout = float(getattr(config, "timeout_keep_alive", 5))
-        self.last_active = 0.0
-        self.idle_timer: asyncio.TimerHandle | None = None
-        self._loop_time = (_loop or asyncio.get_running_loop()).time
+        self.cycle: Any = None  # the request the ASGI app serves
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.server_state.connections.add(self)
-        if self.gateway is None:
-            self._hand_over()
+    def lost(self) -> None:
+        self.job = None  # the answer of a call still running is dropped
+        if self.cycle is not None:
+            self.cycle.disconnect()
+            self.cycle = None
+
+    def handle(self, request: http.Request) -> None:
+        call = self._call(request)
+        if call is None:
+            from cmfleet.runtime.asgi import AsgiCycle
+
+            self.cycle = AsgiCycle(self, request, self.app)
             return
-        loop = asyncio.get_running_loop()
-        self.last_active = loop.time()
-        self.idle_timer = loop.call_later(self.idle_timeout, self._idle_check)
+        module, function = call
+        self.read_body(request, lambda body: self._submit(module, function, body))
 
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self.server_state.connections.discard(self)
-        self.transport = None  # the answer of a call still running is dropped
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
-
-    def _idle_check(self) -> None:
-        self.idle_timer = None
-        if self.transport is None:
-            return
-        loop = asyncio.get_running_loop()
-        idle = loop.time() - self.last_active
-        if self.job is None and not self.buf and idle >= self.idle_timeout:
-            self.transport.close()
-            return
-        self.idle_timer = loop.call_later(max(self.idle_timeout - idle, 0.05), self._idle_check)
-
-    def eof_received(self) -> bool | None:
-        return None  # close once the peer is done
-
-    def shutdown(self) -> None:
-        """uvicorn stops: close now when idle, else after the answer being waited for."""
-        if self.job is None and self.transport is not None:
-            self.transport.close()
-        self.closing = True
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        self.last_active = self._loop_time()
-        if self.job is None:
-            self._next()
-
-    def _hand_over(self) -> None:
-        """Give the connection, and what it sent so far, to uvicorn's protocol for good."""
-        self.server_state.connections.discard(self)
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
-        transport = self.transport
-        if transport is None:
-            return
-        inner = self.inner(
-            config=self.config, server_state=self.server_state, app_state=self.app_state, _loop=self._loop
-        )
-        transport.set_protocol(inner)
-        inner.connection_made(transport)
-        if self.buf:
-            data, self.buf = bytes(self.buf), bytearray()
-            inner.data_received(data)
-
-    def _next(self) -> None:
-        """Answer complete requests in the buffer (one at a time: the next waits for the current call's answer)."""
-        buf = self.buf
-        while buf and self.job is None and self.transport is not None:
-            if not buf.startswith(_CALL_PREFIX) and (len(buf) >= len(_CALL_PREFIX) or _CALL_PREFIX[: len(buf)] != buf):
-                self._hand_over()
-                return
-            call = self.head
-            if call is None:
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(buf) > 65536:
-                        self._hand_over()
-                    return
-                call = self._parse(bytes(buf[:end]), end + 4)
-                if call is None:
-                    self._hand_over()
-                    return
-            module, function, start, length = call
-            if len(buf) < start + length:
-                self.head = call
-                return  # the body is still coming
-            self.head = None
-            body = bytes(buf[start : start + length])
-            del buf[: start + length]
-            assert self.gateway is not None
-            out = self.gateway.submit(module, function, body)
-            if not isinstance(out, Job):
-                status, content, extra = out
-                payload = json.dumps(content).encode()
-                headers = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
-                headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
-                self._write(status, headers, payload)
-            else:
-                self.job = out
-                out.when_done(self._answer)
-
-    def _parse(self, head: bytes, start: int) -> tuple[str, str, int, int] | None:
-        """(module, function, body offset, body length) of a call the hot path answers, else None (for uvicorn)."""
-        line, _, rest = head.partition(b"\r\n")
-        parts = line.split(b" ")
-        if len(parts) != 3 or parts[2] != b"HTTP/1.1" or b"%" in parts[1] or b"?" in parts[1]:
+    def _call(self, request: http.Request) -> tuple[str, str] | None:
+        """(module, function) of a call the fast path answers, else None."""
+        target = request.target
+        if request.method != b"POST" or b"%" in target or b"?" in target:
             return None
-        path = parts[1].split(b"/")  # b"", b"api", b"modules", module, b"functions", function
-        if len(path) != 6 or path[4] != b"functions" or not path[3] or not path[5]:
+        path = target.split(b"/")  # b"", b"api", b"modules", module, b"functions", function
+        if len(path) != 6 or path[1] != b"api" or path[2] != b"modules" or path[4] != b"functions":
             return None
-        if rest == self.fields_raw:  # a client repeats its header block: its reading is kept per connection
-            fields = self.fields
-        else:
-            fields = self.fields = self._fields(rest)
-            self.fields_raw = rest
-        if fields is None:
+        if not path[3] or not path[5]:
             return None
-        length, keep_alive = fields
-        if length > self.gateway.runtime.config.max_body:  # type: ignore[union-attr]
+        accept = request.header(b"accept")
+        if accept is not None and NDJSON.encode() in accept:
             return None
-        self.keep_alive = keep_alive
+        if self.token is not None:
+            auth = request.header(b"authorization") or b""
+            if auth[:7].lower() != b"bearer " or not secrets.compare_digest(auth[7:].strip(), self.token):
+                return None  # the ASGI app's TokenMiddleware answers (a cookie may do)
         try:
-            return path[3].decode("ascii"), path[5].decode("ascii"), start, length
+            return path[3].decode("ascii"), path[5].decode("ascii")
         except UnicodeDecodeError:
             return None
 
-    def _fields(self, rest: bytes) -> tuple[int, bool] | None:
-        """(body length, keep-alive) from a call's header block, or None when the hot path cannot answer it."""
-        headers = Headers(rest)
-        lower = headers.lower
-        if b"\r\ntransfer-encoding:" in lower or b"\r\nexpect:" in lower or b"\r\nupgrade:" in lower:
-            return None
-        accept = headers.get(b"accept")
-        if accept is not None and NDJSON.encode() in accept:
-            return None
-        length = headers.get(b"content-length", b"0")
-        if not length.isdigit():  # type: ignore[union-attr]
-            return None
-        if self.token is not None:
-            auth = headers.get(b"authorization") or b""
-            if auth[:7].lower() != b"bearer " or not secrets.compare_digest(auth[7:].strip(), self.token):
-                return None
-        connection = headers.get(b"connection")
-        return int(length), connection is None or connection.lower() != b"close"  # type: ignore[arg-type]
+    def _submit(self, module: str, function: str, body: bytes) -> None:
+        out = self.gateway.submit(module, function, body)
+        if isinstance(out, Job):
+            self.job = out
+            out.when_done(self._answer)
+            return
+        status, content, extra = out
+        payload = json.dumps(content).encode()
+        headers = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
+        headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
+        self._write(status, headers, payload)
 
     def _answer(self, job: Job) -> None:
         """The call ended (called by the scheduler): write its answer."""
         if self.job is not job:
             return
         self.job = None
-        if self.transport is None:
-            return
         if job.state == SUCCEEDED and not job.streamed:  # the usual answer, without job_answer's header list
             payload = job.result or b"null"
             duration = job.duration_ms if job.duration_ms is not None else 0
@@ -718,8 +559,6 @@ class GatewayProtocol(asyncio.Protocol):
             self._emit(_OK_HEAD % (job.id.encode(), replica, cold, f"{duration:g}".encode(), len(payload)), payload)
         else:
             self._write(*job_answer(job))
-        if self.buf and self.transport is not None:  # a request sent behind this one: read it outside this call
-            asyncio.get_running_loop().call_soon(self._next)
 
     def _write(self, status: int, headers: list[tuple[bytes, bytes]], payload: bytes) -> None:
         head = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())]
@@ -729,24 +568,10 @@ class GatewayProtocol(asyncio.Protocol):
 
     def _emit(self, head: bytes, payload: bytes) -> None:
         """Write an answer: its status line and headers (``head``, without the blank line), then ``payload``."""
-        transport = self.transport
-        if transport is None:
-            return
-        if not self.keep_alive:
+        request = self.current
+        if request is not None and not request.keep_alive:
             head += b"connection: close\r\n"
-        transport.write(b"%s\r\n%s" % (head, payload))
-        self.last_active = self._loop_time()  # idle from now on (a long call is not idle time)
-        if not self.keep_alive or self.closing:
-            transport.close()
-            self.transport = None
-
-
-async def _send_json(send: Any, status: int, content: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-    body = json.dumps(content).encode()
-    raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    raw += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+        self.respond(b"%s\r\n%s" % (head, payload))
 
 
 class TokenMiddleware:

@@ -329,6 +329,8 @@ class Scheduler:
         self.by_token: dict[str, Replica] = {}
         self.job_history = job_history
         self.poll_hold = poll_hold
+        #: Replaces secrets in a job's error (the SDK's message may quote one): set to the log hub's redact.
+        self.redact: Callable[[str], str] = _same
         self.late_answers = 0  # results or losses that arrived for an already finished job (ignored)
         self.counts: dict[str, int] = {s: 0 for s in TERMINAL}
         #: Called with the ModuleQueue when a job waits and no replica can take it (autoscaling, cold start).
@@ -606,7 +608,7 @@ class Scheduler:
             self.late_answers += 1
             return
         job.state = state
-        job.error = error
+        job.error = self.redact(error) if error else error
         job.finished_at = time.time()
         now = time.monotonic()
         job.duration_ms = round((now - job._mono) * 1000, 3)
@@ -675,3 +677,7 @@ class Scheduler:
             polls, mq.pollers = mq.pollers, []
             for poll in polls:
                 self._answer(poll, None)
+
+
+def _same(text: str) -> str:
+    return text

@@ -83,22 +83,6 @@ def manual_token(root: Path, module: str) -> tuple[Path, str]:
     return path, token
 
 
-class _QuietServer:
-    """uvicorn's Server without its signal handling (the CLI owns signals; tests run it in a thread)."""
-
-    def __new__(cls, config: Any) -> Any:
-        import contextlib
-
-        import uvicorn
-
-        class Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self):  # type: ignore[override]
-                yield
-
-        return Server(config)
-
-
 class Runtime:
     """Everything ``cmfleet dev`` runs, started and stopped together."""
 
@@ -113,7 +97,7 @@ class Runtime:
         self.runtime_port = 0
         self.run_dir: Path | None = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self._uvicorn: Any = None
+        self._gateway: Any = None
         self._protocol: Any = None
         self._stop_watch: asyncio.Event | None = None
         self.repo: Any = None
@@ -129,7 +113,7 @@ class Runtime:
     async def start(self) -> None:
         """Bind both ports, start the servers and every module's minimum replicas."""
         from cmfleet.discovery import DiscoveryError, Repository
-        from cmfleet.runtime.gateway import Gateway, GatewayProtocol
+        from cmfleet.runtime.gateway import Gateway, gateway_server
         from cmfleet.runtime.protocol import ProtocolServer
         from cmfleet.runtime.sources import SourcesError, load_sources, secret_values, write_module_sources
         from cmfleet.runtime.tls import ensure_tls
@@ -175,6 +159,7 @@ class Runtime:
             envs = EnvironmentManager(self.root, self.logs)
 
         self.scheduler = Scheduler(loop, job_history=self.config.job_history, poll_hold=self.config.poll_hold)
+        self.scheduler.redact = self.logs.redact  # a job's error may quote a secret
         self.manager = ReplicaManager(self.scheduler, self.logs, self.config, env, envs)
         for unit in units:
             self.manager.add_module(unit)
@@ -186,36 +171,14 @@ class Runtime:
             self.scheduler.add_replica(manual)
             self.logs.add_secrets([token])
 
-        self._protocol = ProtocolServer(self.scheduler, tls.server_context())
+        self._protocol = ProtocolServer(self.scheduler, tls.server_context(), self.config.http_limits())
         self._protocol.on_contact = lambda r: None
         self._protocol.on_connected = self.manager.connected
         self._protocol.on_disconnected = self.manager.disconnected
         await self._protocol.start(runtime_sock)
 
-        import uvicorn
-
-        http = "httptools" if _has("httptools") else "h11"
-        app = Gateway(self).app()
-        uv_config = uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http=GatewayProtocol.over(http),  # the hot path (calls) first, then uvicorn's own protocol
-            timeout_graceful_shutdown=1,
-            timeout_keep_alive=30,
-            # local and direct: no proxy headers to trust, and fewer response headers to build and validate per call
-            proxy_headers=False,
-            server_header=False,
-            date_header=False,
-        )
-        self._uvicorn = _QuietServer(uv_config)
-        self._tasks.append(loop.create_task(self._uvicorn.serve(sockets=[gateway_sock])))
-        while not self._uvicorn.started:
-            if self._tasks[-1].done():
-                self._tasks[-1].result()
-                raise StartError("the gateway did not start")
-            await asyncio.sleep(0.01)
+        self._gateway = gateway_server(Gateway(self), self.config.http_limits())
+        await self._gateway.start(gateway_sock)
         self.manager.start()
         if self.config.reload:
             self._stop_watch = asyncio.Event()
@@ -264,8 +227,8 @@ class Runtime:
             self.scheduler.cancel_all("lost: the runtime stopped")
         if self._protocol is not None:
             await self._protocol.stop()
-        if self._uvicorn is not None:
-            self._uvicorn.should_exit = True
+        if self._gateway is not None:
+            await self._gateway.stop()
         for task in self._tasks:
             try:
                 await asyncio.wait_for(task, 3.0)
@@ -277,12 +240,6 @@ class Runtime:
 
 def _src(lib: Any) -> Path:
     return lib.path / "src" if (lib.path / "src").is_dir() else lib.path
-
-
-def _has(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
 
 
 class BackgroundRuntime:
