@@ -67,6 +67,7 @@ from http import HTTPStatus
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -424,7 +425,8 @@ class Gateway:
             Route("/api/logs", self.logs),
             Route("/api/logs/stream", self.logs_stream),
         ]
-        app = Starlette(routes=routes)
+        app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+        app.router.redirect_slashes = False  # an unknown path is a JSON 404, not a redirect
         try:
             from cmfleet.runtime import console  # the web console, when installed
         except ImportError:
@@ -572,6 +574,21 @@ class GatewayConnection(HttpConnection):
         if request is not None and not request.keep_alive:
             head += b"connection: close\r\n"
         self.respond(b"%s\r\n%s" % (head, payload))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, method not allowed) as the gateway's JSON errors."""
+    status = getattr(exc, "status_code", 500)
+    if status == 404:
+        message = f"no gateway endpoint {request.url.path}; see GET /api/modules and the README's gateway API"
+    else:
+        message = f"{request.method} is not allowed on {request.url.path}"
+    return _error(status, message, **({} if status == 404 else {"allowed": _allowed(exc)}))
+
+
+def _allowed(exc: Exception) -> list[str]:
+    headers = getattr(exc, "headers", None) or {}
+    return [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
 
 
 class TokenMiddleware:

@@ -250,8 +250,13 @@ class HttpConnection(asyncio.Protocol):
             self._fail(HttpError(400, "protocol upgrades are not supported"))
 
     def _fail(self, failure: HttpError) -> None:
+        """Answer ``failure`` after the requests before it, then close; a request whose body broke is dropped."""
         self.failure = failure
-        self.reading = None
+        broken, self.reading = self.reading, None
+        if broken is not None and broken is self.current:
+            self.current = None  # its handler waits for a body that will not come: the refusal answers it
+        elif broken is not None and broken in self.queue:
+            self.queue.remove(broken)
         if self.current is None:
             self._next()
 
@@ -293,16 +298,18 @@ class HttpConnection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self.url += url
-        self._grow(len(url))
+        self.head_size += len(url)
+        if self.head_size > self.limits.max_header:
+            self._too_large()
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._grow(len(name) + len(value) + 4)
         self.head.append((name.lower(), value))
-
-    def _grow(self, size: int) -> None:
-        self.head_size += size
+        self.head_size += len(name) + len(value) + 4
         if self.head_size > self.limits.max_header:
-            self._refuse(431, f"the request head is larger than the limit of {self.limits.max_header} bytes")
+            self._too_large()
+
+    def _too_large(self) -> None:
+        self._refuse(431, f"the request head is larger than the limit of {self.limits.max_header} bytes")
 
     def _refuse(self, status: int, message: str) -> None:
         self.failure = HttpError(status, message)
@@ -417,18 +424,21 @@ class HttpConnection(asyncio.Protocol):
         self.finish(close)
 
     def finish(self, close: bool = False) -> None:
-        """The current request is answered: close if asked or not kept alive, else start the next one."""
+        """The current request is answered: close if asked or not kept alive, else go on with the next one."""
         request = self.current
         self.current = None
         self.last = self.loop.time()
         if self.closed:
             return
-        if close or request is None or not request.keep_alive or not request.complete:
-            self.close()  # a body not read to its end cannot be skipped safely
+        if close or request is None or not request.keep_alive:
+            self.close()
             return
-        if not self.queue and self.failure is None:
+        if not request.complete:  # answered before its end (a GET whose end is parsed next): the rest is dropped
+            request.parts = []
+            request.on_chunk, request.on_done = _drop, _drop
             return
-        self.loop.call_soon(self._next)  # outside the caller's frame (a scheduler callback, say)
+        if self.queue or self.failure is not None:
+            self.loop.call_soon(self._next)  # outside the caller's frame (a scheduler callback, say)
 
     def _next(self) -> None:
         if self.closed or self.current is not None:
@@ -444,6 +454,10 @@ class HttpConnection(asyncio.Protocol):
             self._send(error_response(failure.status, str(failure)))
             self.close()
             self.failure = failure  # nothing more is read
+
+
+def _drop(data: bytes) -> None:
+    pass
 
 
 def _message(exc: Exception) -> str:
