@@ -10,8 +10,8 @@ Root ``pyproject.toml``::
     queue-limit = 1000        # jobs waiting per module before 429
     max-body = 1048576        # largest accepted event, bytes (413 above)
     environments = "module"   # each module's replicas in their own venv (.cmfleet/envs/<module>/), or "shared"
-    manual-grace = 10         # seconds a hand-started replica (--print-env) may have no connection before the
-                              # runtime takes it as stopped (the jobs it held end as lost)
+    manual-grace = 10         # seconds a hand-started replica (--print-env) may have no connection, or send no
+                              # request, before the runtime takes it as stopped (the jobs it held end as lost)
     # the edge of both ports (the gateway and the HTTPS runtime API), see runtime/http.py
     header-timeout = 10       # seconds a request head may take from its first byte (408 and closed after)
     keep-alive = 30           # seconds an idle keep-alive connection (or a stalled body) stays open

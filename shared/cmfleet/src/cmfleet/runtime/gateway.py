@@ -11,7 +11,8 @@ Calls
     With ``Accept: application/x-ndjson`` or ``?stream=1``: ``application/x-ndjson``, one JSON item per line as the
     replica sends them; if the job then fails, the last line is ``{"error": message, "job_id": id, "state": state}``.
     Errors (JSON body ``{"error": message, ...}``):
-    400 malformed JSON; 404 unknown module or function (``{"error", "known": [names]}``);
+    400 malformed JSON (strict: ``NaN``/``Infinity`` and nesting deeper than ``max-json-depth`` are refused, the
+    message naming the bound); 404 unknown module or function (``{"error", "known": [names]}``);
     413 body over the limit; 422 event does not match the posted schema
     (``{"error", "fields": [{"path": "$.x", "message": ...}]}``); 429 queue full (``Retry-After``);
     500 the function failed (SDK ``{"exception"}``/``{"error"}`` result: ``{"error", "job_id"}``);
@@ -25,6 +26,10 @@ Calls
 ``GET /api/jobs/{id}/result[?wait=S]`` → 200 result body when succeeded; 202 ``{"job_id", "state"}`` while queued or
     running (``wait`` blocks up to S seconds for the end); 500/502/504 as above once it failed.
 ``GET /api/jobs?limit=N&module=M`` → job records, newest first (default limit 50).
+
+Every port (``http.py``): 400 malformed HTTP framing, 408 a head not in within ``header-timeout``, 431 a head over
+``max-header``, 501 a Transfer-Encoding other than chunked, 503 past ``max-connections``, 505 not HTTP/1.x; each
+closes the connection. Unknown paths are a JSON 404, a method a path does not take a JSON 405.
 
 Listings
 --------
@@ -111,6 +116,12 @@ def _job_headers(job: Job) -> dict[str, str]:
         "X-Cmfleet-Cold-Start": "true" if job.cold_start else "false",
         "X-Cmfleet-Duration-Ms": f"{job.duration_ms if job.duration_ms is not None else 0:g}",
     }
+
+
+def _shown(replicas: list[Any]) -> list[Any]:
+    """The replicas to list and count: a hand-started one's slot only while it is connected and ready (otherwise
+    it is a placeholder for a replica that may be started by hand, not a stopped replica)."""
+    return [r for r in replicas if not (r.external and r.state != "ready")]
 
 
 def job_response(job: Job) -> Response:
@@ -332,7 +343,7 @@ class Gateway:
     async def modules(self, request: Request) -> Response:
         out = []
         for name, mod in self.runtime.manager.modules.items():
-            replicas = [r for r in mod.queue.replicas if not (r.external and r.state != "ready")]
+            replicas = _shown(mod.queue.replicas)
             out.append(
                 {
                     "name": name,
@@ -359,7 +370,7 @@ class Gateway:
     async def health(self, request: Request) -> Response:
         states: dict[str, int] = {}
         for mod in self.runtime.manager.modules.values():
-            for r in mod.queue.replicas:
+            for r in _shown(mod.queue.replicas):
                 states[r.state] = states.get(r.state, 0) + 1
         return JSONResponse(
             {

@@ -187,7 +187,8 @@ class HttpConnection(asyncio.Protocol):
         self.failure: HttpError | None = None  # a refusal, answered once the requests before it are
         self.url = bytearray()
         self.head: list[tuple[bytes, bytes]] = []
-        self.head_size = 0
+        self.head_size = 0  # bytes of a head still incomplete after earlier reads
+        self.fed = 0  # bytes of the read being parsed
         self.in_head = True  # a request head is due (the first one: from the connection's start)
         self.head_since = 0.0  # when it began
         self.last = 0.0  # when bytes last came in or an answer last went out
@@ -240,8 +241,16 @@ class HttpConnection(asyncio.Protocol):
         if self.failure is not None:
             return  # refused: nothing after it is read
         self.last = self.loop.time()
+        self.fed = len(data)
         try:
             self.parser.feed_data(data)
+            if self.in_head:  # a head still coming: what it has sent so far counts against max_header
+                self.head_size += self.fed
+                if self.head_size > self.limits.max_header:
+                    self._too_large()
+        except HttpError as exc:
+            self.failure = None
+            self._fail(exc)
         except httptools.HttpParserError as exc:
             failure = self.failure or HttpError(400, f"malformed request: {_message(exc)}")
             self.failure = None
@@ -292,21 +301,14 @@ class HttpConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.url.clear()
         self.head = []
-        self.head_size = 0
         if not self.in_head:
-            self.in_head, self.head_since = True, self.loop.time()
+            self.in_head, self.head_since, self.head_size = True, self.last, 0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
-        self.head_size += len(url)
-        if self.head_size > self.limits.max_header:
-            self._too_large()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.head.append((name.lower(), value))
-        self.head_size += len(name) + len(value) + 4
-        if self.head_size > self.limits.max_header:
-            self._too_large()
 
     def _too_large(self) -> None:
         self._refuse(431, f"the request head is larger than the limit of {self.limits.max_header} bytes")
@@ -321,6 +323,10 @@ class HttpConnection(asyncio.Protocol):
             self._refuse(505, "only HTTP/1.1 and HTTP/1.0 are served")
         if parser.should_upgrade():
             self._refuse(400, "protocol upgrades are not supported")
+        if self.fed + self.head_size > self.limits.max_header:  # this head may be over the limit: measure it
+            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.head)
+            if size > self.limits.max_header:
+                self._too_large()
         request = Request(parser.get_method(), bytes(self.url), self.head, parser.should_keep_alive())
         self.head_size = 0
         self.in_head = False

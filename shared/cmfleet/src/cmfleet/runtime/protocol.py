@@ -118,6 +118,7 @@ class _Connection(HttpConnection):
 
     def lost(self) -> None:
         if self.bound is not None:
+            self.bound.last_seen = self.loop.time()  # its grace runs from the connection's end
             self.api.unbind(self.bound)
             self.bound = None
         if self.uploading is not None:
@@ -138,6 +139,7 @@ class _Connection(HttpConnection):
                 self.respond(refusal, close=True)
             return
         assert replica is not None
+        replica.last_seen = self.last
         if path == JOB_PATH and method == b"GET":
             if replica is not self.bound:
                 self._bind(replica)
@@ -178,6 +180,8 @@ class _Connection(HttpConnection):
     def _deliver(self, job: Job | None) -> None:
         """The parked poll's answer (called by the scheduler: a job for this replica, or None after the hold)."""
         self.parked = None
+        if self.bound is not None:
+            self.bound.last_seen = self.loop.time()  # a live SDK polls again at once
         if self.closed:
             if job is not None:  # handed out as the connection went: not delivered
                 self.loop.call_soon(self.scheduler.requeue, job)

@@ -271,6 +271,7 @@ class Replica:
     idle_since: float = field(default_factory=time.monotonic)
     stopping: bool = False
     connections: int = 0  # its open connections to the runtime port (counted per connection, see protocol.py)
+    last_seen: float = 0.0  # loop time of its last request start or poll answer (protocol.py; hand-started ones)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -396,6 +397,10 @@ class Scheduler:
         if replica.state == STARTING:
             replica.state = READY
         return lost
+
+    def has_parked_poll(self, replica: Replica) -> bool:
+        """Whether ``replica`` has a GET job waiting here (it is polling)."""
+        return any(p.replica is replica for p in self.modules[replica.module].pollers)
 
     def _release_polls(self, replica: Replica) -> None:
         mq = self.modules[replica.module]

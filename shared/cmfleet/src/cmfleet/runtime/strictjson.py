@@ -19,6 +19,9 @@ def _constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity; send null or a string)")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_constant)  # one decoder: json.loads(..., parse_constant=) makes one a call
+
+
 def depth(data: bytes) -> int:
     """The deepest nesting of arrays and objects in ``data`` (JSON text; strings are skipped)."""
     deepest = level = 0
@@ -33,14 +36,14 @@ def depth(data: bytes) -> int:
 
 
 def loads(data: bytes, max_depth: int) -> Any:
-    """``data`` as a JSON value, or a ValueError naming the problem (malformed, NaN/Infinity, nested deeper than
-    ``max_depth`` levels)."""
+    """``data`` (UTF-8) as a JSON value, or a ValueError naming the problem (malformed, not UTF-8, NaN/Infinity,
+    nested deeper than ``max_depth`` levels)."""
     if data.count(b"[") + data.count(b"{") > max_depth and depth(data) > max_depth:  # counting is cheap; scan if needed
         raise ValueError(
             f"the JSON is nested deeper than the limit of {max_depth} levels of arrays and objects "
             "(max-json-depth in [tool.cmfleet.dev])"
         )
     try:
-        return json.loads(data, parse_constant=_constant)
+        return _DECODER.decode(data.decode("utf-8"))
     except RecursionError:
         raise ValueError("the JSON is nested too deeply") from None
