@@ -73,6 +73,25 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def dev_modules(repo: Any, config: DevConfig, names: list[str] | None = None) -> list[Any]:
+    """The modules ``cmfleet dev`` runs (those named, or all): the repository's, and the folders under ``modules/``
+    known only by their ``[tool.cmfleet.dev.modules.<m>] command`` (another language's module: no pyproject.toml
+    or app.py needed). An unknown name raises UnknownUnitError listing the known ones."""
+    from cmfleet.discovery import MODULES_DIR, Unit, UnknownUnitError
+
+    units = {u.name: u for u in repo.modules()}
+    for name, settings in config.modules.items():
+        path = repo.root / MODULES_DIR / name
+        if settings.command and name not in repo.units and path.is_dir():
+            units[name] = Unit(name, "module", path, repo.root, {})
+    if not names:
+        return [units[name] for name in sorted(units)]
+    for name in names:
+        if name not in units:
+            raise UnknownUnitError(name, sorted(units), kind="module")
+    return [units[name] for name in names]
+
+
 def manual_token(root: Path, module: str) -> tuple[Path, str]:
     """The persistent token file of ``module``'s hand-started replica (created when missing)."""
     path = root / STATE_DIR / "manual" / module / "module-auth-token"
@@ -121,7 +140,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         try:
             self.repo = Repository.load(self.root)
-            units = [self.repo.module(m) for m in self.selected] if self.selected else self.repo.modules()
+            units = dev_modules(self.repo, self.config, self.selected)
         except DiscoveryError as exc:
             raise StartError(str(exc)) from None
         if not units:
