@@ -194,6 +194,8 @@ class Gateway:
 
     def _function_schema(self, mod: Any, module: str, function: str) -> tuple[list[str], dict[str, Any] | None]:
         posted = mod.queue.schemas
+        if posted is None:  # before a replica posts: what app.py declares (derived.py), checked the same way
+            posted = getattr(self.runtime, "derived", {}).get(module)
         if posted is None:
             # another language's module says what it serves only when its SDK posts: until then, anything goes
             return (list(self._unposted(mod)) if mod.unit.functions else []), None

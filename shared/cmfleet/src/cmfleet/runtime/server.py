@@ -119,6 +119,9 @@ class Runtime:
         self._gateway: Any = None
         self._protocol: Any = None
         self._stop_watch: asyncio.Event | None = None
+        #: module -> the schemas derived from its app.py (derived.py), for calls before a replica posts
+        self.derived: dict[str, list[Any]] = {}
+        self._deriving: dict[str, asyncio.Task[Any]] = {}
         self.repo: Any = None
 
     @property
@@ -199,6 +202,8 @@ class Runtime:
         self._gateway = gateway_server(Gateway(self), self.config.http_limits())
         await self._gateway.start(gateway_sock)
         self.manager.start()
+        for unit in units:
+            self._derive(unit.name)
         if self.config.reload:
             self._stop_watch = asyncio.Event()
             self._tasks.append(loop.create_task(self._watch(units)))
@@ -235,9 +240,32 @@ class Runtime:
                 if hit:
                     rel = ", ".join(sorted({rel_path(self.root, f) for f in hit})[:3])
                     self.manager.reload(name, f"changed {rel}")
+                    self._derive(name)
+
+    def _derive(self, name: str) -> None:
+        """Derive a scale-to-zero Python module's schemas from its app.py (again after a reload, in the
+        background): its calls are checked before its first replica posts (derived.py)."""
+        from cmfleet.runtime.derived import derive_schemas
+
+        settings = self.config.for_module(name)
+        if settings.min_replicas > 0 or settings.command:
+            return  # a replica starts (and posts) at once; another language's module has nothing to derive
+        self.derived.pop(name, None)
+        previous = self._deriving.pop(name, None)
+        if previous is not None:
+            previous.cancel()
+
+        async def run() -> None:
+            schemas = await derive_schemas(self.manager, name)
+            if schemas is not None:
+                self.derived[name] = schemas
+
+        self._deriving[name] = asyncio.get_running_loop().create_task(run())
 
     async def stop(self) -> None:
         """Stop replicas (their process groups included), servers and the watcher; remove the run folder."""
+        for task in self._deriving.values():
+            task.cancel()
         if self._stop_watch is not None:
             self._stop_watch.set()
         if self.manager is not None:
