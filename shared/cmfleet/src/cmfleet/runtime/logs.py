@@ -19,7 +19,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 _LEVEL_STYLE = {"ERROR": "bold red", "FATAL": "bold red", "WARN": "yellow", "WARNING": "yellow", "DEBUG": "dim"}
@@ -67,6 +67,7 @@ class LogHub:
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.secrets: list[str] = []
         self.forms: list[str] = []  # every secret in every encoding (secret_forms), longest first
+        self._line_listeners: list[Callable[[str, bytes], None]] = []  # see add_line_listener
         self.seq = 0
         self._console = None  # a rich Console: decides colours; prints while a live display (progress) is shown
         self._color = False
@@ -102,8 +103,15 @@ class LogHub:
         clean = self.redact(text)
         return value if clean == text else json.loads(clean)
 
+    def add_line_listener(self, listener: Callable[[str, bytes], None]) -> None:
+        """Have ``listener(module, raw)`` called with each replica output line as written, before the hub records
+        it (its secrets are still in it: a listener redacts what it keeps, as the console's metrics do)."""
+        self._line_listeners.append(listener)
+
     def line(self, module: str, replica: str, stream: str, raw: bytes, session_id: str | None = None) -> None:
         """Record one line of a replica's output."""
+        for listener in self._line_listeners:
+            listener(module, raw)
         text = self.redact(raw.decode("utf-8", "replace").rstrip("\r\n"))
         if not text:
             return

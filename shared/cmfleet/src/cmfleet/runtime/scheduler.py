@@ -339,7 +339,7 @@ class Scheduler:
         #: Called with a draining Replica once it holds no job (it can then be stopped).
         self.on_drained: Callable[[Replica], None] = lambda r: None
         #: Called with every job that reaches its terminal state.
-        self.on_finished: Callable[[Job], None] = lambda job: None
+        self._finished_listeners: list[Callable[[Job], None]] = []  # see add_finished_listener
 
     # -- modules and replicas ------------------------------------------------------------------------------
 
@@ -397,6 +397,11 @@ class Scheduler:
         if replica.state == STARTING:
             replica.state = READY
         return lost
+
+    def add_finished_listener(self, listener: Callable[[Job], None]) -> None:
+        """Have ``listener(job)`` called (on the loop) each time a job ends, whatever its end (the console's
+        metrics subscribe here)."""
+        self._finished_listeners.append(listener)
 
     def has_parked_poll(self, replica: Replica) -> bool:
         """Whether ``replica`` has a GET job waiting here (it is polling)."""
@@ -643,7 +648,11 @@ class Scheduler:
                     self.loop.call_exception_handler({"message": "job listener failed", "exception": exc})
         if job._waiters:
             job._notify()
-        self.on_finished(job)
+        for listener in self._finished_listeners:
+            try:
+                listener(job)
+            except Exception as exc:  # noqa: BLE001 - an observer's bug must not stop the job's bookkeeping
+                self.loop.call_exception_handler({"message": "finished-job listener failed", "exception": exc})
         if len(self.jobs) > self.job_history:
             self._trim()
 
