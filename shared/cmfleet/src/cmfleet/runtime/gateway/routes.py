@@ -1,74 +1,11 @@
-"""The caller-facing API of ``cmfleet dev`` (plain HTTP, JSON), for curl, tests, ``cmfleet invoke --remote``
-and the web console. It listens on its own port (default 127.0.0.1:8940); the container-facing HTTPS API is on
-the runtime port (default 8945).
-
-Calls
------
-``POST /api/modules/{module}/functions/{function}``  body: the JSON event (empty body = ``{}``)
-    200  the result JSON as the body (a streaming function's items as a JSON array)
-    headers ``X-Cmfleet-Job-Id``, ``X-Cmfleet-Replica``, ``X-Cmfleet-Cold-Start`` (``true``/``false``),
-    ``X-Cmfleet-Duration-Ms`` (submission to result)
-    With ``Accept: application/x-ndjson`` or ``?stream=1``: ``application/x-ndjson``, one JSON item per line as the
-    replica sends them; if the job then fails, the last line is ``{"error": message, "job_id": id, "state": state}``.
-    Errors (JSON body ``{"error": message, ...}``):
-    400 malformed JSON (strict: ``NaN``/``Infinity`` and nesting deeper than ``max-json-depth`` are refused, the
-    message naming the bound); 404 unknown module or function (``{"error", "known": [names]}``);
-    413 body over the limit; 422 event does not match the posted schema
-    (``{"error", "fields": [{"path": "$.x", "message": ...}]}``); 429 queue full (``Retry-After``);
-    500 the function failed (SDK ``{"exception"}``/``{"error"}`` result: ``{"error", "job_id"}``);
-    502 the job was lost with its replica (``{"error", "job_id"}``, the error names exit code or signal);
-    504 the job timed out (``{"error", "job_id"}``; the replica slot is freed).
-
-``POST /api/modules/{module}/functions/{function}/jobs``  → 202 ``{"job_id": id}`` (header ``Location``)
-``GET /api/jobs/{id}`` → ``{"id", "module", "function", "state", "replica", "cold_start", "submitted_at",
-    "started_at", "finished_at", "duration_ms", "error"}``; state is queued|running|succeeded|failed|timed_out|lost;
-    times are Unix seconds (float) or null.
-``GET /api/jobs/{id}/result[?wait=S]`` → 200 result body when succeeded; 202 ``{"job_id", "state"}`` while queued or
-    running (``wait`` blocks up to S seconds for the end); 500/502/504 as above once it failed.
-``GET /api/jobs?limit=N&module=M`` → job records, newest first (default limit 50).
-
-Every port (``http.py``): 400 malformed HTTP framing, 408 a head not in within ``header-timeout``, 431 a head over
-``max-header``, 501 a Transfer-Encoding other than chunked, 503 past ``max-connections``, 505 not HTTP/1.x; each
-closes the connection. Unknown paths are a JSON 404, a method a path does not take a JSON 405.
-
-Listings
---------
-``GET /api/modules`` → ``[{"name", "functions": [names], "schemas_posted": bool, "min_replicas", "max_replicas",
-    "concurrency", "queued", "running", "start_error": str|null, "replicas": [{"id", "state", "pid",
-    "session_id", "running", "capacity", "started_at", "restarts"}]}]``; replica state is
-    building|starting|ready|draining|stopped|crashed (building: the module's own venv is being created or synced
-    for its start, no process yet; starting: its process runs and has not polled yet).
-``GET /api/modules/{module}/functions`` → ``[{"name", "streaming", "schema" (as the SDK posted it, or null),
-    "input_schema" (JSON Schema of the event, or null), "source": "posted"|"app.py"|"settings"}]``: the posted
-    schemas, then the functions declared in the module's ``functions`` setting (another SDK's functions registered
-    without a schema); before any replica posted, what ``app.py`` declares.
-``GET /api/health`` → ``{"status": "ok", "modules", "replicas": {state: count}, "jobs": {state: count},
-    "late_answers", "uptime_s"}``
-
-Logs
-----
-``GET /api/logs?module=&replica=&job=&limit=&after=`` → log records, oldest first (see ``runtime/logs.py``).
-``GET /api/logs/stream?module=&replica=&job=`` → Server-Sent Events, one ``data: <record JSON>`` per line, live.
-
-Access
-------
-Bound to 127.0.0.1 no token is needed. Bound elsewhere, every path needs the access token printed at start:
-``Authorization: Bearer <token>``, ``?token=<token>`` (which also sets a ``cmfleet_token`` cookie for the
-console) or that cookie; otherwise 401.
-
-Console
--------
-``/`` serves the web console: if the package ``cmfleet.runtime.console`` exists, its ``mount(app, runtime)`` adds
-its routes (static files, pages); otherwise a placeholder page links to the API.
-"""
+"""The gateway's routes (the ASGI app): calls and jobs, listings, logs, the console mount; the API is documented in
+``cmfleet.runtime.gateway``. Calls usually take the fast path (``fastpath.py``) before reaching this app."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
-from http import HTTPStatus
 from typing import Any
 
 from starlette.applications import Starlette
@@ -77,18 +14,22 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from cmfleet.runtime import http, strictjson
-from cmfleet.runtime.http import HttpConnection, HttpLimits, HttpServer
+from cmfleet.runtime import strictjson
 from cmfleet.runtime.logs import matches
 from cmfleet.runtime.scheduler import FAILED, LOST, QUEUED, SUCCEEDED, TIMED_OUT, Job, QueueFull
 
 NDJSON = "application/x-ndjson"
-_ERROR_STATUS = {FAILED: 500, LOST: 502, TIMED_OUT: 504}
-_TOKEN_COOKIE = "cmfleet_token"
+ERROR_STATUS = {FAILED: 500, LOST: 502, TIMED_OUT: 504}
+
+
+def error_content(message: str, **extra: Any) -> dict[str, Any]:
+    """The body of every gateway error answer, fast path and routes alike: ``{"error": message, ...}`` (the one
+    place that shapes it)."""
+    return {"error": message, **extra}
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
+    return JSONResponse(error_content(message, **extra), status_code=status)
 
 
 class _TooLarge(Exception):
@@ -133,8 +74,8 @@ def job_response(job: Job) -> Response:
         else:
             body = job.result or b"null"
         return Response(body, media_type="application/json", headers=headers)
-    status = _ERROR_STATUS.get(job.state, 500)
-    return JSONResponse({"error": job.error, "job_id": job.id}, status_code=status, headers=headers)
+    status = ERROR_STATUS.get(job.state, 500)
+    return JSONResponse(error_content(job.error, job_id=job.id), status_code=status, headers=headers)
 
 
 class Gateway:
@@ -227,16 +168,16 @@ class Gateway:
         if mod is None:
             known = sorted(self.runtime.manager.modules)
             message = f"unknown module {module!r}; known modules: {', '.join(known) or '(none)'}"
-            return 404, {"error": message, "known": known}, {}
+            return 404, error_content(message, known=known), {}
         known, schema = self._function_schema(mod, module, function)
         if known and function not in known:
             message = f"module {module!r} has no function {function!r}; known functions: {', '.join(known)}"
-            return 404, {"error": message, "known": known}, {}
+            return 404, error_content(message, known=known), {}
         payload = body.strip() or b"{}"
         try:
             event = strictjson.loads(payload, self.runtime.config.max_json_depth)
         except ValueError as exc:
-            return 400, {"error": f"the request body is not valid JSON: {exc}"}, {}
+            return 400, error_content(f"the request body is not valid JSON: {exc}"), {}
         if schema is not None and schema.get("inputs") and not self._event_valid(module, function, schema, event):
             from cmfleet.schemas import validation_errors
 
@@ -244,11 +185,11 @@ class Gateway:
             if fields:
                 summary = "; ".join(f"{f['path']}: {f['message']}" for f in fields)
                 message = f"the event does not match {module}.{function}'s schema: {summary}"
-                return 422, {"error": message, "fields": fields}, {}
+                return 422, error_content(message, fields=fields), {}
         try:
             return self.scheduler.submit(module, function, payload)
         except QueueFull as exc:
-            return 429, {"error": str(exc)}, {"Retry-After": "1"}
+            return 429, error_content(str(exc)), {"Retry-After": "1"}
 
     def _submit(self, request: Request, body: bytes) -> Job | Response:
         out = self.submit(request.path_params["module"], request.path_params["function"], body)
@@ -297,7 +238,7 @@ class Gateway:
             if job.state == SUCCEEDED and not job.streamed and job.result is not None:
                 yield job.result.strip() + b"\n"
             elif job.state != SUCCEEDED:
-                yield json.dumps({"error": job.error, "job_id": job.id, "state": job.state}).encode() + b"\n"
+                yield json.dumps(error_content(job.error, job_id=job.id, state=job.state)).encode() + b"\n"
 
         headers = _job_headers(job)
         headers.pop("X-Cmfleet-Duration-Ms")
@@ -448,145 +389,14 @@ class Gateway:
             console.mount(app, self.runtime)
         else:
             app.router.routes.append(Route("/", self.placeholder))
+        from cmfleet.runtime.gateway.access import TokenMiddleware
+
         outer: Any = app
         token = getattr(self.runtime.config, "access_token", None)
         if token:
             outer = TokenMiddleware(outer, token)
             outer.router = app.router  # for those who add routes later (the console)
         return outer
-
-
-def job_answer(job: Job) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Status, headers and body of the answer to a finished call (the replica's result body passed through)."""
-    if job.state == SUCCEEDED:
-        payload = json.dumps(job.items).encode() if job.streamed else (job.result or b"null")
-        status = 200
-    else:
-        payload = json.dumps({"error": job.error, "job_id": job.id}).encode()
-        status = _ERROR_STATUS.get(job.state, 500)
-    duration = job.duration_ms if job.duration_ms is not None else 0
-    headers = [
-        (b"x-cmfleet-job-id", job.id.encode()),
-        (b"x-cmfleet-replica", (job.replica or "").encode()),
-        (b"x-cmfleet-cold-start", b"true" if job.cold_start else b"false"),
-        (b"x-cmfleet-duration-ms", f"{duration:g}".encode()),
-        (b"content-type", b"application/json"),
-        (b"content-length", b"%d" % len(payload)),
-    ]
-    return status, headers, payload
-
-
-_STATUS_LINES = {
-    code: b"HTTP/1.1 %d %s\r\n" % (code, HTTPStatus(code).phrase.encode())
-    for code in (200, 400, 404, 413, 422, 429, 500, 502, 504)
-}
-# job_answer's head for a succeeded, not streamed call, as _write lays it out, in one format
-_OK_HEAD = (
-    b"HTTP/1.1 200 OK\r\nx-cmfleet-job-id: %s\r\nx-cmfleet-replica: %s\r\nx-cmfleet-cold-start: %s\r\n"
-    b"x-cmfleet-duration-ms: %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-)
-
-
-def gateway_server(gateway: Gateway, limits: HttpLimits) -> HttpServer:
-    """The gateway port's server: calls on the fast path, everything else through the ASGI app."""
-    app = gateway.app()
-    token = getattr(gateway.runtime.config, "access_token", None)
-    server = HttpServer(limits, lambda: GatewayConnection(server, gateway, app, token))
-    return server
-
-
-class GatewayConnection(HttpConnection):
-    """One gateway connection. A plain ``POST /api/modules/{m}/functions/{f}`` (no query, not streamed, the
-    bearer token when one is needed) is answered from the job's done-callback: no ASGI scope, task or routing per
-    call (that machinery cost more CPU per job than the scheduler and the replica protocol together). Any other
-    request goes to the ASGI app (routes, console, log stream): the same answers either way."""
-
-    def __init__(self, server: HttpServer, gateway: Gateway, app: Any, token: str | None) -> None:
-        super().__init__(server)
-        self.gateway, self.app = gateway, app
-        self.token = token.encode() if token else None
-        limit = gateway.runtime.config.max_body
-        self.body_limit = limit
-        self.body_limit_message = f"the event is larger than the limit of {limit} bytes"
-        self.job: Job | None = None  # the call whose answer this connection waits for
-        self.cycle: Any = None  # the request the ASGI app serves
-
-    def lost(self) -> None:
-        self.job = None  # the answer of a call still running is dropped
-        if self.cycle is not None:
-            self.cycle.disconnect()
-            self.cycle = None
-
-    def handle(self, request: http.Request) -> None:
-        call = self._call(request)
-        if call is None:
-            from cmfleet.runtime.asgi import AsgiCycle
-
-            self.cycle = AsgiCycle(self, request, self.app)
-            return
-        module, function = call
-        self.read_body(request, lambda body: self._submit(module, function, body))
-
-    def _call(self, request: http.Request) -> tuple[str, str] | None:
-        """(module, function) of a call the fast path answers, else None."""
-        target = request.target
-        if request.method != b"POST" or b"%" in target or b"?" in target:
-            return None
-        path = target.split(b"/")  # b"", b"api", b"modules", module, b"functions", function
-        if len(path) != 6 or path[1] != b"api" or path[2] != b"modules" or path[4] != b"functions":
-            return None
-        if not path[3] or not path[5]:
-            return None
-        accept = request.header(b"accept")
-        if accept is not None and NDJSON.encode() in accept:
-            return None
-        if self.token is not None:
-            auth = request.header(b"authorization") or b""
-            if auth[:7].lower() != b"bearer " or not secrets.compare_digest(auth[7:].strip(), self.token):
-                return None  # the ASGI app's TokenMiddleware answers (a cookie may do)
-        try:
-            return path[3].decode("ascii"), path[5].decode("ascii")
-        except UnicodeDecodeError:
-            return None
-
-    def _submit(self, module: str, function: str, body: bytes) -> None:
-        out = self.gateway.submit(module, function, body)
-        if isinstance(out, Job):
-            self.job = out
-            out.when_done(self._answer)
-            return
-        status, content, extra = out
-        payload = json.dumps(content).encode()
-        headers = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
-        headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
-        self._write(status, headers, payload)
-
-    def _answer(self, job: Job) -> None:
-        """The call ended (called by the scheduler): write its answer."""
-        if self.job is not job:
-            return
-        self.job = None
-        if job.state == SUCCEEDED and not job.streamed:  # the usual answer, without job_answer's header list
-            payload = job.result or b"null"
-            duration = job.duration_ms if job.duration_ms is not None else 0
-            cold = b"true" if job.cold_start else b"false"
-            replica = (job.replica or "").encode()
-            self._emit(_OK_HEAD % (job.id.encode(), replica, cold, f"{duration:g}".encode(), len(payload)), payload)
-        else:
-            self._write(*job_answer(job))
-
-    def _write(self, status: int, headers: list[tuple[bytes, bytes]], payload: bytes) -> None:
-        head = [_STATUS_LINES.get(status) or b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())]
-        for name, value in headers:
-            head.append(b"%s: %s\r\n" % (name, value))
-        self._emit(b"".join(head), payload)
-
-    def _emit(self, head: bytes, payload: bytes) -> None:
-        """Write an answer: its status line and headers (``head``, without the blank line), then ``payload``."""
-        request = self.current
-        if request is not None and not request.keep_alive:
-            head += b"connection: close\r\n"
-        self.respond(b"%s\r\n%s" % (head, payload))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -602,51 +412,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def _allowed(exc: Exception) -> list[str]:
     headers = getattr(exc, "headers", None) or {}
     return [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
-
-
-class TokenMiddleware:
-    """Requires the access token (bearer header, ``?token=`` or cookie) on every HTTP request."""
-
-    def __init__(self, app: Any, token: str) -> None:
-        self.app, self.token = app, token
-        self.routes = getattr(app, "routes", [])
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        import secrets
-        from urllib.parse import parse_qs
-
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        given = None
-        auth = headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        from_query = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [None])[0]
-        given = given or from_query
-        if given is None:
-            for part in headers.get("cookie", "").split(";"):
-                name, _, value = part.strip().partition("=")
-                if name == _TOKEN_COOKIE:
-                    given = value
-        if given is None or not secrets.compare_digest(given, self.token):
-            response = _error(
-                401, "this cmfleet dev server needs its access token: Authorization: Bearer <token> or ?token="
-            )
-            await response(scope, receive, send)
-            return
-        if from_query:
-
-            async def send_with_cookie(message: dict[str, Any]) -> None:
-                if message["type"] == "http.response.start":
-                    cookie = f"{_TOKEN_COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"
-                    message.setdefault("headers", []).append((b"set-cookie", cookie.encode()))
-                await send(message)
-
-            await self.app(scope, receive, send_with_cookie)
-            return
-        await self.app(scope, receive, send)
 
 
 PLACEHOLDER = """<!doctype html>
