@@ -382,18 +382,18 @@ class HttpConnection(asyncio.Protocol):
 
     def _start(self, request: Request) -> None:
         self.current = request
-        self._safely(self.handle, request)
-
-    def _safely(self, fn: Callable[[Any], None], arg: Any) -> None:
-        """Run a handler: whatever it raises is logged and answered 500 (no input takes the server down)."""
         try:
-            fn(arg)
+            self.handle(request)
         except Exception:  # noqa: BLE001
-            _log.exception("handling %s failed", self.current.target if self.current else "a request")
-            if self.current is not None:
-                self.respond(error_response(500, "internal error (see the runtime's log)"), close=True)
-            else:
-                self.close()
+            self._handler_failed()
+
+    def _handler_failed(self) -> None:
+        """A handler raised: logged and answered 500 (no input takes the server down)."""
+        _log.exception("handling %s failed", self.current.target if self.current else "a request")
+        if self.current is not None:
+            self.respond(error_response(500, "internal error (see the runtime's log)"), close=True)
+        else:
+            self.close()
 
     def read_body(
         self, request: Request, on_done: Callable[[bytes], None], on_chunk: Callable[[bytes], None] | None = None
@@ -414,7 +414,10 @@ class HttpConnection(asyncio.Protocol):
         body = b"".join(request.parts) if request.parts else b""
         request.parts = []
         if on_done is not None:
-            self._safely(on_done, body)
+            try:
+                on_done(body)
+            except Exception:  # noqa: BLE001
+                self._handler_failed()
 
     def _send(self, data: bytes) -> None:
         if not self.closed and self.transport is not None:

@@ -135,7 +135,7 @@ class LogHub:
                 extra = {k: v for k, v in params.items() if k not in _CONTEXT_PARAMS}
                 if isinstance(unsafe, dict):
                     extra.update(unsafe)
-                if self.forms:  # a secret the line spelt another way (\\u escapes of any case, say): decoded now
+                if self.forms and "\\u" in text:  # backslash-u escapes (any case) may spell a secret: check decoded
                     message = self.redact(message)
                     extra = self.redact_json(extra)
         record: dict[str, Any] = {
