@@ -16,7 +16,7 @@ from runtime_support import copy_fleet, ready_replicas, start_runtime, wait_for
 
 ECHO = "/api/modules/other/functions/echo"
 DEPTH = 32
-# the statuses the gateway documents for a call (gateway.py's docstring), 405 for a method a route does not take
+# the statuses cmfleet.runtime.gateway documents for a call, 405 for a method a route does not take
 DOCUMENTED = {200, 202, 400, 401, 404, 405, 413, 422, 429, 500, 502, 504}
 
 

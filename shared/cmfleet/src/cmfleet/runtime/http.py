@@ -194,7 +194,7 @@ class HttpConnection(asyncio.Protocol):
         self.last = 0.0  # when bytes last came in or an answer last went out
         self.timer: asyncio.TimerHandle | None = None
         self.paused = False
-        self.loop = asyncio.get_event_loop()
+        self.loop = asyncio.get_running_loop()
 
     # -- to implement --------------------------------------------------------------------------------------
 
