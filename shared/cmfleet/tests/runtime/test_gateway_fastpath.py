@@ -138,3 +138,18 @@ def test_the_hot_path_requires_the_access_token_when_there_is_one(tmp_path):
                     assert json.loads(body)["event"] == {"a": 1}
             finally:
                 conn.close()
+
+
+def test_expect_100_continue_is_answered_before_the_body(fleet_runtime):
+    rt, _ = fleet_runtime
+    with socket.create_connection(("127.0.0.1", _port(rt)), timeout=30) as sock:
+        body = b'{"x": 20, "y": 22}'
+        head = b"POST %s HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % (
+            CALL.encode(),
+            len(body),
+        )
+        sock.sendall(head)
+        sock.settimeout(5)
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"  # at once: curl would wait 1 s without it
+        sock.sendall(body)
+        assert _responses(sock, 1) == [(200, b"42")]
