@@ -111,6 +111,7 @@ _headers = st.dictionaries(
 
 @settings(
     max_examples=150,
+    database=None,  # no example database written into the checkout
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
