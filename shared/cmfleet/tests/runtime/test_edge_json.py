@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 from runtime_support import copy_fleet, ready_replicas, start_runtime, wait_for
+
+# hypothesis keeps caches in ./.hypothesis by default: here in a temporary folder, never in the checkout
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="cmfleet-hypothesis-"))
 
 ECHO = "/api/modules/other/functions/echo"
 DEPTH = 32
