@@ -284,7 +284,7 @@ class HttpConnection(asyncio.Protocol):
         if self.in_head:
             wait = self.head_since + limits.header_timeout - now
             if wait <= 0:
-                if self.head_size or self.url:
+                if (self.head_size or self.url) and self.current is None and not self.queue:  # else: out of turn
                     limit = limits.header_timeout
                     self._send(error_response(408, f"the request head did not arrive within {limit:g} s"))
                 self.close()
