@@ -187,7 +187,7 @@ class HttpConnection(asyncio.Protocol):
         self.queue: deque[Request] = deque()  # requests read behind it (pipelining)
         self.reading: Request | None = None  # the request httptools is filling
         self.failure: HttpError | None = None  # a refusal, answered once the requests before it are
-        self.url = bytearray()
+        self.url = b""
         self.head: list[tuple[bytes, bytes]] = []
         self.head_size = 0  # bytes of a head still incomplete after earlier reads
         self.fed = 0  # bytes of the read being parsed
@@ -301,7 +301,7 @@ class HttpConnection(asyncio.Protocol):
     # -- httptools callbacks -------------------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self.url.clear()
+        self.url = b""
         self.head = []
         if not self.in_head:
             self.in_head, self.head_since, self.head_size = True, self.last, 0
@@ -329,7 +329,7 @@ class HttpConnection(asyncio.Protocol):
             size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.head)
             if size > self.limits.max_header:
                 self._too_large()
-        request = Request(parser.get_method(), bytes(self.url), self.head, parser.should_keep_alive())
+        request = Request(parser.get_method(), self.url, self.head, parser.should_keep_alive())
         self.head_size = 0
         self.in_head = False
         for name, value in self.head:
