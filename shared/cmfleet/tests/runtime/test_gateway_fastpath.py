@@ -1,6 +1,6 @@
-"""The gateway's hot path (``GatewayProtocol``): calls answered before uvicorn on a fresh connection, and the hand-over
-to uvicorn on the first other request, on the same keep-alive connection; bodies in pieces, pipelining,
-``Connection: close`` and the access token."""
+"""The gateway's hot path (``GatewayConnection``): calls answered without the ASGI app, mixed with requests the app
+serves on the same keep-alive connection; bodies in pieces, pipelining, ``Connection: close`` and the access
+token."""
 
 from __future__ import annotations
 
@@ -48,8 +48,8 @@ def _responses(sock: socket.socket, count: int) -> list[tuple[int, bytes]]:
     return out
 
 
-def test_calls_and_errors_on_the_hot_path_answer_as_through_uvicorn(fleet_runtime):
-    rt, client = fleet_runtime  # client: one keep-alive connection already handed to uvicorn (GET /api/modules)
+def test_calls_and_errors_on_the_hot_path_answer_as_through_the_asgi_app(fleet_runtime):
+    rt, client = fleet_runtime  # client: one keep-alive connection that served GET /api/modules
     conn = http.client.HTTPConnection("127.0.0.1", _port(rt), timeout=30)
     try:
         status, headers, body = _post(conn, CALL, b'{"x": 10, "y": 20}')
@@ -74,7 +74,7 @@ def test_calls_and_errors_on_the_hot_path_answer_as_through_uvicorn(fleet_runtim
                 if "hint" in body:
                     body["hint"] = body["hint"].replace(job, "<job>")
             assert fast_json == slow_json
-        # the first request that is not a call hands the connection to uvicorn; calls go on working on it
+        # a request the ASGI app serves, then calls again on the same connection
         conn.request("GET", f"/api/jobs/{job_id}")
         r = conn.getresponse()
         assert r.status == 200 and json.loads(r.read())["state"] == "succeeded"
@@ -84,7 +84,7 @@ def test_calls_and_errors_on_the_hot_path_answer_as_through_uvicorn(fleet_runtim
         conn.close()
 
 
-def test_a_body_over_the_limit_is_refused_by_uvicorn_after_the_hand_over(fleet_runtime):
+def test_a_body_over_the_limit_is_refused_413(fleet_runtime):
     rt, _ = fleet_runtime
     conn = http.client.HTTPConnection("127.0.0.1", _port(rt), timeout=30)
     try:
@@ -141,3 +141,18 @@ def test_the_hot_path_requires_the_access_token_when_there_is_one(tmp_path):
                     assert json.loads(body)["event"] == {"a": 1}
             finally:
                 conn.close()
+
+
+def test_expect_100_continue_is_answered_before_the_body(fleet_runtime):
+    rt, _ = fleet_runtime
+    with socket.create_connection(("127.0.0.1", _port(rt)), timeout=30) as sock:
+        body = b'{"x": 20, "y": 22}'
+        head = b"POST %s HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % (
+            CALL.encode(),
+            len(body),
+        )
+        sock.sendall(head)
+        sock.settimeout(5)
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"  # at once: curl would wait 1 s without it
+        sock.sendall(body)
+        assert _responses(sock, 1) == [(200, b"42")]

@@ -208,12 +208,12 @@ def test_a_hand_started_replica_that_stops_polling_loses_its_jobs_after_the_grac
         killed = time.monotonic()
         record = _lost(client, job_id)
         waited = time.monotonic() - killed
-        assert record["error"] == "lost: hand-started replica idle-manual stopped polling: no connection for 2 s"
+        assert record["error"] == "lost: hand-started replica idle-manual stopped polling: no request for 2 s"
         assert 1.5 <= waited < 10, waited  # after the grace, long before the job's 120 s timeout
         assert "idle-manual" not in _listed(client, "idle")
         assert rt.call(lambda: rt.runtime.scheduler.by_token[_manual_token(root)].state) == "stopped"
         assert [line for line in _logs(client) if "stopped polling" in line] == [
-            "hand-started replica idle-manual stopped polling: no connection for 2 s; the 1 job(s) it held are lost"
+            "hand-started replica idle-manual stopped polling: no request for 2 s; the 1 job(s) it held are lost"
         ]
 
         proc = _start_sdk(root, env)  # started again (same token): ready again
@@ -221,6 +221,31 @@ def test_a_hand_started_replica_that_stops_polling_loses_its_jobs_after_the_grac
         assert r.json() == "rested" and r.headers["x-cmfleet-replica"] == "idle-manual"
         assert _listed(client, "idle")["idle-manual"] == "ready"
     finally:
+        _kill(proc)
+        client.close()
+        rt.close()
+
+
+def test_a_stopped_hand_started_replica_is_taken_for_stopped_after_the_grace_with_a_true_message(tmp_path):
+    root = copy_fleet(tmp_path / "repo", f"[tool.cmfleet.dev.modules.idle]\ncommand = {NEVER_POLLS}\n")
+    rt = start_runtime(root, ["idle"], poll_hold=1.0, timeout=120, manual_grace=2)
+    client = httpx.Client(base_url=rt.url, timeout=30)
+    proc = _start_sdk(root, _print_env(root, rt.runtime.runtime_port))
+    try:
+        assert client.post("/api/modules/idle/functions/nap", json={"seconds": 0}).json() == "rested"
+        job_id = client.post("/api/modules/idle/functions/nap/jobs", json={"seconds": 60}).json()["job_id"]
+        wait_for(lambda: client.get(f"/api/jobs/{job_id}").json()["state"] == "running", what="the job to start")
+        os.killpg(proc.pid, signal.SIGSTOP)  # its connections stay open; it polls no more
+        stopped = time.monotonic()
+        record = _lost(client, job_id)
+        waited = time.monotonic() - stopped
+        assert record["error"] == "lost: hand-started replica idle-manual stopped polling: no request for 2 s"
+        assert 2 <= waited < 1.0 + 2 + 3, waited  # the poll hold (its last poll's answer), then the grace
+        assert rt.call(lambda: rt.runtime.scheduler.by_token[_manual_token(root)].state) == "stopped"
+        health = client.get("/api/health").json()
+        assert "stopped" not in health["replicas"]  # a stopped hand-started replica is not a replica to count
+    finally:
+        os.killpg(proc.pid, signal.SIGCONT)
         _kill(proc)
         client.close()
         rt.close()

@@ -124,10 +124,10 @@ def _missing_tool(repo, config, names: tuple[str, ...]) -> str | None:
 def _print_env(env: dict[str, str], repo, module: str, runtime_port: int, python: str = "python") -> None:
     import shlex
 
-    unit = repo.module(module)
+    folder = repo.root / "modules" / module  # checked by manual_environment (a command-only module included)
     click.echo(f"# Environment of a hand-started replica of {module!r}. The runtime must be running on port")
     click.echo(f"# {runtime_port} (`cmfleet dev` in another terminal); then, in this shell:")
-    click.echo(f"#   cd {unit.path} && {shlex.quote(python)} -m cmfleet.entrypoint .      (or your SDK's command)")
+    click.echo(f"#   cd {folder} && {shlex.quote(python)} -m cmfleet.entrypoint .      (or your SDK's command)")
     for key, value in sorted(env.items()):
         click.echo(f"export {key}={shlex.quote(value)}")
 

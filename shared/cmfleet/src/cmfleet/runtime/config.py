@@ -10,8 +10,14 @@ Root ``pyproject.toml``::
     queue-limit = 1000        # jobs waiting per module before 429
     max-body = 1048576        # largest accepted event, bytes (413 above)
     environments = "module"   # each module's replicas in their own venv (.cmfleet/envs/<module>/), or "shared"
-    manual-grace = 10         # seconds a hand-started replica (--print-env) may have no connection before the
-                              # runtime takes it as stopped (the jobs it held end as lost)
+    manual-grace = 10         # seconds a hand-started replica (--print-env) may have no connection, or send no
+                              # request, before the runtime takes it as stopped (the jobs it held end as lost)
+    # the edge of both ports (the gateway and the HTTPS runtime API), see runtime/http.py
+    header-timeout = 10       # seconds a request head may take from its first byte (408 and closed after)
+    keep-alive = 30           # seconds an idle keep-alive connection (or a stalled body) stays open
+    max-header = 65536        # largest request head (request line and headers), bytes (431 above)
+    max-connections = 1000    # open connections per port; more are answered 503 and closed
+    max-json-depth = 64       # deepest nesting of arrays and objects accepted in an event (400 above)
 
     [tool.cmfleet.dev.modules.hello]
     replicas = "0:4"
@@ -101,8 +107,19 @@ class DevConfig:
     poll_hold: float = 5.0  # the GET job long-poll, as Palantir documents
     manual_grace: float = 10.0  # seconds without a connection before a hand-started replica counts as stopped
     terminal_logs: bool = True
+    header_timeout: float = 10.0
+    keep_alive: float = 30.0
+    max_header: int = 64 * 1024
+    max_connections: int = 1000
+    max_json_depth: int = 64
     defaults: ModuleSettings = field(default_factory=ModuleSettings)
     modules: dict[str, ModuleSettings] = field(default_factory=dict)
+
+    def http_limits(self) -> Any:
+        """The limits of both ports' HTTP layer (``runtime/http.py``)."""
+        from cmfleet.runtime.http import HttpLimits
+
+        return HttpLimits(self.header_timeout, self.keep_alive, self.max_header, self.max_connections)
 
     def for_module(self, name: str) -> ModuleSettings:
         """The settings of ``name`` (its own section over the defaults)."""
@@ -121,6 +138,15 @@ _KEYS = {
     "environments",
 }
 
+
+#: Settings of the whole runtime's HTTP edge: key -> (DevConfig field, type).
+_EDGE_KEYS: dict[str, tuple[str, type]] = {
+    "header-timeout": ("header_timeout", float),
+    "keep-alive": ("keep_alive", float),
+    "max-header": ("max_header", int),
+    "max-connections": ("max_connections", int),
+    "max-json-depth": ("max_json_depth", int),
+}
 
 #: Settings that only make sense for one module.
 _MODULE_KEYS = {"functions"}
@@ -152,7 +178,7 @@ def _functions(value: Any, where: str) -> tuple[tuple[str, bool], ...]:
 
 def _apply(base: ModuleSettings, table: dict[str, Any], where: str, *, module_table: bool = False) -> ModuleSettings:
     known = _KEYS | _MODULE_KEYS if module_table else _KEYS
-    unknown = set(table) - known - {"modules", "max-body", "manual-grace"}
+    unknown = set(table) - known - {"modules", "max-body", "manual-grace", *_EDGE_KEYS}
     if unknown:
         misplaced = unknown & _MODULE_KEYS
         if misplaced:
@@ -236,6 +262,9 @@ def load_config(tool_cmfleet: dict[str, Any], *, pyproject: str = "pyproject.tom
         config.max_body = int(dev["max-body"])
     if "manual-grace" in dev:
         config.manual_grace = _seconds(dev["manual-grace"], f"{where} manual-grace")
+    for key, (name, kind) in _EDGE_KEYS.items():
+        if key in dev:
+            setattr(config, name, _positive(dev[key], kind, f"{where} {key}"))
     if "manual_grace" in ov:
         config.manual_grace = _seconds(ov.pop("manual_grace"), "--manual-grace")
     for key, value in ov.items():
@@ -254,3 +283,12 @@ def _seconds(value: Any, where: str) -> float:
     if isinstance(value, bool) or not seconds > 0:
         raise ConfigError(f"{where}: {value!r} is not a number of seconds above 0 (for example 10)")
     return seconds
+
+
+def _positive(value: Any, kind: type, where: str) -> Any:
+    """A number above 0 of type ``kind`` (int or float), or a ConfigError naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise ConfigError(f"{where}: {value!r} is not {'a whole number' if kind is int else 'a number'} above 0")
+    if not value > 0:
+        raise ConfigError(f"{where}: {value!r} must be above 0")
+    return kind(value)

@@ -8,7 +8,9 @@ A record (the shape ``GET /api/logs`` returns)::
     {"seq": 12, "time": 1764384000.1, "module": "hello", "replica": "hello-1", "stream": "stderr",
      "level": "INFO", "message": "start slow", "job_id": "5e4a...", "session_id": "hello-1-3f2a", "origin": "app.py:5"}
 
-Secret values (source credentials, replica tokens) are replaced by ``***`` before a line is stored or shown.
+Secret values (source credentials, replica tokens) are replaced by ``***`` before a line is stored or shown, in
+every form a program writes them: raw, JSON-escaped (ASCII-only or not), Python ``repr``/``ascii``-escaped
+(:func:`secret_forms`). The scheduler and the gateway redact job errors and error bodies with the same hub.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import asyncio
 import json
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 _LEVEL_STYLE = {"ERROR": "bold red", "FATAL": "bold red", "WARN": "yellow", "WARNING": "yellow", "DEBUG": "dim"}
@@ -32,6 +34,20 @@ _JOB = {None: "2;{base}", "bold red": "1;2;31", "yellow": "2;33", "dim": "2;{bas
 _STRIP = {7: None, 8: None, 11: None, 12: None, 13: None}
 # Replica lines reach the terminal in batches at most this late (s): one write per batch rather than per line.
 FLUSH_AFTER = 0.05
+
+
+def secret_forms(secret: str) -> set[str]:
+    """The ways ``secret`` appears in text: as is, inside a JSON string (``\\"``, ``\\\\``, ``\\u00e9`` or raw
+    non-ASCII), inside a JSON string inside a JSON string, and inside a Python ``repr``/``ascii`` of a string that
+    holds it (either quote style)."""
+    forms = {secret}
+    for ensure_ascii in (True, False):
+        once = json.dumps(secret, ensure_ascii=ensure_ascii)[1:-1]
+        forms |= {once, json.dumps(once, ensure_ascii=ensure_ascii)[1:-1]}
+    for escaped in (secret.encode("unicode_escape").decode("ascii"), repr(secret)[1:-1], ascii(secret)[1:-1]):
+        plain = escaped.replace("\\'", "'").replace('\\"', '"')
+        forms |= {escaped, plain, plain.replace("'", "\\'"), plain.replace('"', '\\"')}
+    return {f for f in forms if f}
 
 
 def matches(record: dict[str, Any], module: str | None, replica: str | None, job: str | None) -> bool:
@@ -50,6 +66,8 @@ class LogHub:
         self.records: deque[dict[str, Any]] = deque(maxlen=size)
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.secrets: list[str] = []
+        self.forms: list[str] = []  # every secret in every encoding (secret_forms), longest first
+        self._line_listeners: list[Callable[[str, bytes], None]] = []  # see add_line_listener
         self.seq = 0
         self._console = None  # a rich Console: decides colours; prints while a live display (progress) is shown
         self._color = False
@@ -68,20 +86,33 @@ class LogHub:
         """Values that must never be shown (longest first, so a secret containing another is fully hidden)."""
         merged = {v for v in (*self.secrets, *values) if isinstance(v, str) and len(v) >= 3}
         self.secrets = sorted(merged, key=len, reverse=True)
+        self.forms = sorted({f for v in merged for f in secret_forms(v) if len(f) >= 3}, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        """``text`` with every secret value replaced by ``***``."""
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
+        """``text`` with every secret value, in every form (:func:`secret_forms`), replaced by ``***``."""
+        for form in self.forms:
+            if form in text:
+                text = text.replace(form, REDACTED)
         return text
+
+    def redact_json(self, value: Any) -> Any:
+        """A JSON value with every secret in its strings (keys included) replaced by ``***``."""
+        if not self.forms:
+            return value
+        text = json.dumps(value)
+        clean = self.redact(text)
+        return value if clean == text else json.loads(clean)
+
+    def add_line_listener(self, listener: Callable[[str, bytes], None]) -> None:
+        """Have ``listener(module, raw)`` called with each replica output line as written, before the hub records
+        it (its secrets are still in it: a listener redacts what it keeps, as the console's metrics do)."""
+        self._line_listeners.append(listener)
 
     def line(self, module: str, replica: str, stream: str, raw: bytes, session_id: str | None = None) -> None:
         """Record one line of a replica's output."""
-        text = raw.decode("utf-8", "replace").rstrip("\r\n")
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
+        for listener in self._line_listeners:
+            listener(module, raw)
+        text = self.redact(raw.decode("utf-8", "replace").rstrip("\r\n"))
         if not text.strip():  # a blank line is no record (nor an empty line in the terminal)
             return
         level = "ERROR" if stream == "stderr" and text.startswith("Traceback") else "INFO"
@@ -104,6 +135,9 @@ class LogHub:
                 extra = {k: v for k, v in params.items() if k not in _CONTEXT_PARAMS}
                 if isinstance(unsafe, dict):
                     extra.update(unsafe)
+                if self.forms and "\\u" in text:  # backslash-u escapes (any case) may spell a secret: check decoded
+                    message = self.redact(message)
+                    extra = self.redact_json(extra)
         record: dict[str, Any] = {
             "seq": 0,
             "time": time.time(),

@@ -13,11 +13,11 @@ from cmfleet.runtime.config import DevConfig
 def manual_environment(repo: Any, config: DevConfig, module: str) -> dict[str, str]:
     """Every variable a hand-started replica of ``module`` needs (the runtime must run on ``runtime_port``)."""
     from cmfleet.runtime.replicas import ReplicaEnvironment
-    from cmfleet.runtime.server import SERVICE_DISCOVERY, STATE_DIR, _src, manual_token
+    from cmfleet.runtime.server import SERVICE_DISCOVERY, STATE_DIR, _src, dev_modules, manual_token
     from cmfleet.runtime.sources import load_sources, write_module_sources
     from cmfleet.runtime.tls import ensure_tls
 
-    unit = repo.module(module)
+    (unit,) = dev_modules(repo, config, [module])
     folder = repo.root / STATE_DIR / "manual" / module
     token_file, _ = manual_token(repo.root, module)
     tls = ensure_tls(repo.root / STATE_DIR / "tls")

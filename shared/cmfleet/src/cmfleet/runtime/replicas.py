@@ -12,8 +12,10 @@ A replica that dies before it ever polled (import error) fails the queued jobs w
 with a growing delay.
 
 A hand-started replica (``--print-env``) has no process here to watch: it counts as stopped once it has had no
-connection to the runtime for ``manual_grace`` seconds (the SDK always keeps one open), and the jobs it held end
-as ``lost``; when it polls again it is ready again.
+connection to the runtime for ``manual_grace`` seconds (the SDK always keeps one open), or once it has sent no
+request for ``manual_grace`` seconds while no poll of it is parked (the SDK polls again as soon as a poll is
+answered; a stopped process, SIGSTOP say, keeps its connections open but polls no more); the jobs it held end as
+``lost``; when it polls again it is ready again.
 """
 
 from __future__ import annotations
@@ -361,15 +363,26 @@ class ReplicaManager:
         grace = self.config.manual_grace
         self._unseen[replica] = asyncio.get_running_loop().call_later(grace, self._unseen_too_long, replica, grace)
 
-    def _unseen_too_long(self, replica: Replica, grace: float) -> None:
+    def _unseen_too_long(self, replica: Replica, grace: float, cause: str = "") -> None:
         self._unseen.pop(replica, None)
-        if self.closing or replica.connections or replica.state in (STOPPED, CRASHED):
+        if self.closing or (replica.connections and not cause) or replica.state in (STOPPED, CRASHED):
             return
-        cause = f"stopped polling: no connection for {grace:g} s"
+        cause = cause or f"stopped polling: no request for {grace:g} s"
         lost = self.scheduler.replica_gone(replica, cause, STOPPED)
         held = f"; the {len(lost)} job(s) it held are lost" if lost else ""
         level = "WARNING" if lost else "INFO"
         self.logs.system(f"hand-started replica {replica.id} {cause}{held}", replica.module, replica.id, level=level)
+
+    def _check_silent(self, mq: Any) -> None:
+        """Hand-started replicas that stopped polling though their connections stay open."""
+        grace = self.config.manual_grace
+        now = asyncio.get_running_loop().time()
+        for replica in mq.replicas:
+            if not replica.external or replica.state not in (READY, STARTING) or not replica.last_seen:
+                continue
+            silent = now - replica.last_seen
+            if silent >= grace and not self.scheduler.has_parked_poll(replica):
+                self._unseen_too_long(replica, grace, f"stopped polling: no request for {grace:g} s")
 
     def _drained(self, replica: Replica) -> None:
         if replica.state == DRAINING and not replica.stopping:
@@ -400,6 +413,7 @@ class ReplicaManager:
             now = time.monotonic()
             for mod in self.modules.values():
                 mq = mod.queue
+                self._check_silent(mq)
                 if mq.queue:
                     self.on_pressure(mq)
                 live = [r for r in mq.replicas if r.state in LIVE and not r.external]

@@ -271,6 +271,7 @@ class Replica:
     idle_since: float = field(default_factory=time.monotonic)
     stopping: bool = False
     connections: int = 0  # its open connections to the runtime port (counted per connection, see protocol.py)
+    last_seen: float = 0.0  # loop time of its last request start or poll answer (protocol.py; hand-started ones)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -329,6 +330,8 @@ class Scheduler:
         self.by_token: dict[str, Replica] = {}
         self.job_history = job_history
         self.poll_hold = poll_hold
+        #: Replaces secrets in a job's error (the SDK's message may quote one): set to the log hub's redact.
+        self.redact: Callable[[str], str] = _same
         self.late_answers = 0  # results or losses that arrived for an already finished job (ignored)
         self.counts: dict[str, int] = {s: 0 for s in TERMINAL}
         #: Called with the ModuleQueue when a job waits and no replica can take it (autoscaling, cold start).
@@ -336,7 +339,7 @@ class Scheduler:
         #: Called with a draining Replica once it holds no job (it can then be stopped).
         self.on_drained: Callable[[Replica], None] = lambda r: None
         #: Called with every job that reaches its terminal state.
-        self.on_finished: Callable[[Job], None] = lambda job: None
+        self._finished_listeners: list[Callable[[Job], None]] = []  # see add_finished_listener
 
     # -- modules and replicas ------------------------------------------------------------------------------
 
@@ -394,6 +397,15 @@ class Scheduler:
         if replica.state == STARTING:
             replica.state = READY
         return lost
+
+    def add_finished_listener(self, listener: Callable[[Job], None]) -> None:
+        """Have ``listener(job)`` called (on the loop) each time a job ends, whatever its end (the console's
+        metrics subscribe here)."""
+        self._finished_listeners.append(listener)
+
+    def has_parked_poll(self, replica: Replica) -> bool:
+        """Whether ``replica`` has a GET job waiting here (it is polling)."""
+        return any(p.replica is replica for p in self.modules[replica.module].pollers)
 
     def _release_polls(self, replica: Replica) -> None:
         mq = self.modules[replica.module]
@@ -606,7 +618,10 @@ class Scheduler:
             self.late_answers += 1
             return
         job.state = state
-        job.error = error
+        job.error = self.redact(error) if error else error
+        if state != SUCCEEDED and job.result:
+            # a failed job's result is the SDK's error object, whose text may quote a secret too
+            job.result = self.redact(job.result.decode("utf-8", "replace")).encode()
         job.finished_at = time.time()
         now = time.monotonic()
         job.duration_ms = round((now - job._mono) * 1000, 3)
@@ -636,7 +651,11 @@ class Scheduler:
                     self.loop.call_exception_handler({"message": "job listener failed", "exception": exc})
         if job._waiters:
             job._notify()
-        self.on_finished(job)
+        for listener in self._finished_listeners:
+            try:
+                listener(job)
+            except Exception as exc:  # noqa: BLE001 - an observer's bug must not stop the job's bookkeeping
+                self.loop.call_exception_handler({"message": "finished-job listener failed", "exception": exc})
         if len(self.jobs) > self.job_history:
             self._trim()
 
@@ -675,3 +694,7 @@ class Scheduler:
             polls, mq.pollers = mq.pollers, []
             for poll in polls:
                 self._answer(poll, None)
+
+
+def _same(text: str) -> str:
+    return text

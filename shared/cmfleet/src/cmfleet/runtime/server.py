@@ -85,6 +85,25 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def dev_modules(repo: Any, config: DevConfig, names: list[str] | None = None) -> list[Any]:
+    """The modules ``cmfleet dev`` runs (those named, or all): the repository's, and the folders under ``modules/``
+    known only by their ``[tool.cmfleet.dev.modules.<m>] command`` (another language's module: no pyproject.toml
+    or app.py needed). An unknown name raises UnknownUnitError listing the known ones."""
+    from cmfleet.discovery import MODULES_DIR, Unit, UnknownUnitError
+
+    units = {u.name: u for u in repo.modules()}
+    for name, settings in config.modules.items():
+        path = repo.root / MODULES_DIR / name
+        if settings.command and name not in repo.units and path.is_dir():
+            units[name] = Unit(name, "module", path, repo.root, {})
+    if not names:
+        return [units[name] for name in sorted(units)]
+    for name in names:
+        if name not in units:
+            raise UnknownUnitError(name, sorted(units), kind="module")
+    return [units[name] for name in names]
+
+
 def manual_token(root: Path, module: str) -> tuple[Path, str]:
     """The persistent token file of ``module``'s hand-started replica (created when missing)."""
     path = root / STATE_DIR / "manual" / module / "module-auth-token"
@@ -93,22 +112,6 @@ def manual_token(root: Path, module: str) -> tuple[Path, str]:
     token = secrets.token_urlsafe(24)
     write_token(path, token)
     return path, token
-
-
-class _QuietServer:
-    """uvicorn's Server without its signal handling (the CLI owns signals; tests run it in a thread)."""
-
-    def __new__(cls, config: Any) -> Any:
-        import contextlib
-
-        import uvicorn
-
-        class Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self):  # type: ignore[override]
-                yield
-
-        return Server(config)
 
 
 class Runtime:
@@ -125,9 +128,12 @@ class Runtime:
         self.runtime_port = 0
         self.run_dir: Path | None = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self._uvicorn: Any = None
+        self._gateway: Any = None
         self._protocol: Any = None
         self._stop_watch: asyncio.Event | None = None
+        #: module -> the schemas derived from its app.py (derived.py), for calls before a replica posts
+        self.derived: dict[str, list[Any]] = {}
+        self._deriving: dict[str, asyncio.Task[Any]] = {}
         self.repo: Any = None
 
     @property
@@ -141,7 +147,7 @@ class Runtime:
     async def start(self) -> None:
         """Bind both ports, start the servers and every module's minimum replicas."""
         from cmfleet.discovery import DiscoveryError, Repository
-        from cmfleet.runtime.gateway import Gateway, GatewayProtocol
+        from cmfleet.runtime.gateway import Gateway, gateway_server
         from cmfleet.runtime.protocol import ProtocolServer
         from cmfleet.runtime.sources import SourcesError, load_sources, secret_values, write_module_sources
         from cmfleet.runtime.tls import ensure_tls
@@ -149,7 +155,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         try:
             self.repo = Repository.load(self.root)
-            units = [self.repo.module(m) for m in self.selected] if self.selected else self.repo.modules()
+            units = dev_modules(self.repo, self.config, self.selected)
         except DiscoveryError as exc:
             raise StartError(str(exc)) from None
         if not units:
@@ -187,6 +193,7 @@ class Runtime:
             envs = EnvironmentManager(self.root, self.logs)
 
         self.scheduler = Scheduler(loop, job_history=self.config.job_history, poll_hold=self.config.poll_hold)
+        self.scheduler.redact = self.logs.redact  # a job's error may quote a secret
         self.manager = ReplicaManager(self.scheduler, self.logs, self.config, env, envs)
         for unit in units:
             self.manager.add_module(unit)
@@ -198,37 +205,17 @@ class Runtime:
             self.scheduler.add_replica(manual)
             self.logs.add_secrets([token])
 
-        self._protocol = ProtocolServer(self.scheduler, tls.server_context())
+        self._protocol = ProtocolServer(self.scheduler, tls.server_context(), self.config.http_limits())
         self._protocol.on_contact = lambda r: None
         self._protocol.on_connected = self.manager.connected
         self._protocol.on_disconnected = self.manager.disconnected
         await self._protocol.start(runtime_sock)
 
-        import uvicorn
-
-        http = "httptools" if _has("httptools") else "h11"
-        app = Gateway(self).app()
-        uv_config = uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http=GatewayProtocol.over(http),  # the hot path (calls) first, then uvicorn's own protocol
-            timeout_graceful_shutdown=1,
-            timeout_keep_alive=30,
-            # local and direct: no proxy headers to trust, and fewer response headers to build and validate per call
-            proxy_headers=False,
-            server_header=False,
-            date_header=False,
-        )
-        self._uvicorn = _QuietServer(uv_config)
-        self._tasks.append(loop.create_task(self._uvicorn.serve(sockets=[gateway_sock])))
-        while not self._uvicorn.started:
-            if self._tasks[-1].done():
-                self._tasks[-1].result()
-                raise StartError("the gateway did not start")
-            await asyncio.sleep(0.01)
+        self._gateway = gateway_server(Gateway(self), self.config.http_limits())
+        await self._gateway.start(gateway_sock)
         self.manager.start()
+        for unit in units:
+            self._derive(unit.name)
         if self.config.reload:
             self._stop_watch = asyncio.Event()
             self._tasks.append(loop.create_task(self._watch(units)))
@@ -264,9 +251,32 @@ class Runtime:
                 if hit:
                     rel = ", ".join(sorted({rel_path(self.root, f) for f in hit})[:3])
                     self.manager.reload(name, f"changed {rel}")
+                    self._derive(name)
+
+    def _derive(self, name: str) -> None:
+        """Derive a scale-to-zero Python module's schemas from its app.py (again after a reload, in the
+        background): its calls are checked before its first replica posts (derived.py)."""
+        from cmfleet.runtime.derived import derive_schemas
+
+        settings = self.config.for_module(name)
+        if settings.min_replicas > 0 or settings.command:
+            return  # a replica starts (and posts) at once; another language's module has nothing to derive
+        self.derived.pop(name, None)
+        previous = self._deriving.pop(name, None)
+        if previous is not None:
+            previous.cancel()
+
+        async def run() -> None:
+            schemas = await derive_schemas(self.manager, name)
+            if schemas is not None:
+                self.derived[name] = schemas
+
+        self._deriving[name] = asyncio.get_running_loop().create_task(run())
 
     async def stop(self) -> None:
         """Stop replicas (their process groups included), servers and the watcher; remove the run folder."""
+        for task in self._deriving.values():
+            task.cancel()
         if self._stop_watch is not None:
             self._stop_watch.set()
         if self.manager is not None:
@@ -275,8 +285,8 @@ class Runtime:
             self.scheduler.cancel_all("lost: the runtime stopped")
         if self._protocol is not None:
             await self._protocol.stop()
-        if self._uvicorn is not None:
-            self._uvicorn.should_exit = True
+        if self._gateway is not None:
+            await self._gateway.stop()
         for task in self._tasks:
             try:
                 await asyncio.wait_for(task, 3.0)
@@ -288,12 +298,6 @@ class Runtime:
 
 def _src(lib: Any) -> Path:
     return lib.path / "src" if (lib.path / "src").is_dir() else lib.path
-
-
-def _has(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
 
 
 class BackgroundRuntime:

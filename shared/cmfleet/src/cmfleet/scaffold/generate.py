@@ -130,6 +130,46 @@ def plan_unit(repo: Repository, name: str, kind: str) -> Plan:
     return plan
 
 
+COMMAND_README = """# {name}
+
+A module in another language: `cmfleet dev` runs its replicas with the command in the root `pyproject.toml`,
+
+    [tool.cmfleet.dev.modules.{name}]
+    command = {command}
+
+in this folder, with the environment Foundry gives a container (put your SDK's code here, e.g. Palantir's
+TypeScript SDK `@palantir/compute-module`). Functions its SDK registers without posting a schema are declared
+there too: `functions = ["name", {{ name = "other", streaming = true }}]`. `cmfleet check`, tox and `cmfleet build`
+know Python modules only.
+"""
+
+
+def plan_command_module(repo: Repository, name: str, command: list[str]) -> Plan:
+    """A module in another language: its folder (a README) and its ``command`` in the root pyproject."""
+    check_new_name(repo, name, "module")
+    if not command:
+        raise ScaffoldError('--command needs the command that runs a replica, e.g. --command "node index.js"')
+    import json
+
+    import tomlkit
+
+    plan = Plan(repo.root, name, "module")
+    plan.files = {f"{MODULES_DIR}/{name}/README.md": COMMAND_README.format(name=name, command=json.dumps(command))}
+    pyproject = repo.root / "pyproject.toml"
+    doc = tomlkit.parse(pyproject.read_text(encoding="utf-8"))
+    modules = doc.setdefault("tool", tomlkit.table(True)).setdefault("cmfleet", tomlkit.table(True))
+    modules = modules.setdefault("dev", tomlkit.table(True)).setdefault("modules", tomlkit.table(True))
+    if name in modules:
+        raise ScaffoldError(
+            f"pyproject.toml already has [tool.cmfleet.dev.modules.{name}]; remove it or choose another"
+        )
+    table = tomlkit.table()
+    table["command"] = command
+    modules[name] = table
+    plan.edits = {"pyproject.toml": tomlkit.dumps(doc)}
+    return plan
+
+
 def add_workspace_member(pyproject: Path, name: str) -> str | None:
     """The root ``pyproject.toml`` with ``shared/<name>`` in the hatch workspace and ruff's first-party list
     (tomlkit: formatting and comments kept); ``None`` when the root declares no hatch workspace."""

@@ -66,23 +66,7 @@ def mount(app: Any, runtime: Any) -> None:
 
 
 def _observe(runtime: Any, metrics: Any) -> None:
-    """Feed ``metrics`` with every finished job and every replica output line (both on the runtime's loop)."""
-    scheduler = runtime.scheduler
-    previous_finished = scheduler.on_finished
-
-    def on_finished(job: Any) -> None:
-        previous_finished(job)
-        metrics.observe_job(job)
-
-    scheduler.on_finished = on_finished
-
-    # The log hub parses SLS lines but keeps only what a log view needs; metric lines carry their values in
-    # top-level keys, so the raw line is read here before the hub records it.
-    hub = runtime.logs
-    record_line = hub.line
-
-    def line(module: str, replica: str, stream: str, raw: bytes, session_id: str | None = None) -> None:
-        metrics.observe_line(module, raw)
-        record_line(module, replica, stream, raw, session_id)
-
-    hub.line = line
+    """Feed ``metrics`` with every finished job and every replica output line (both on the runtime's loop).
+    Metric lines carry their values in top-level keys the log hub does not keep, so the raw line is read."""
+    runtime.scheduler.add_finished_listener(metrics.observe_job)
+    runtime.logs.add_line_listener(metrics.observe_line)

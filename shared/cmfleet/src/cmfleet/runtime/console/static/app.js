@@ -1,4 +1,4 @@
-// The cmfleet dev console: plain JavaScript over the gateway's JSON API (see cmfleet/runtime/gateway.py).
+// The cmfleet dev console: plain JavaScript over the gateway's JSON API (see cmfleet/runtime/gateway/__init__.py).
 "use strict";
 
 const POLL_MS = 2000;
