@@ -1,5 +1,5 @@
-"""Empty results say so: `affected`, `matrix` and `status` print one line when there is nothing to report (on
-stderr where stdout is data for scripts), and their --json stays an empty list."""
+"""Empty results say so: `affected`, `matrix`, `status` and `lock --check` print one line when there is nothing to
+report (on stderr where stdout is data for scripts), and their --json stays an empty list."""
 
 from __future__ import annotations
 
@@ -39,3 +39,12 @@ def test_status_of_a_repository_without_units(fleet):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [f"No unit in {fleet.root.resolve()}: nothing to report."]
     assert json.loads(fleet.cmfleet("status", "--json").stdout) == []
+
+
+def test_lock_check_without_modules_says_so(fleet):
+    fleet.git("rm", "-rq", "modules")
+    fleet.git("commit", "-qm", "chore: no modules yet")
+    (fleet.root / "modules").mkdir()
+    proc = fleet.cmfleet("lock", "--check")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["No module to check: nothing to report."]

@@ -188,6 +188,9 @@ def _check_locks(plans) -> None:
     from cmfleet.artifacts.lock import lock_path, read_lock
     from cmfleet.cli import EXIT_FAILED
 
+    if not plans:  # a CI log is never silent
+        click.echo("No module to check: nothing to report.")
+        return
     failed = []
     for plan in plans:
         name, root = plan.module.name, plan.repo.root
