@@ -168,7 +168,13 @@ def test_stale_release_pr_is_refused_then_replanned(tmp_path, fleet):
 def test_second_pr_for_the_same_version_is_refused(fleet):
     fleet.change("modules/hello/app.py", "fix: one")
     release_pr(fleet, "hello", "--pr", "release/a")
-    release_pr(fleet, "hello", "--pr", "release/b")
+    # a second person opens their own PR: run within the same second by the same identity, `release --pr` would
+    # write the very same commit object (same tree, parent, message, dates), i.e. one PR, not two
+    other = {"GIT_AUTHOR_NAME": "Second Releaser", "GIT_COMMITTER_NAME": "Second Releaser"}
+    assert fleet.cmfleet("release", "hello", "--pr", "release/b", env=other).returncode == 0
+    assert fleet.git("rev-parse", "release/a") != fleet.git("rev-parse", "release/b")
+    for branch in ("release/a", "release/b"):
+        assert parse_trailers(fleet.git("log", "-1", "--format=%B", branch))[0] == ["hello/v0.0.1"]
     first = merge(fleet, "release/a")
     assert tag_merged(fleet).returncode == 0
     # both PRs wrote the same changelog section: git conflicts; someone merges keeping main's side
