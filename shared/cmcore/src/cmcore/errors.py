@@ -180,8 +180,8 @@ def from_result(value: Any, root: Path | None = None) -> FunctionError | None:
         # a JavaScript stack, when the reason carries one: its "at" lines, without node_modules/ and node: frames
         lines = str(reason).splitlines()
         stack = [ln.strip() for ln in lines if ln.strip().startswith("at ")]
-        message = [ln for ln in lines if not ln.strip().startswith("at ")]
+        said = [ln for ln in lines if not ln.strip().startswith("at ")]
         own = [ln for ln in stack if "node_modules/" not in ln and "(node:" not in ln and not ln.startswith("at node:")]
-        text = one_line(f"{error}: " + " ".join(message))
+        text = one_line(f"{error}: " + " ".join(said))
         return FunctionError(text, "\n".join(f"  {ln}" for ln in own) or None)
     return FunctionError(one_line(error))
