@@ -257,7 +257,7 @@ def tool_versions(extra: dict[str, str] | None = None) -> dict[str, str]:
         "tox-uv": _dist_version("tox-uv"),
         "uv": _command_version([uv_path(), "--version"]),
         "hatch": _command_version([hatch_path(), "--version"]),
-        "starlette / uvicorn (runtime)": f"{_dist_version('starlette')} / {_dist_version('uvicorn')}",
+        "starlette / httptools (runtime)": f"{_dist_version('starlette')} / {_dist_version('httptools')}",
     }
     versions.update(extra or {})
     return versions

@@ -70,7 +70,7 @@ def _one_line(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("blocked", ["starlette", "uvicorn"])
+@pytest.mark.parametrize("blocked", ["starlette", "httptools"])
 def test_dev_without_the_runtime_extra(tmp_path, blocked):
     root = _repo(tmp_path / "repo", '[tool.cmfleet.dev]\nenvironments = "shared"')
     line = _one_line(_run(root, blocked, "dev", "--port", "0", "--runtime-port", "0", "--no-reload"))
