@@ -50,6 +50,30 @@ def secret_forms(secret: str) -> set[str]:
     return {f for f in forms if f}
 
 
+def redact_strings(value: Any, redact: Callable[[str], str]) -> Any:
+    """``value`` (decoded JSON) with ``redact`` applied to every string in it, keys included: a secret inside a
+    string is then seen in the form the string holds it (e.g. a ``repr``), not escaped once more by JSON."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [redact_strings(item, redact) for item in value]
+    if isinstance(value, dict):
+        return {redact(str(k)): redact_strings(v, redact) for k, v in value.items()}
+    return value
+
+
+def redact_json_bytes(body: bytes, redact: Callable[[str], str]) -> bytes:
+    """A JSON body with every secret replaced: in its text, then in each of its decoded strings (a body that is not
+    JSON only in its text)."""
+    text = redact(body.decode("utf-8", "replace"))
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text.encode()
+    clean = redact_strings(value, redact)
+    return text.encode() if clean == value else json.dumps(clean).encode()
+
+
 def matches(record: dict[str, Any], module: str | None, replica: str | None, job: str | None) -> bool:
     """Whether a log record passes the module / replica / job filters (an empty filter passes everything)."""
     return (
@@ -97,11 +121,7 @@ class LogHub:
 
     def redact_json(self, value: Any) -> Any:
         """A JSON value with every secret in its strings (keys included) replaced by ``***``."""
-        if not self.forms:
-            return value
-        text = json.dumps(value)
-        clean = self.redact(text)
-        return value if clean == text else json.loads(clean)
+        return redact_strings(value, self.redact) if self.forms else value
 
     def add_line_listener(self, listener: Callable[[str, bytes], None]) -> None:
         """Have ``listener(module, raw)`` called with each replica output line as written, before the hub records

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cmfleet.runtime.logs import redact_json_bytes
+
 QUEUED, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, LOST = "queued", "running", "succeeded", "failed", "timed_out", "lost"
 TERMINAL = frozenset({SUCCEEDED, FAILED, TIMED_OUT, LOST})
 
@@ -620,8 +622,9 @@ class Scheduler:
         job.state = state
         job.error = self.redact(error) if error else error
         if state != SUCCEEDED and job.result:
-            # a failed job's result is the SDK's error object, whose text may quote a secret too
-            job.result = self.redact(job.result.decode("utf-8", "replace")).encode()
+            # a failed job's result is the SDK's error object, whose text may quote a secret too (e.g. as a repr
+            # inside one of its JSON strings: redacted in each decoded string as well)
+            job.result = redact_json_bytes(job.result, self.redact)
         job.finished_at = time.time()
         now = time.monotonic()
         job.duration_ms = round((now - job._mono) * 1000, 3)
