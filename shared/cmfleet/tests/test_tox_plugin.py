@@ -55,7 +55,7 @@ def test_every_module_has_an_artifact_env_that_builds_installs_and_tests_it(repo
     assert {f"artifact-{m}" for m in modules} <= set(default)
     proc = _tox(root, "config", "-e", "artifact-hello", "-k", "commands", "labels", "deps")
     assert proc.returncode == 0, proc.stderr
-    assert "labels = artifacts" in proc.stdout
+    assert "labels =\n  all\n  artifacts\n" in proc.stdout  # `artifacts` selects the artifact envs, `all` every env
     commands = proc.stdout.split("commands =")[1].split("labels =")[0].split("\n")
     assert [c.strip() for c in commands if c.strip()] == [
         "python -m cmfleet.artifacts.installed prepare hello",
