@@ -35,7 +35,9 @@ def drift_findings(repo: Path) -> list[dict]:
 
 
 def test_a_dependency_declared_only_in_pyproject_fails_check_release_and_build(fresh_repo):
-    repo = fresh_repo(edit=lambda root: add_dependency(root, "python-dateutil>=2.8"))
+    repo = fresh_repo()
+    add_dependency(repo, "python-dateutil>=2.8")  # after hello/v1.0.0, so a release of hello is really attempted
+    git(repo, "commit", "-qam", "feat(hello): use dateutil")
     [finding] = drift_findings(repo)
     recipe = (repo / "modules/hello/conda_recipe/meta.yaml").read_text().splitlines()
     line = int(finding["location"].rsplit(":", 1)[1])
@@ -43,7 +45,6 @@ def test_a_dependency_declared_only_in_pyproject_fails_check_release_and_build(f
         finding["location"].startswith("modules/hello/conda_recipe/meta.yaml:") and recipe[line - 1].strip() == "run:"
     )
     assert "missing python-dateutil" in finding["message"] and "'- python-dateutil >=2.8'" in finding["message"]
-    git(repo, "commit", "--allow-empty", "-qm", "feat: use dateutil")
     release = cmfleet(repo, "release", "hello")
     assert release.returncode == 1 and "recipe-requirements" in release.stdout + release.stderr
     assert "hello/v1.1.0" not in git(repo, "tag")
