@@ -116,7 +116,8 @@ def toolkit_python_envs(repo: Repository, posargs: tuple[str, ...] = ()) -> dict
             "description": f"the cmfleet toolkit's fast tests (-m 'not slow') on Python {version}",
             "package": "skip",
             "base_python": [python_for(version)],
-            "deps": [f"-e {toolkit.path}[runtime,test,build]"],
+            # its shared libraries (cmcore) from their paths, as in the cmfleet env: they are not on an index
+            "deps": [*(f"-e {lib.path}" for lib in repo.closure(toolkit)), f"-e {toolkit.path}[runtime,test,build]"],
             "commands": [Command(["pytest", f"{toolkit.rel}/tests", "-m", "not slow", *posargs])],
             "labels": ["toolkit", "all"],
         }
