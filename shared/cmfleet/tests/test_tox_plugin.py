@@ -93,8 +93,10 @@ def test_the_toolkits_fast_tests_get_an_env_per_other_python(repo_root, tmp_path
         ["pytest", "shared/cmfleet/tests", "-m", "not slow", "-x"]
     ]
     assert envs["cmfleet-python3.10"]["labels"] == ["toolkit", "all"]
-    # cmcore (what images run, the toolkit's dependency) is not on an index: installed from its folder
-    assert envs["cmfleet-python3.10"]["deps"] == [
-        f"-e {repo_root / 'shared/cmcore'}",
-        f"-e {repo_root / 'shared/cmfleet'}[runtime,test,build]",
-    ]
+    # every shared library from its folder, cmcore (the toolkit's own dependency, on no index) first
+    deps = envs["cmfleet-python3.10"]["deps"]
+    assert (
+        deps[0] == f"-e {repo_root / 'shared/cmcore'}"
+        and deps[-1] == f"-e {repo_root / 'shared/cmfleet'}[runtime,test,build]"
+    )
+    assert f"-e {repo_root / 'shared/textkit'}" in deps and f"-e {repo_root / 'shared/cmhealth'}" in deps

@@ -47,6 +47,16 @@ def _repository() -> Repository | None:
     return repo
 
 
+def toolkit_deps(repo: Repository, toolkit: Unit) -> list[str]:
+    """The toolkit envs' installs: every shared library from its folder (cmcore first, the toolkit's own
+    dependency, which is on no index), as the development environment has them, so the toolkit's tests run the
+    example modules and plugins (textkit, cmhealth, ...) here instead of building module venvs in the checkout;
+    then the toolkit with its runtime, test and build extras."""
+    libs = [*repo.closure(toolkit), *(lib for lib in repo.shared() if lib is not toolkit)]
+    unique = list(dict.fromkeys(lib.path for lib in libs))
+    return [*(f"-e {path}" for path in unique), f"-e {toolkit.path}[runtime,test,build]"]
+
+
 def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) -> dict[str, Any]:
     """The tox settings of ``unit``'s environment; ``posargs`` (after ``--``) go to pytest."""
     from tox.config.types import Command
@@ -61,7 +71,7 @@ def env_settings(repo: Repository, unit: Unit, posargs: tuple[str, ...] = ()) ->
         return {
             "description": "the cmfleet toolkit: its own tests (runtime, release, build, browser)",
             "package": "skip",
-            "deps": [*shared_paths, f"-e {unit.path}[runtime,test,build]"],
+            "deps": toolkit_deps(repo, unit),
             "commands": [Command(["pytest", tests, *posargs])],
             "labels": ["shared", "toolkit", "all"],
         }
@@ -117,7 +127,7 @@ def toolkit_python_envs(repo: Repository, posargs: tuple[str, ...] = ()) -> dict
             "package": "skip",
             "base_python": [python_for(version)],
             # its shared libraries (cmcore) from their paths, as in the cmfleet env: they are not on an index
-            "deps": [*(f"-e {lib.path}" for lib in repo.closure(toolkit)), f"-e {toolkit.path}[runtime,test,build]"],
+            "deps": toolkit_deps(repo, toolkit),
             "commands": [Command(["pytest", f"{toolkit.rel}/tests", "-m", "not slow", *posargs])],
             "labels": ["toolkit", "all"],
         }

@@ -23,6 +23,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -85,8 +86,6 @@ def default_folder(module: str) -> Path:
     base = os.environ.get("TOX_ENV_DIR")
     if base:
         return Path(base) / "tmp" / f"artifact-{module}"
-    import tempfile
-
     return Path(tempfile.gettempdir()) / f"cmfleet-artifact-{module}"
 
 
@@ -203,6 +202,24 @@ def prepare(root: Path, module: str, folder: Path) -> Installation:
 
 
 @contextmanager
+def _state_outside(root: Path) -> Iterator[None]:
+    """The runtime's state (TLS, tokens, env locks) in a temporary folder, not ``<root>/.cmfleet``: testing an
+    installed artifact leaves nothing in the checkout."""
+    from cmfleet.runtime.environments.spec import STATE_VARIABLE
+
+    before = os.environ.get(STATE_VARIABLE)
+    with tempfile.TemporaryDirectory(prefix="cmfleet-state-") as state:
+        os.environ[STATE_VARIABLE] = state
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop(STATE_VARIABLE, None)
+            else:
+                os.environ[STATE_VARIABLE] = before
+
+
+@contextmanager
 def served(root: Path, installation: Installation, timeout: float = 120.0) -> Iterator[tuple[Any, list[dict]]]:
     """A local runtime (``cmfleet dev``'s: the real runtime protocol) whose one replica runs the installation's
     ENTRYPOINT: yields an httpx client on its gateway and the functions its SDK posted (``GET
@@ -225,7 +242,11 @@ def served(root: Path, installation: Installation, timeout: float = 120.0) -> It
         reload=False,
         terminal_logs=False,
     )
-    with BackgroundRuntime(root, config, [name]) as runtime, httpx.Client(base_url=runtime.url) as client:
+    with (
+        _state_outside(root),
+        BackgroundRuntime(root, config, [name]) as runtime,
+        httpx.Client(base_url=runtime.url) as client,
+    ):
         deadline = time.monotonic() + timeout
         while True:
             [listed] = [m for m in client.get("/api/modules").json() if m["name"] == name]

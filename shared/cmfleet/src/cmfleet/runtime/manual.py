@@ -12,15 +12,16 @@ from cmfleet.runtime.config import DevConfig
 
 def manual_environment(repo: Any, config: DevConfig, module: str) -> dict[str, str]:
     """Every variable a hand-started replica of ``module`` needs (the runtime must run on ``runtime_port``)."""
+    from cmfleet.runtime.environments.spec import state_root
     from cmfleet.runtime.replicas import ReplicaEnvironment
     from cmfleet.runtime.server import SERVICE_DISCOVERY, STATE_DIR, _src, dev_modules, manual_token
     from cmfleet.runtime.sources import load_sources, write_module_sources
     from cmfleet.runtime.tls import ensure_tls
 
     (unit,) = dev_modules(repo, config, [module])
-    folder = repo.root / STATE_DIR / "manual" / module
+    folder = state_root(repo.root) / STATE_DIR.name / "manual" / module
     token_file, _ = manual_token(repo.root, module)
-    tls = ensure_tls(repo.root / STATE_DIR / "tls")
+    tls = ensure_tls(state_root(repo.root) / STATE_DIR.name / "tls")
     discovery = folder / "service-discovery.yml"
     discovery.write_text(SERVICE_DISCOVERY)
     env = ReplicaEnvironment(repo.root, config.runtime_port, tls.ca, folder, discovery)
@@ -33,7 +34,7 @@ def manual_environment(repo: Any, config: DevConfig, module: str) -> dict[str, s
         from cmfleet.runtime.environments import ENVS_DIR, USE_LOCK_VARIABLE, lock_path
 
         # the entrypoint holds it while it runs: another cmfleet dev then keeps the venv (remove_stale_environments)
-        environ[USE_LOCK_VARIABLE] = str(lock_path(repo.root / ENVS_DIR, module, "use"))
+        environ[USE_LOCK_VARIABLE] = str(lock_path(state_root(repo.root) / ENVS_DIR.name, module, "use"))
     for key in ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER"):
         environ.pop(key, None)  # the shell has its own
     return environ

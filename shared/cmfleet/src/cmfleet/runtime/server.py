@@ -28,6 +28,7 @@ from typing import Any
 
 from cmfleet.discovery import rel_path
 from cmfleet.runtime.config import DevConfig
+from cmfleet.runtime.environments.spec import state_root
 from cmfleet.runtime.logs import LogHub
 from cmfleet.runtime.replicas import ReplicaEnvironment, ReplicaManager, write_token
 from cmfleet.runtime.scheduler import STOPPED, Replica, Scheduler
@@ -106,7 +107,7 @@ def dev_modules(repo: Any, config: DevConfig, names: list[str] | None = None) ->
 
 def manual_token(root: Path, module: str) -> tuple[Path, str]:
     """The persistent token file of ``module``'s hand-started replica (created when missing)."""
-    path = root / STATE_DIR / "manual" / module / "module-auth-token"
+    path = state_root(root) / STATE_DIR.name / "manual" / module / "module-auth-token"
     if path.exists():
         return path, path.read_text()
     token = secrets.token_urlsafe(24)
@@ -163,7 +164,7 @@ class Runtime:
         if not is_loopback(self.config.host) and not getattr(self.config, "access_token", None):
             self.config.access_token = os.environ.get("CMFLEET_DEV_TOKEN") or secrets.token_urlsafe(24)  # type: ignore[attr-defined]
 
-        tls = ensure_tls(self.root / STATE_DIR / "tls")
+        tls = ensure_tls(state_root(self.root) / STATE_DIR.name / "tls")
         try:
             sources = load_sources(self.root)
         except SourcesError as exc:

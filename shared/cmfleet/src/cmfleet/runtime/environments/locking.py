@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from cmfleet.runtime.environments.spec import ENVS_DIR
+from cmfleet.runtime.environments.spec import ENVS_DIR, state_root
 
 #: Set for a hand-started replica (``cmfleet dev --print-env``): the "use" lock of its venv, which the entrypoint
 #: holds (shared) while it runs, as a runtime does for the venvs of its own replicas.
@@ -54,7 +54,7 @@ def remove_stale_environments(root: Path, modules: Iterable[str]) -> list[tuple[
     is removed as a link (its target is left alone), and nothing inside a folder is followed out of it
     (``shutil.rmtree`` removes links, not what they point to). Other files and the hidden ones (locks, builds
     in progress) are left as they are."""
-    envs = Path(root) / ENVS_DIR
+    envs = state_root(root) / ENVS_DIR.name
     try:
         entries = sorted(os.scandir(envs), key=lambda entry: entry.name)
     except FileNotFoundError:

@@ -12,6 +12,15 @@ from pathlib import Path
 from typing import Any
 
 ENVS_DIR = Path(".cmfleet") / "envs"
+#: Where cmfleet dev keeps its state (venvs, TLS, tokens) instead of ``<root>/.cmfleet``: the artifact tox envs
+#: point it into their own tmp folder, so a test run leaves nothing in the checkout.
+STATE_VARIABLE = "CMFLEET_STATE_DIR"
+
+
+def state_root(root: Path | str) -> Path:
+    """The folder holding cmfleet dev's state for the repository at ``root``: ``$CMFLEET_STATE_DIR`` when set,
+    else ``<root>/.cmfleet``."""
+    return Path(os.environ.get(STATE_VARIABLE) or Path(root) / ENVS_DIR.parent)
 STAMP = "cmfleet-env.json"
 CONSTRAINTS = "cmfleet-constraints.txt"  # the lock's pins without hashes, inside the env
 MODES = ("module", "shared")
@@ -68,7 +77,7 @@ def python_of(folder: Path) -> Path:
 
 def env_folder(root: Path, module: str) -> Path:
     """Where ``module``'s environment lives."""
-    return Path(root) / ENVS_DIR / module
+    return state_root(root) / ENVS_DIR.name / module
 
 
 def toolkit_source(repo: Any) -> Path | None:
