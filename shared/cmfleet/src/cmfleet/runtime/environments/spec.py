@@ -21,6 +21,8 @@ def state_root(root: Path | str) -> Path:
     """The folder holding cmfleet dev's state for the repository at ``root``: ``$CMFLEET_STATE_DIR`` when set,
     else ``<root>/.cmfleet``."""
     return Path(os.environ.get(STATE_VARIABLE) or Path(root) / ENVS_DIR.parent)
+
+
 STAMP = "cmfleet-env.json"
 CONSTRAINTS = "cmfleet-constraints.txt"  # the lock's pins without hashes, inside the env
 MODES = ("module", "shared")
