@@ -27,8 +27,7 @@ IN_MODULE_ENV = "CMFLEET_IN_MODULE_ENV"
 def missing_requirements(repo: Any, unit: Any) -> list[str]:
     """The third-party requirements of ``unit`` and its shared libraries that this interpreter does not satisfy
     (not installed, or at a version the specifier excludes), as declared. The repository's own shared libraries
-    count only when they are not installed at all (the development environment installs them editable, a unit's tox
-    env from their folders, whatever version the pin names; the toolkit's own tox env does not have them)."""
+    are left out: the development environment installs them editable, and tox envs from their folders."""
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
@@ -43,13 +42,13 @@ def missing_requirements(repo: Any, unit: Any) -> list[str]:
                 continue
             if req.marker is not None and not req.marker.evaluate():
                 continue
+            if canonicalize_name(req.name) in local:
+                continue
             try:
                 installed = version(req.name)
             except PackageNotFoundError:
                 missing.append(text)
                 continue
-            if canonicalize_name(req.name) in local:
-                continue  # installed from its folder (editable): its version is a dev one, whatever the pin says
             if req.specifier and not req.specifier.contains(installed, prereleases=True):
                 missing.append(text)
     return sorted(set(missing))
