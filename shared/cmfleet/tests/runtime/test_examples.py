@@ -10,8 +10,9 @@ from cmfleet.discovery import find_root
 EXAMPLES = ["hello", "typed", "streaming", "wordcount"]
 
 
-def test_example_modules_answer_through_the_gateway():
+def test_example_modules_answer_through_the_gateway(tmp_path, monkeypatch):
     root = find_root()
+    monkeypatch.setenv("CMFLEET_STATE_DIR", str(tmp_path / "state"))  # state and venvs outside the checkout
     rt = start_runtime(root, EXAMPLES, replicas="1:1", concurrency=1)
     try:
         client = httpx.Client(base_url=rt.url, timeout=60)

@@ -16,8 +16,9 @@ from cmfleet.runtime.config import load_config
 from cmfleet.runtime.server import BackgroundRuntime
 
 
-def test_python_app_py_is_served_by_the_runtime():
+def test_python_app_py_is_served_by_the_runtime(tmp_path, monkeypatch):
     root = find_root()
+    monkeypatch.setenv("CMFLEET_STATE_DIR", str(tmp_path / "state"))  # the runtime's state, not the checkout's
     tool = {"dev": {"modules": {"hello": {"command": [sys.executable, "app.py"], "replicas": "1:1"}}}}
     config = load_config(tool, port=0, runtime_port=0, reload=False, terminal_logs=False)
     with BackgroundRuntime(root, config, ["hello"]) as rt:
