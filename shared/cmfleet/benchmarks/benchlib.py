@@ -353,9 +353,51 @@ def loadavg() -> tuple[float, float, float]:
     return os.getloadavg()
 
 
-def under_load(*loads: tuple[float, float, float]) -> bool:
-    """True when the 1-minute load average was above half the cores at any of ``loads`` (start and end)."""
-    return any(load[0] > (os.cpu_count() or 1) / 2 for load in loads)
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (``/proc/stat``: user, nice, system, irq, softirq,
+    steal; every core)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / clock_ticks()
+
+
+def own_tree_seconds() -> float:
+    """CPU seconds of this process and every process it started, running or ended: its own and its reaped
+    children's (``getrusage``), plus each live descendant's own and its reaped children's (``/proc``)."""
+    import resource
+
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    for pid in descendants(os.getpid()):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended between the listing and the reading: counted once reaped
+        total += sum(int(x) for x in fields[11:15]) / clock_ticks()  # utime stime cutime cstime
+    return total
+
+
+class OtherWork:
+    """How busy the machine was with work that is not the benchmark's own, over an interval: the machine's busy
+    CPU minus this process tree's. The load average cannot tell: it counts the benchmark's own processes too."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.busy = machine_busy_seconds()
+        self.own = own_tree_seconds()
+
+    def cores(self) -> float:
+        """Cores' worth of other work, on average since the start (0 when the benchmark had the machine alone)."""
+        wall = max(time.monotonic() - self.start, 1e-6)
+        other = (machine_busy_seconds() - self.busy) - (own_tree_seconds() - self.own)
+        return max(other, 0.0) / wall
+
+
+def under_load(other_cores: float) -> bool:
+    """True when other work used more than a quarter of the machine's cores on average (half a core of two)."""
+    return other_cores > (os.cpu_count() or 1) / 4
 
 
 def _status_kib(pid: int, key: str) -> int:

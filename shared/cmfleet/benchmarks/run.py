@@ -6,7 +6,8 @@
 
 BENCHMARKS.md is only ever the output of one full run, unedited: no section is kept from an earlier run or
 replaced by a later one, and a run in which a section failed leaves it untouched (its report goes to a separate
-file). Every section states the load average at its start and end, and says so when it was measured under load.
+file). Every section states the load average at its start and end and the CPU other processes used meanwhile, and
+says so when it was measured under load.
 Each target gets PASS or MISS and, when missed, by how much. Exit status: 0 when every section produced its figures
 (missed targets included), 1 when a section failed, 2 for bad usage.
 """
@@ -38,6 +39,7 @@ import bench_startup  # noqa: E402
 from benchlib import (  # noqa: E402
     CMFLEET_DIR,
     TARGET_HEADER,
+    OtherWork,
     Section,
     key_value_table,
     loadavg,
@@ -65,23 +67,29 @@ HOW_TO = """Regenerate: `hatch run bench` (everything, tens of minutes on 2 core
 run, unedited: no section comes from another run. `hatch run bench --only SECTION` (local exploration) and
 `hatch run bench --smoke` (1 run each, tiny sizes; CI runs it through `shared/cmfleet/tests/test_benchmarks_smoke.py`)
 write separate files, never this one. Sources: `shared/cmfleet/benchmarks/`.
-The machine may be shared with other work: every section gives the load average at its start and end and says
-when it was measured under load (1-minute load above half the cores); medians resist that noise, the spreads
-show it."""
+The machine may be shared with other work: every section gives the load average at its start and end and the CPU
+other processes used meanwhile, and says when it was measured under load (other work above a quarter of the
+cores); medians resist that noise, the spreads show it."""
 
 
-def load_line(start: tuple[float, float, float], end: tuple[float, float, float]) -> str:
-    """The load averages around a section, and a warning when it ran under load."""
+def load_line(start: tuple[float, float, float], end: tuple[float, float, float], other_cores: float) -> str:
+    """The load around a section: the load averages (which count the section's own processes too) and the CPU
+    other processes used meanwhile, with a warning when that was enough to disturb the figures."""
     cores = os.cpu_count() or 1
 
     def three(load: tuple[float, float, float]) -> str:
         return " / ".join(f"{x:.2f}" for x in load)
 
-    text = f"Load average (1 / 5 / 15 min) at the start {three(start)}, at the end {three(end)}; {cores} cores."
-    if under_load(start, end):
+    text = (
+        f"Load average (1 / 5 / 15 min) at the start {three(start)}, at the end {three(end)}; {cores} cores "
+        f"(the load average counts this section's own processes too). Other work on the machine meanwhile: "
+        f"{other_cores:.2f} cores on average ({100 * other_cores / cores:.0f}% of the machine; the machine's busy "
+        "CPU from `/proc/stat` minus the benchmark's own process tree)."
+    )
+    if under_load(other_cores):
         text += (
-            f" **Measured under load**: the 1-minute load exceeded {cores / 2:g} (half the cores), so these "
-            "figures include other work's interference."
+            f" **Measured under load**: other work used more than {cores / 4:g} cores on average, so these figures "
+            "include its interference."
         )
     return text
 
@@ -91,7 +99,7 @@ def run_section(name: str, smoke: bool, workroot: Path, extra_versions: dict[str
     (and the run exits 1)."""
     heading, bench = SECTIONS[name]
     workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workroot))
-    started, load_start = time.monotonic(), loadavg()
+    started, load_start, other = time.monotonic(), loadavg(), OtherWork()
     try:
         result = bench(smoke, workdir)
         if isinstance(result, tuple):  # invocation also reports the peer's versions
@@ -101,10 +109,10 @@ def run_section(name: str, smoke: bool, workroot: Path, extra_versions: dict[str
     except Exception as exc:  # noqa: BLE001 - reported in the file and by the exit status
         section = Section(heading)
         section.add(f"**FAILED**: {exc}", "```\n" + traceback.format_exc()[-3000:] + "\n```")
-    took, load_end = time.monotonic() - started, loadavg()
+    took, load_end, other_cores = time.monotonic() - started, loadavg(), other.cores()
     mode = "smoke mode (1 run, tiny sizes: not figures to quote)" if smoke else "full mode"
-    section.body.insert(0, f"_Measured {now_utc()}, {mode}, in {took:.0f} s._ {load_line(load_start, load_end)}")
-    return section.render(), under_load(load_start, load_end)
+    section.body.insert(0, f"_Measured {now_utc()}, {mode}, in {took:.0f} s._ {load_line(load_start, load_end, other_cores)}")
+    return section.render(), under_load(other_cores)
 
 
 def target_rows(sections: list[str]) -> list[str]:
