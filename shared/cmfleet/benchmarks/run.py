@@ -111,7 +111,9 @@ def run_section(name: str, smoke: bool, workroot: Path, extra_versions: dict[str
         section.add(f"**FAILED**: {exc}", "```\n" + traceback.format_exc()[-3000:] + "\n```")
     took, load_end, other_cores = time.monotonic() - started, loadavg(), other.cores()
     mode = "smoke mode (1 run, tiny sizes: not figures to quote)" if smoke else "full mode"
-    section.body.insert(0, f"_Measured {now_utc()}, {mode}, in {took:.0f} s._ {load_line(load_start, load_end, other_cores)}")
+    section.body.insert(
+        0, f"_Measured {now_utc()}, {mode}, in {took:.0f} s._ {load_line(load_start, load_end, other_cores)}"
+    )
     return section.render(), under_load(other_cores)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,12 +65,55 @@ def _fail(module: str, what: str, problems: list[str]) -> BuildError:
     return BuildError(f"{module}: {what}:\n  " + "\n  ".join(problems))
 
 
-def _build_units(plan: ModulePlan, wheels: Path, progress: Progress) -> dict[str, WheelInfo]:
+class UnitWheels:
+    """The wheels of the repository's own units built by one ``cmfleet build`` run, shared by its module builds
+    (in threads): a shared library or cmcore that several modules ship is built once per run, not once per module.
+    A wheel is keyed by what makes its bytes: the unit's folder, the version it builds as and its
+    ``SOURCE_DATE_EPOCH``."""
+
+    def __init__(self, folder: Path) -> None:
+        import threading
+
+        self.folder = folder
+        self.lock = threading.Lock()
+        self.built: dict[tuple[str, str | None, int], Future[WheelInfo]] = {}
+
+    def wheel(self, unit: Any, pretend: str | None, epoch: int, progress: Progress) -> WheelInfo:
+        """The unit's wheel (built now, or by another build of this run, waited for)."""
+        key = (str(unit.path), pretend, epoch)
+        with self.lock:
+            future = self.built.get(key)
+            mine = future is None
+            if mine:
+                future = self.built[key] = Future()
+            folder = self.folder / f"{len(self.built)}-{unit.name}"  # one folder per wheel: same-named wheels
+        assert future is not None
+        if not mine:
+            progress(f"wheel of {unit.name} (built once for this run)")
+            return future.result()
+        progress(f"wheel of {unit.name}")
+        try:
+            info = build_wheel(unit.path, folder, epoch, unit.name, pretend)
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        future.set_result(info)
+        return info
+
+
+def _build_units(plan: ModulePlan, wheels: Path, progress: Progress, shared: UnitWheels | None) -> dict[str, WheelInfo]:
     built: dict[str, WheelInfo] = {}
     for unit in plan.units:
         uv = plan.versions[unit.name]
-        progress(f"wheel of {unit.name}")
-        info = build_wheel(unit.path, wheels, source_date_epoch(plan.repo, unit, uv), unit.name, uv.pretend)
+        epoch = source_date_epoch(plan.repo, unit, uv)
+        if shared is None:
+            progress(f"wheel of {unit.name}")
+            info = build_wheel(unit.path, wheels, epoch, unit.name, uv.pretend)
+        else:
+            cached = shared.wheel(unit, uv.pretend, epoch, progress)
+            target = wheels / cached.path.name
+            shutil.copyfile(cached.path, target)
+            info = WheelInfo(target, cached.name, cached.version, cached.requires)
         if uv.expected is not None and info.version != uv.expected:
             raise BuildError(
                 f"{unit.name}: the wheel says version {info.version} but the tag {uv.tag or 'pyproject'} says "
@@ -196,8 +240,11 @@ def _replace_dir(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def build_module(plan: ModulePlan, out_dir: Path, progress: Progress = lambda _msg: None) -> BuildResult:
-    """Build ``plan.module`` into ``out_dir/<module>/<version>/``; raises BuildError, leaving nothing behind."""
+def build_module(
+    plan: ModulePlan, out_dir: Path, progress: Progress = lambda _msg: None, unit_wheels: UnitWheels | None = None
+) -> BuildResult:
+    """Build ``plan.module`` into ``out_dir/<module>/<version>/``; raises BuildError, leaving nothing behind.
+    ``unit_wheels``: the run's shared unit wheels, when several modules are built at once."""
     module = plan.module
     lock = current_lock(plan)  # a stale lock is refused (exit 2) before anything is built
     problems = static_problems(plan)
@@ -209,7 +256,7 @@ def build_module(plan: ModulePlan, out_dir: Path, progress: Progress = lambda _m
         root = tmp / "context"
         wheels = root / "wheels"
         wheels.mkdir(parents=True)
-        built = _build_units(plan, wheels, progress)
+        built = _build_units(plan, wheels, progress, unit_wheels)
         version = built[module.distribution].version
         problems = _render_recipes(plan, built, root / "recipes", progress)
         if problems:

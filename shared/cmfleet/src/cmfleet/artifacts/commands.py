@@ -5,6 +5,7 @@ Thin: they resolve names, call ``builder.build_module``, ``check.check_plan`` or
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +40,13 @@ def affected_modules(repo, since: str) -> list[str]:
 @click.option("--dev", is_flag=True, help="Allow untagged units; their dev versions are marked in the manifest.")
 @click.option("--check", "check_only", is_flag=True, help="Validate what a build would produce, build nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Modules built at once (default: the number of cores, at most 4).",
+)
 def build_command(
     names: tuple[str, ...],
     affected: bool,
@@ -47,9 +55,11 @@ def build_command(
     dev: bool,
     check_only: bool,
     as_json: bool,
+    jobs: int | None,
 ) -> None:
     """Build deployable artifacts of modules into DIR/<module>/<version>/: wheels (module, shared libraries,
-    cmfleet, third-party), rendered conda recipes, a Foundry container context and manifest.json.
+    cmcore, third-party), rendered conda recipes, a Foundry container context and manifest.json. Several modules
+    build at once (--jobs), and a shared library they all ship is built once per run.
 
     Examples: cmfleet build hello; cmfleet build --affected --since origin/main; cmfleet build --check wordcount
     """
@@ -80,9 +90,7 @@ def build_command(
     if check_only:
         _check(plans, out_dir, as_json, emit_json)
         return
-    from cmfleet.artifacts.builder import build_module
     from cmfleet.artifacts.lock import current_lock, lock_path
-    from cmfleet.progress import steps
 
     for plan in plans:  # every lock is checked before anything is built
         try:
@@ -97,18 +105,16 @@ def build_command(
                 err=True,
             )
 
-    results = []
-    for plan in plans:
-        with steps(f"building {plan.module.name}", console) as step:  # a line per step when not a terminal
-            try:
-                result = build_module(plan, out_dir, step)
-            except BuildError as exc:
-                fail(str(exc), exc.exit_code)
-        results.append(result)
+    results, failures = _build_all(plans, out_dir, console, jobs or min(4, os.cpu_count() or 1))
+    for result in results:
         if not as_json:
             where = result.path.relative_to(repo.root) if result.path.is_relative_to(repo.root) else result.path
             note = " (dev)" if result.dev else ""
             click.echo(f"{result.module} {result.version}{note}: {where}  image {result.image}")
+    if failures:
+        for exc in failures[1:]:
+            click.echo(f"cmfleet: {exc}", err=True)
+        fail(str(failures[0]), failures[0].exit_code)
     if as_json:
         emit_json(
             [
@@ -118,6 +124,37 @@ def build_command(
         )
     if affected and not results and not as_json:
         click.echo(f"no module affected since {since}")
+
+
+def _build_all(plans, out_dir: Path, console, jobs: int):
+    """Build every plan, ``jobs`` at a time (threads: the work is uv and pip processes), sharing the run's unit
+    wheels; the results in the plans' order and the BuildErrors of those that failed (the others still finish,
+    each written whole or not at all)."""
+    import shutil
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cmfleet.artifacts import BuildError
+    from cmfleet.artifacts.builder import UnitWheels, build_module
+    from cmfleet.progress import StepBoard
+
+    cache = Path(tempfile.mkdtemp(prefix="cmfleet-unit-wheels-"))  # not in DIR: a failed run leaves DIR as it was
+    try:
+        shared = UnitWheels(cache)
+        with StepBoard(console) as board:
+
+            def one(plan):
+                with board.job(f"building {plan.module.name}") as step:
+                    try:
+                        return build_module(plan, out_dir, step, shared)
+                    except BuildError as exc:
+                        return exc
+
+            with ThreadPoolExecutor(max(1, min(jobs, len(plans)))) as pool:
+                outcomes = list(pool.map(one, plans))
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    return [o for o in outcomes if not isinstance(o, BuildError)], [o for o in outcomes if isinstance(o, BuildError)]
 
 
 def _check(plans, out_dir: Path, as_json: bool, emit_json) -> None:

@@ -74,7 +74,10 @@ def third_party_declared(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
     import sys
     from importlib.metadata import packages_distributions
 
-    providers = packages_distributions()
+    # one scan of every installed distribution's file list per run, not per unit (it costs ~0.1 s)
+    providers = ctx.cache.get("packages_distributions")
+    if providers is None:
+        providers = ctx.cache["packages_distributions"] = packages_distributions()
     stdlib = set(sys.stdlib_module_names) | {"__future__"}
     allowed: set[str] | None = None
     for ref in unit.imports:
