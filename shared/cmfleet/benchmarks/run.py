@@ -29,6 +29,7 @@ if __name__ == "__main__":
     sys.dont_write_bytecode = True  # no __pycache__ left beside the suite's sources in the checkout
 
 import bench_affected_section  # noqa: E402
+import bench_build  # noqa: E402
 import bench_commands  # noqa: E402
 import bench_discovery  # noqa: E402
 import bench_fleet  # noqa: E402
@@ -56,6 +57,7 @@ SECTIONS = {
     "invocation": ("Invocation", bench_invocation.run),
     "fleet": ("A fleet of fifty modules", bench_fleet.run),
     "commands": ("Fleet-scale commands", bench_commands.run),
+    "builds": ("Builds", bench_build.run),
     "discovery": ("Discovery", bench_discovery.run),
     "affected": ("Affected", bench_affected_section.run),
     "matrix": ("Test matrix", bench_matrix.run),

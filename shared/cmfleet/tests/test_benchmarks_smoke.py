@@ -25,6 +25,7 @@ SECTIONS = [
     "Invocation",
     "A fleet of fifty modules",
     "Fleet-scale commands",
+    "Builds",
     "Discovery",
     "Affected",
     "Test matrix",

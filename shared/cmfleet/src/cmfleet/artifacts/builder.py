@@ -65,43 +65,53 @@ def _fail(module: str, what: str, problems: list[str]) -> BuildError:
     return BuildError(f"{module}: {what}:\n  " + "\n  ".join(problems))
 
 
-class UnitWheels:
-    """The wheels of the repository's own units built by one ``cmfleet build`` run, shared by its module builds
-    (in threads): a shared library or cmcore that several modules ship is built once per run, not once per module.
-    A wheel is keyed by what makes its bytes: the unit's folder, the version it builds as and its
-    ``SOURCE_DATE_EPOCH``."""
+class SharedWork:
+    """What the module builds of one ``cmfleet build`` run share (they run in threads): a unit several modules ship
+    (cmcore, a shared library) is built once, and one set of third-party wheels (the same lock, or the same
+    declared requirements) is downloaded once, each into a folder of its own that the builds copy from. Keyed by
+    what makes the bytes: a wheel by the unit's folder, the version it builds as and its ``SOURCE_DATE_EPOCH``;
+    downloads by the requirement lines and the target Python."""
 
     def __init__(self, folder: Path) -> None:
         import threading
 
         self.folder = folder
         self.lock = threading.Lock()
-        self.built: dict[tuple[str, str | None, int], Future[WheelInfo]] = {}
+        self.done: dict[tuple[Any, ...], Future[Any]] = {}
 
-    def wheel(self, unit: Any, pretend: str | None, epoch: int, progress: Progress) -> WheelInfo:
-        """The unit's wheel (built now, or by another build of this run, waited for)."""
-        key = (str(unit.path), pretend, epoch)
+    def once(self, key: tuple[Any, ...], make: Callable[[Path], Any], step: Progress, what: str, reused: str) -> Any:
+        """``make(folder)`` the first time ``key`` is asked (in a new folder), else its result (waited for); the
+        step is ``what``, or ``what (reused)`` when another build of the run makes it."""
         with self.lock:
-            future = self.built.get(key)
+            future = self.done.get(key)
             mine = future is None
             if mine:
-                future = self.built[key] = Future()
-            folder = self.folder / f"{len(self.built)}-{unit.name}"  # one folder per wheel: same-named wheels
+                future = self.done[key] = Future()
+            folder = self.folder / str(len(self.done))
         assert future is not None
+        step(what if mine else f"{what} ({reused})")
         if not mine:
-            progress(f"wheel of {unit.name} (built once for this run)")
             return future.result()
-        progress(f"wheel of {unit.name}")
         try:
-            info = build_wheel(unit.path, folder, epoch, unit.name, pretend)
+            result = make(folder)
         except BaseException as exc:
             future.set_exception(exc)
             raise
-        future.set_result(info)
-        return info
+        future.set_result(result)
+        return result
+
+    def wheel(self, unit: Any, pretend: str | None, epoch: int, progress: Progress) -> WheelInfo:
+        """The unit's wheel (built now, or by another build of this run)."""
+        return self.once(  # type: ignore[no-any-return]
+            ("wheel", str(unit.path), pretend, epoch),
+            lambda folder: build_wheel(unit.path, folder, epoch, unit.name, pretend),
+            progress,
+            f"wheel of {unit.name}",
+            "built once for this run",
+        )
 
 
-def _build_units(plan: ModulePlan, wheels: Path, progress: Progress, shared: UnitWheels | None) -> dict[str, WheelInfo]:
+def _build_units(plan: ModulePlan, wheels: Path, progress: Progress, shared: SharedWork | None) -> dict[str, WheelInfo]:
     built: dict[str, WheelInfo] = {}
     for unit in plan.units:
         uv = plan.versions[unit.name]
@@ -183,15 +193,30 @@ def third_party_requirements(plan: ModulePlan) -> list[str]:
 
 
 def _download(
-    plan: ModulePlan, lock: Lockfile | None, wheels: Path, scratch: Path, progress: Progress
+    plan: ModulePlan, lock: Lockfile | None, wheels: Path, scratch: Path, progress: Progress, shared: SharedWork | None
 ) -> list[WheelInfo]:
     if lock is None:
         reqs = third_party_requirements(plan)
-        progress(f"third-party wheels for Python {plan.python} {PLATFORM} ({len(reqs)} declared, no lock)")
-        downloaded = download_wheels(reqs, scratch, plan.python)
+        what = f"third-party wheels for Python {plan.python} {PLATFORM} ({len(reqs)} declared, no lock)"
+        key: tuple[Any, ...] = ("declared", plan.python, *reqs)
+
+        def fetch(dest: Path) -> list[WheelInfo]:
+            return download_wheels(reqs, dest, plan.python)
+
     else:
-        progress(f"the {len(lock.pins)} third-party wheels {lock.path.name} pins, for Python {plan.python} {PLATFORM}")
-        downloaded = download_locked([pin.requirement for pin in lock.pins.values()], scratch, plan.python)
+        what = f"the {len(lock.pins)} third-party wheels {lock.path.name} pins, for Python {plan.python} {PLATFORM}"
+        pins = [pin.requirement for pin in lock.pins.values()]
+        key = ("locked", plan.python, *pins)
+
+        def fetch(dest: Path) -> list[WheelInfo]:
+            return download_locked(pins, dest, plan.python)
+
+    if shared is None:
+        progress(what)
+        downloaded = fetch(scratch)
+    else:
+        downloaded = shared.once(key, fetch, progress, what, "downloaded once for this run")
+    if lock is not None:
         verify_downloads(lock, downloaded)
     in_repo = {u.distribution for u in plan.repo.units.values()}
     clash = [w.name for w in downloaded if w.key in in_repo]
@@ -203,7 +228,10 @@ def _download(
     out = []
     for info in downloaded:
         target = wheels / info.path.name
-        info.path.replace(target)
+        if shared is None:
+            info.path.replace(target)
+        else:
+            shutil.copyfile(info.path, target)
         out.append(WheelInfo(target, info.name, info.version, info.requires))
     return out
 
@@ -241,10 +269,10 @@ def _replace_dir(tmp: Path, final: Path) -> None:
 
 
 def build_module(
-    plan: ModulePlan, out_dir: Path, progress: Progress = lambda _msg: None, unit_wheels: UnitWheels | None = None
+    plan: ModulePlan, out_dir: Path, progress: Progress = lambda _msg: None, shared: SharedWork | None = None
 ) -> BuildResult:
     """Build ``plan.module`` into ``out_dir/<module>/<version>/``; raises BuildError, leaving nothing behind.
-    ``unit_wheels``: the run's shared unit wheels, when several modules are built at once."""
+    ``shared``: what the run's module builds share, when several are built at once."""
     module = plan.module
     lock = current_lock(plan)  # a stale lock is refused (exit 2) before anything is built
     problems = static_problems(plan)
@@ -256,12 +284,12 @@ def build_module(
         root = tmp / "context"
         wheels = root / "wheels"
         wheels.mkdir(parents=True)
-        built = _build_units(plan, wheels, progress, unit_wheels)
+        built = _build_units(plan, wheels, progress, shared)
         version = built[module.distribution].version
         problems = _render_recipes(plan, built, root / "recipes", progress)
         if problems:
             raise _fail(module.name, "the conda recipes do not match", problems)
-        third = _download(plan, lock, wheels, tmp / "download", progress)
+        third = _download(plan, lock, wheels, tmp / "download", progress, shared)
         all_wheels = [*built.values(), *third]
         others = sorted((w for w in all_wheels if w.key != module.distribution), key=lambda w: w.key)
         pins = [f"{w.key}=={w.version}" for w in others]

@@ -128,19 +128,19 @@ def build_command(
 
 def _build_all(plans, out_dir: Path, console, jobs: int):
     """Build every plan, ``jobs`` at a time (threads: the work is uv and pip processes), sharing the run's unit
-    wheels; the results in the plans' order and the BuildErrors of those that failed (the others still finish,
-    each written whole or not at all)."""
+    wheels and downloads; the results in the plans' order and the BuildErrors of those that failed (the others
+    still finish, each written whole or not at all)."""
     import shutil
     import tempfile
     from concurrent.futures import ThreadPoolExecutor
 
     from cmfleet.artifacts import BuildError
-    from cmfleet.artifacts.builder import UnitWheels, build_module
+    from cmfleet.artifacts.builder import SharedWork, build_module
     from cmfleet.progress import StepBoard
 
-    cache = Path(tempfile.mkdtemp(prefix="cmfleet-unit-wheels-"))  # not in DIR: a failed run leaves DIR as it was
+    cache = Path(tempfile.mkdtemp(prefix="cmfleet-build-shared-"))  # not in DIR: a failed run leaves DIR as it was
     try:
-        shared = UnitWheels(cache)
+        shared = SharedWork(cache)
         with StepBoard(console) as board:
 
             def one(plan):

@@ -71,8 +71,14 @@ class UnitVersion:
 
 
 def git(root: Path, *args: str) -> str:
-    """Run git in ``root`` and return its stripped output; failures raise CalledProcessError."""
-    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout.strip()
+    """Run git in ``root`` and return its stripped output; failures raise CalledProcessError. Remembered inside
+    ``repo.git.reading()``."""
+    from cmfleet.repo.git import remembered
+
+    def run() -> str:
+        return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout.strip()
+
+    return remembered(root, ("versions.git", *args), run)  # type: ignore[no-any-return]
 
 
 def tag_prefix(repo: Repository, unit: Unit) -> str:

@@ -80,12 +80,9 @@ def list_command(as_json: bool, kind: str) -> None:
     if as_json:
         emit_json(rows)
         return
-    from rich.console import Console
-    from rich.table import Table
+    from cmfleet.tables import echo_table
 
-    table = Table(title=f"{len(rows)} units in {repo.root}")
-    for col in ("name", "kind", "functions", "shared deps", "tox env"):
-        table.add_column(col)
+    lines = []
     for row in rows:
         fns = ", ".join(
             f["name"]
@@ -93,8 +90,8 @@ def list_command(as_json: bool, kind: str) -> None:
             + (f" (from {f['origin']})" if f["origin"] != APP_ORIGIN else "")
             for f in row["functions"]
         )
-        table.add_row(row["name"], row["kind"], fns or "-", ", ".join(row["shared_closure"]) or "-", row["tox_env"])
-    Console().print(table)
+        lines.append((row["name"], row["kind"], row["tox_env"], ", ".join(row["shared_closure"]) or "-", fns or "-"))
+    echo_table(("name", "kind", "tox env", "shared deps", "functions"), lines, f"{len(rows)} units in {repo.root}")
 
 
 @click.command("invoke")

@@ -327,22 +327,11 @@ def status_command(names: tuple[str, ...], removed: bool, as_json: bool, remote:
     if not rows:
         click.echo(f"No unit in {repo.root}: nothing to report.")
         return
-    from rich.console import Console
-    from rich.table import Table
+    from cmfleet.tables import echo_table
 
-    columns = (
-        "unit",
-        "kind",
-        "released",
-        "pre-release",
-        "version",
-        "builds as",
-        "commits",
-        "shared",
-        "release?",
-        "why",
-    )
-    table = Table(*columns, box=None)
+    columns = ("unit", "kind", "released", "pre-release", "version", "builds as", "commits", "shared", "release?")
+    columns += ("why",)
+    lines = []
     for r in rows:
         shared = ", ".join(f"{d['name']} {d['released'] or '-'}" for d in r["shared"]) or "-"
         needs = (
@@ -350,19 +339,21 @@ def status_command(names: tuple[str, ...], removed: bool, as_json: bool, remote:
             if r["needs_release"] and r["next_level"]
             else ("yes" if r["needs_release"] else "no")
         )
-        table.add_row(
-            r["name"],
-            r["kind"],
-            r["last_release"] or "-",
-            r["pre_release"] or "-",
-            r["version"],
-            r["builds_as"] or "dev",
-            str(r["commits_since"]),
-            shared,
-            needs,
-            "; ".join(r["why"]),
+        lines.append(
+            (
+                r["name"],
+                r["kind"],
+                r["last_release"] or "-",
+                r["pre_release"] or "-",
+                r["version"],
+                r["builds_as"] or "dev",
+                str(r["commits_since"]),
+                shared,
+                needs,
+                "; ".join(r["why"]),
+            )
         )
-    Console(width=200).print(table)
+    echo_table(columns, lines)
     for p in problems:
         click.echo(f"{p['problem']} tag {p['tag']}: {p['detail']}; fix: {p['fix']}")
 

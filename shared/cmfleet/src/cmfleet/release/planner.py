@@ -236,10 +236,12 @@ def _dependency_releases(
             entries = [c for c in plan.analysis.commits if c.section is not None]
             deps.append(DependencyRelease(lib.name, str(plan.next), plan.breaking, True, entries))
             continue
-        args = ["tag", "--list", "--merged", "HEAD"]
+        glob = fmt.glob(lib.name)
+        reached = git.tags(glob)  # reachable from HEAD, and not from the release ``since`` (git tag --no-merged)
         if since:
-            args += ["--no-merged", since.tag]
-        newer = _tag_versions(fmt, lib.name, git.run(*args, fmt.glob(lib.name)).splitlines())
+            before_since = set(git.tags(glob, merged=since.tag))
+            reached = [t for t in reached if t not in before_since]
+        newer = _tag_versions(fmt, lib.name, reached)
         if newer:
             before = _tag_versions(fmt, lib.name, git.tags(fmt.glob(lib.name), merged=since.tag)) if since else []
             newest = max(newer)

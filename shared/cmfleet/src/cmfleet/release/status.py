@@ -3,11 +3,12 @@ changed since, its shared libraries and whether it needs a release."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from cmfleet.release.planner import ReleaseSettings, analyze
 from cmfleet.release.versions import TagFormat, check_tags_available, current_version, last_final, unit_releases
-from cmfleet.repo.git import Git
+from cmfleet.repo.git import Git, reading
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository
@@ -41,8 +42,7 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
             last_of[name] = str(last.version) if last else None
         return last_of[name]
 
-    rows = []
-    for unit in units:
+    def row(unit: Any) -> dict[str, Any]:
         a = analyze(repo, git, unit, fmt, settings)
         # a unit with a static [project].version builds as that version: untagged is not "needs a release" for it
         static = "version" in unit.project and "version" not in unit.project.get("dynamic", [])
@@ -55,21 +55,23 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
             needs, why = (True, [stale]) if stale else (False, why or [f"up to date with {a.last.tag}"])
         elif not needs:
             why = why or [f"builds as its static version {unit.project['version']}"]
-        rows.append(
-            {
-                "name": unit.name,
-                "kind": unit.kind,
-                "last_release": str(a.last.version) if a.last else None,
-                "tag": a.last.tag if a.last else None,
-                "pre_release": str(a.pending.version) if a.pending else None,
-                "pre_tag": a.pending.tag if a.pending else None,
-                "version": current_version(repo, unit, git),
-                "builds_as": unit_version(repo, unit).expected,
-                "commits_since": len(a.commits),
-                "shared": [{"name": lib.name, "released": last_version(lib.name)} for lib in repo.closure(unit)],
-                "needs_release": needs,
-                "next_level": a.level,
-                "why": why,
-            }
-        )
-    return rows
+        return {
+            "name": unit.name,
+            "kind": unit.kind,
+            "last_release": str(a.last.version) if a.last else None,
+            "tag": a.last.tag if a.last else None,
+            "pre_release": str(a.pending.version) if a.pending else None,
+            "pre_tag": a.pending.tag if a.pending else None,
+            "version": current_version(repo, unit, git),
+            "builds_as": unit_version(repo, unit).expected,
+            "commits_since": len(a.commits),
+            "shared": [{"name": lib.name, "released": last_version(lib.name)} for lib in repo.closure(unit)],
+            "needs_release": needs,
+            "next_level": a.level,
+            "why": why,
+        }
+
+    # Each unit's questions to git are separate processes: ask them for several units at once, and each distinct
+    # question once (a library's tags, the tree's state, HEAD), however many units ask it.
+    with reading(), ThreadPoolExecutor(8) as pool:
+        return list(pool.map(row, units))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from packaging.version import Version as Pep440Version
 
 from cmfleet.discovery import DEFAULT_TAG_FORMAT
-from cmfleet.repo.git import Git, GitError
+from cmfleet.repo.git import Git, GitError, reading_now
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository, Unit
@@ -277,7 +277,10 @@ def describe(repo: Repository, name: str, git: Git | None = None) -> tuple[str, 
     """``(tag, commits since it, dirty tree)`` of ``name``'s nearest own tag, as hatch-vcs sees it
     (``git describe --dirty --tags --long --match <unit glob>``); ``None`` for an untagged unit."""
     git = git or Git(repo.root)
-    out = git.run("describe", "--dirty", "--tags", "--long", "--match", TagFormat.of(repo).glob(name), check=False)
+    glob = TagFormat.of(repo).glob(name)
+    if reading_now() and not git.tags(glob, merged=None):  # no tag of the unit at all: nothing to describe
+        return None
+    out = git.run("describe", "--dirty", "--tags", "--long", "--match", glob, check=False)
     match = _DESCRIBE_RE.match(out.strip()) if out else None
     if match is None:
         return None

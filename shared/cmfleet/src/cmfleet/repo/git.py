@@ -5,10 +5,59 @@ Every failure becomes a :class:`GitError` whose message says what was asked, wha
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+# Answers of read-only git queries while a `reading()` block runs, by (working tree, arguments).
+_memo: dict[tuple[str, tuple[Any, ...]], Any] | None = None
+_memo_lock = threading.Lock()
+
+
+@contextmanager
+def reading() -> Iterator[None]:
+    """Within the block, each distinct git query of a working tree runs once, whatever asks it (and from any
+    thread): for commands that only read the repository, such as ``cmfleet status``, whose rooms ask the same
+    questions for each of a thousand units. Nothing may change the repository inside the block."""
+    global _memo
+    with _memo_lock:
+        outer = _memo
+        if outer is None:
+            _memo = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            with _memo_lock:
+                _memo = None
+
+
+def remembered(root: Path, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    """``compute()``, or inside :func:`reading` its answer kept for ``(root, key)`` (an exception is kept too)."""
+    memo = _memo
+    if memo is None:
+        return compute()
+    full = (str(root), key)
+    if full not in memo:
+        try:
+            memo[full] = (True, compute())
+        except Exception as exc:  # noqa: BLE001 - kept and raised again to every asker
+            memo[full] = (False, exc)
+    ok, value = memo[full]
+    if not ok:
+        raise value
+    return value
+
+
+def reading_now() -> bool:
+    """Whether a :func:`reading` block is running (queries are remembered)."""
+    return _memo is not None
 
 
 class GitError(Exception):
@@ -50,6 +99,11 @@ class Git:
 
     def run(self, *args: str, check: bool = True, input: str | None = None) -> str:
         """``git args...`` in the working tree; stdout as text. A non-zero exit raises GitError."""
+        if input is None and _memo is not None:
+            return remembered(self.root, ("run", check, *args), lambda: self._run(args, check, None))  # type: ignore[no-any-return]
+        return self._run(args, check, input)
+
+    def _run(self, args: tuple[str, ...], check: bool, input: str | None) -> str:
         env = {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
         try:
             proc = subprocess.run(
@@ -69,6 +123,11 @@ class Git:
 
     def ok(self, *args: str) -> bool:
         """Whether ``git args...`` exits 0."""
+        if _memo is not None:
+            return remembered(self.root, ("ok", *args), lambda: self._ok(args))  # type: ignore[no-any-return]
+        return self._ok(args)
+
+    def _ok(self, args: tuple[str, ...]) -> bool:
         return (
             subprocess.run(
                 ["git", *args], cwd=self.root, capture_output=True, env={**os.environ, "LC_ALL": "C"}
@@ -150,6 +209,8 @@ class Git:
 
     def tags(self, pattern: str | None = None, merged: str | None = "HEAD") -> list[str]:
         """Tag names matching the glob ``pattern``, only those reachable from ``merged`` unless it is None."""
+        if pattern and _memo is not None:  # one listing per ``merged``, matched here (git's glob: ``*`` spans ``/``)
+            return [t for t in self.tags(None, merged) if fnmatch.fnmatchcase(t, pattern)]
         args = ["tag", "--list"]
         if merged:
             args += ["--merged", merged]
@@ -183,6 +244,10 @@ class Git:
 
     def log(self, rev_range: str, paths: list[str] | None = None) -> list[LogEntry]:
         """Commits of ``rev_range`` (newest first), only those touching ``paths`` when given."""
+        if paths and _memo is not None:
+            served = self._from_linear_history(rev_range, paths)
+            if served is not None:
+                return served
         fmt = "%H%x1f%s%x1f%b%x1e"
         args = ["log", f"--format={fmt}", rev_range]
         if paths is not None:
@@ -196,6 +261,56 @@ class Git:
             sha, subject, body = (record.split("\x1f") + ["", ""])[:3]
             entries.append(LogEntry(sha.strip(), subject.strip(), body.strip()))
         return entries
+
+    def _linear_history(self) -> list[tuple[LogEntry, tuple[str, ...]]] | None:
+        """Every commit reachable from HEAD, newest first, with the paths it changes; None when the history has a
+        merge (there ``git log -- paths`` simplifies history in ways only git should compute). Read once per
+        :func:`reading` block."""
+
+        def read() -> list[tuple[LogEntry, tuple[str, ...]]] | None:
+            if int(self._run(("rev-list", "--min-parents=2", "--count", "HEAD"), True, None).strip() or 0):
+                return None
+            fmt = "%x1e%H%x1f%s%x1f%b%x1d"
+            args = ("-c", "core.quotepath=off", "log", "--no-renames", "--name-only", f"--format={fmt}", "HEAD")
+            history = []
+            for record in self._run(args, True, None).split("\x1e")[1:]:
+                head, _, files = record.partition("\x1d")
+                sha, subject, body = (head.split("\x1f") + ["", ""])[:3]
+                changed = tuple(f for f in files.split("\n") if f)
+                history.append((LogEntry(sha.strip(), subject.strip(), body.strip()), changed))
+            return history
+
+        return remembered(self.root, ("linear-history",), read)  # type: ignore[no-any-return]
+
+    def _from_linear_history(self, rev_range: str, paths: list[str]) -> list[LogEntry] | None:
+        """``git log RANGE -- PATHS`` answered from the history read once, for ``HEAD`` and ``REF..HEAD`` in a
+        history without merges (where it is exactly the commits after REF that change a path under PATHS);
+        None when it cannot be answered so (then git is asked)."""
+        if rev_range == "HEAD":
+            since = None
+        elif rev_range.endswith("..HEAD") and "..." not in rev_range:
+            since = rev_range[: -len("..HEAD")]
+        else:
+            return None
+        if any(not p or p.startswith(":") or any(c in p for c in "*?[") for p in paths):
+            return None  # pathspec magic or globs: git's own matching
+        history = self._linear_history()
+        if history is None:
+            return None
+        stop = len(history)
+        if since is not None:
+            try:
+                commit = self.run("rev-parse", "--verify", "-q", f"{since}^{{commit}}").strip()
+            except GitError:
+                return None
+            stop = next((i for i, (entry, _) in enumerate(history) if entry.sha == commit), -1)
+            if stop < 0:
+                return None  # not reachable from HEAD: git knows what REF..HEAD is then
+        prefixes = tuple(p.rstrip("/") + "/" for p in paths)
+        exact = {p.rstrip("/") for p in paths}
+        return [
+            entry for entry, changed in history[:stop] if any(f in exact or f.startswith(prefixes) for f in changed)
+        ]
 
     def count(self, rev_range: str, paths: list[str] | None = None) -> int:
         """How many commits ``rev_range`` holds (touching ``paths`` when given)."""
