@@ -67,6 +67,11 @@ def module_unit(target: Unit | Path | str, root: Path | None = None) -> Unit:
     return Repository.load(root).module(str(target))
 
 
+#: Repositories already read, by root, in a process that loads many modules of one repository and does not
+#: outlive a change to it (``checks.probe --batch``, whose forked children share what it read); None elsewhere.
+loaded_repositories: dict[Path, Any] | None = None
+
+
 def _repository_of(unit: Unit) -> Any:
     """The repository ``unit`` is a module of, or None (a module folder on its own, as in an image)."""
     from cmfleet.discovery import MODULES_DIR, DiscoveryError, Repository
@@ -74,7 +79,12 @@ def _repository_of(unit: Unit) -> Any:
     for candidate in unit.path.resolve().parents:
         if (candidate / MODULES_DIR).is_dir() and (candidate / "pyproject.toml").is_file():
             try:
-                repo = Repository.load(candidate)
+                known = loaded_repositories
+                repo = known.get(candidate) if known is not None else None
+                if repo is None:
+                    repo = Repository.load(candidate)
+                    if known is not None:
+                        known[candidate] = repo
             except DiscoveryError:
                 return None
             found = repo.units.get(unit.name)

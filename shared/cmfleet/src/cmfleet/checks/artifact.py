@@ -61,10 +61,13 @@ def _declared_closure(unit: Unit, ctx: CheckContext) -> set[str]:
         if name in seen or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
             continue
         seen.add(name)
-        try:
-            todo += requires(req.name) or []
-        except PackageNotFoundError:
-            pass
+        known: dict[str, list[str]] = ctx.cache.setdefault("requires", {})  # each distribution's, read once a run
+        if name not in known:
+            try:
+                known[name] = requires(req.name) or []
+            except PackageNotFoundError:
+                known[name] = []
+        todo += known[name]
     return seen
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import ast
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cmcore.plugins import SDK_APP_PLUGIN  # noqa: F401  (the built-in that registers app.py's functions)
 from cmfleet.checks.base import CheckContext, Finding
-from cmfleet.checks.probe import ProbeResult, run_probe_for
+from cmfleet.checks.probe import ProbeResult, run_probes_for
 from cmfleet.discovery import Unit
 
 _CACHE_KEY = "probe"
@@ -35,9 +34,8 @@ def probe_for(unit: Unit, ctx: CheckContext) -> ProbeResult | None:
         if unit not in todo:
             todo.append(unit)
         workers = max(1, min(len(todo), os.cpu_count() or 1, 4))
-        with ThreadPoolExecutor(workers) as pool:
-            for u, result in zip(todo, pool.map(lambda u: run_probe_for(ctx.repo, u), todo), strict=True):
-                cache[u.name] = result
+        for u, result in zip(todo, run_probes_for(ctx.repo, todo, workers), strict=True):
+            cache[u.name] = result
     return cache[unit.name]
 
 
