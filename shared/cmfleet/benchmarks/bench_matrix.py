@@ -3,8 +3,9 @@
 library, the affected-only run (``tox p -m affected --cmfleet-since HEAD~1``) beside the full matrix.
 
 Every run recreates its environments (``-r``), so each figure is install + test, with the package caches (uv's and
-pip's) warm from a warm-up run of each kind. The ``cmfleet`` env (the toolkit's own runtime and browser test
-suite) is left out: it is the toolkit's CI, not a fleet's matrix, and would take most of the time.
+pip's) warm from a warm-up run of each kind. The toolkit's envs (``cmfleet``, ``cmfleet-python3.10``, ...: its own
+runtime and browser test suite on each Python) are left out, from the affected runs too (``--skip-env``): they are
+the toolkit's CI, not a fleet's matrix, and would take most of the time.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 from benchlib import BIN, REPO, BenchError, Figure, Section, bench_env, figure_table, ratio_lines
 
 PIP = ["-x", "testenv.runner=virtualenv"]
+# The toolkit's own envs (its runtime and browser suite, on each Python it supports): its CI, not a fleet's matrix
+TOOLKIT_ENVS = r"^cmfleet(-.+)?$"
 TIMEOUT_S = 1800
 
 TINY_TOX = """[tox]
@@ -106,7 +109,7 @@ def run(smoke: bool, workdir: Path) -> Section:
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "base")
-    envs = [e for e in env_list(root, "-a") if e != "cmfleet"]
+    envs = [e for e in env_list(root, "-a") if not re.match(TOOLKIT_ENVS, e)]
     if not smoke:
         envs = [e for e in envs if e != "lint"] + ["lint"]
     selected = ["-e", ",".join(envs)]
@@ -134,16 +137,17 @@ def run(smoke: bool, workdir: Path) -> Section:
 
     changed.write_text(changed.read_text() + "\n# a one-line change to a shared library\n")
     git(root, "commit", "-q", "-am", "change one shared library")
-    affected_envs = env_list(root, "-m", "affected", "--cmfleet-since", "HEAD~1")
+    affected_args = ("-m", "affected", "--cmfleet-since", "HEAD~1", "--skip-env", TOOLKIT_ENVS)
+    affected_envs = [e for e in env_list(root, *affected_args[:4]) if not re.match(TOOLKIT_ENVS, e)]
     if not affected_envs:
         raise BenchError("the affected label selected no environment after a shared-library change")
     for _ in range(runs):
-        timed(affected, "-m", "affected", "--cmfleet-since", "HEAD~1")
+        timed(affected, *affected_args)
     # the everyday loop: environments exist (local units are installed editable, so they test current source);
     # one untimed run first puts every env back on tox-uv (the pip runs left some made by virtualenv)
     tox(root, "p", *selected)
     for _ in range(runs):
-        timed(affected_reused, "-m", "affected", "--cmfleet-since", "HEAD~1", recreate=False)
+        timed(affected_reused, *affected_args, recreate=False)
         timed(uv_reused, *selected, recreate=False)
 
     section = Section("Test matrix")
