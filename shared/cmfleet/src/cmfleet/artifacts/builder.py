@@ -7,10 +7,10 @@ download last.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,35 +70,23 @@ class SharedWork:
     (cmcore, a shared library) is built once, and one set of third-party wheels (the same lock, or the same
     declared requirements) is downloaded once, each into a folder of its own that the builds copy from. Keyed by
     what makes the bytes: a wheel by the unit's folder, the version it builds as and its ``SOURCE_DATE_EPOCH``;
-    downloads by the requirement lines and the target Python."""
+    downloads by the requirement lines and the target Python. A build on its own gets one of its own."""
 
     def __init__(self, folder: Path) -> None:
-        import threading
+        from cmfleet.once import Once
 
         self.folder = folder
-        self.lock = threading.Lock()
-        self.done: dict[tuple[Any, ...], Future[Any]] = {}
+        self.made = Once()
+        self.folders = itertools.count(1)
 
     def once(self, key: tuple[Any, ...], make: Callable[[Path], Any], step: Progress, what: str, reused: str) -> Any:
         """``make(folder)`` the first time ``key`` is asked (in a new folder), else its result (waited for); the
         step is ``what``, or ``what (reused)`` when another build of the run makes it."""
-        with self.lock:
-            future = self.done.get(key)
-            mine = future is None
-            if mine:
-                future = self.done[key] = Future()
-            folder = self.folder / str(len(self.done))
-        assert future is not None
-        step(what if mine else f"{what} ({reused})")
-        if not mine:
-            return future.result()
-        try:
-            result = make(folder)
-        except BaseException as exc:
-            future.set_exception(exc)
-            raise
-        future.set_result(result)
-        return result
+        return self.made.get(
+            key,
+            lambda: make(self.folder / str(next(self.folders))),
+            lambda mine: step(what if mine else f"{what} ({reused})"),
+        )
 
     def wheel(self, unit: Any, pretend: str | None, epoch: int, progress: Progress) -> WheelInfo:
         """The unit's wheel (built now, or by another build of this run)."""
@@ -111,19 +99,19 @@ class SharedWork:
         )
 
 
-def _build_units(plan: ModulePlan, wheels: Path, progress: Progress, shared: SharedWork | None) -> dict[str, WheelInfo]:
+def _copied(info: WheelInfo, folder: Path) -> WheelInfo:
+    """``info``'s wheel copied into ``folder`` (a build's context takes its own copy of what the run shares)."""
+    target = folder / info.path.name
+    shutil.copyfile(info.path, target)
+    return WheelInfo(target, info.name, info.version, info.requires)
+
+
+def _build_units(plan: ModulePlan, wheels: Path, progress: Progress, shared: SharedWork) -> dict[str, WheelInfo]:
     built: dict[str, WheelInfo] = {}
     for unit in plan.units:
         uv = plan.versions[unit.name]
         epoch = source_date_epoch(plan.repo, unit, uv)
-        if shared is None:
-            progress(f"wheel of {unit.name}")
-            info = build_wheel(unit.path, wheels, epoch, unit.name, uv.pretend)
-        else:
-            cached = shared.wheel(unit, uv.pretend, epoch, progress)
-            target = wheels / cached.path.name
-            shutil.copyfile(cached.path, target)
-            info = WheelInfo(target, cached.name, cached.version, cached.requires)
+        info = _copied(shared.wheel(unit, uv.pretend, epoch, progress), wheels)
         if uv.expected is not None and info.version != uv.expected:
             raise BuildError(
                 f"{unit.name}: the wheel says version {info.version} but the tag {uv.tag or 'pyproject'} says "
@@ -193,7 +181,7 @@ def third_party_requirements(plan: ModulePlan) -> list[str]:
 
 
 def _download(
-    plan: ModulePlan, lock: Lockfile | None, wheels: Path, scratch: Path, progress: Progress, shared: SharedWork | None
+    plan: ModulePlan, lock: Lockfile | None, wheels: Path, progress: Progress, shared: SharedWork
 ) -> list[WheelInfo]:
     if lock is None:
         reqs = third_party_requirements(plan)
@@ -211,11 +199,7 @@ def _download(
         def fetch(dest: Path) -> list[WheelInfo]:
             return download_locked(pins, dest, plan.python)
 
-    if shared is None:
-        progress(what)
-        downloaded = fetch(scratch)
-    else:
-        downloaded = shared.once(key, fetch, progress, what, "downloaded once for this run")
+    downloaded = shared.once(key, fetch, progress, what, "downloaded once for this run")
     if lock is not None:
         verify_downloads(lock, downloaded)
     in_repo = {u.distribution for u in plan.repo.units.values()}
@@ -225,15 +209,7 @@ def _download(
             f"PyPI packages named like units of this repository were pulled in ({', '.join(clash)}); a third-party "
             "dependency requires them: rename the unit or drop that dependency"
         )
-    out = []
-    for info in downloaded:
-        target = wheels / info.path.name
-        if shared is None:
-            info.path.replace(target)
-        else:
-            shutil.copyfile(info.path, target)
-        out.append(WheelInfo(target, info.name, info.version, info.requires))
-    return out
+    return [_copied(info, wheels) for info in downloaded]
 
 
 def _write_context(plan: ModulePlan, root: Path, version: str, base: str) -> str:
@@ -284,12 +260,13 @@ def build_module(
         root = tmp / "context"
         wheels = root / "wheels"
         wheels.mkdir(parents=True)
+        shared = shared or SharedWork(tmp / "shared")  # a build on its own shares with no other
         built = _build_units(plan, wheels, progress, shared)
         version = built[module.distribution].version
         problems = _render_recipes(plan, built, root / "recipes", progress)
         if problems:
             raise _fail(module.name, "the conda recipes do not match", problems)
-        third = _download(plan, lock, wheels, tmp / "download", progress, shared)
+        third = _download(plan, lock, wheels, progress, shared)
         all_wheels = [*built.values(), *third]
         others = sorted((w for w in all_wheels if w.key != module.distribution), key=lambda w: w.key)
         pins = [f"{w.key}=={w.version}" for w in others]

@@ -329,8 +329,18 @@ def status_command(names: tuple[str, ...], removed: bool, as_json: bool, remote:
         return
     from cmfleet.tables import echo_table
 
-    columns = ("unit", "kind", "released", "pre-release", "version", "builds as", "commits", "shared", "release?")
-    columns += ("why",)
+    columns = (
+        "unit",
+        "kind",
+        "released",
+        "pre-release",
+        "version",
+        "builds as",
+        "commits",
+        "shared",
+        "release?",
+        "why",
+    )
     lines = []
     for r in rows:
         shared = ", ".join(f"{d['name']} {d['released'] or '-'}" for d in r["shared"]) or "-"

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cmfleet.once import Once
+
 # Answers of read-only git queries while a `reading()` block runs, by (working tree, arguments).
-_memo: dict[tuple[str, tuple[Any, ...]], Any] | None = None
+_memo: Once | None = None
 _memo_lock = threading.Lock()
 
 
@@ -29,7 +31,7 @@ def reading() -> Iterator[None]:
     with _memo_lock:
         outer = _memo
         if outer is None:
-            _memo = {}
+            _memo = Once()
     try:
         yield
     finally:
@@ -41,18 +43,7 @@ def reading() -> Iterator[None]:
 def remembered(root: Path, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
     """``compute()``, or inside :func:`reading` its answer kept for ``(root, key)`` (an exception is kept too)."""
     memo = _memo
-    if memo is None:
-        return compute()
-    full = (str(root), key)
-    if full not in memo:
-        try:
-            memo[full] = (True, compute())
-        except Exception as exc:  # noqa: BLE001 - kept and raised again to every asker
-            memo[full] = (False, exc)
-    ok, value = memo[full]
-    if not ok:
-        raise value
-    return value
+    return compute() if memo is None else memo.get((str(root), key), compute)
 
 
 def reading_now() -> bool:
@@ -89,6 +80,12 @@ class LogEntry:
     @property
     def short(self) -> str:
         return self.sha[:7]
+
+
+def _log_entry(record: str) -> LogEntry:
+    """One commit of ``git log --format=%H%x1f%s%x1f%b``."""
+    sha, subject, body = (record.strip("\n").split("\x1f") + ["", ""])[:3]
+    return LogEntry(sha.strip(), subject.strip(), body.strip())
 
 
 class Git:
@@ -253,21 +250,14 @@ class Git:
         if paths is not None:
             args += ["--", *paths]
         out = self.run(*args)
-        entries = []
-        for record in out.split("\x1e"):
-            record = record.strip("\n")
-            if not record:
-                continue
-            sha, subject, body = (record.split("\x1f") + ["", ""])[:3]
-            entries.append(LogEntry(sha.strip(), subject.strip(), body.strip()))
-        return entries
+        return [_log_entry(record) for record in out.split("\x1e") if record.strip("\n")]
 
-    def _linear_history(self) -> list[tuple[LogEntry, tuple[str, ...]]] | None:
-        """Every commit reachable from HEAD, newest first, with the paths it changes; None when the history has a
-        merge (there ``git log -- paths`` simplifies history in ways only git should compute). Read once per
-        :func:`reading` block."""
+    def _linear_history(self) -> tuple[list[tuple[LogEntry, tuple[str, ...]]], dict[str, int]] | None:
+        """Every commit reachable from HEAD, newest first, with the paths it changes, and each commit's place in
+        that list; None when the history has a merge (there ``git log -- paths`` simplifies history in ways only
+        git should compute). Read once per :func:`reading` block."""
 
-        def read() -> list[tuple[LogEntry, tuple[str, ...]]] | None:
+        def read() -> tuple[list[tuple[LogEntry, tuple[str, ...]]], dict[str, int]] | None:
             if int(self._run(("rev-list", "--min-parents=2", "--count", "HEAD"), True, None).strip() or 0):
                 return None
             fmt = "%x1e%H%x1f%s%x1f%b%x1d"
@@ -275,10 +265,8 @@ class Git:
             history = []
             for record in self._run(args, True, None).split("\x1e")[1:]:
                 head, _, files = record.partition("\x1d")
-                sha, subject, body = (head.split("\x1f") + ["", ""])[:3]
-                changed = tuple(f for f in files.split("\n") if f)
-                history.append((LogEntry(sha.strip(), subject.strip(), body.strip()), changed))
-            return history
+                history.append((_log_entry(head), tuple(f for f in files.split("\n") if f)))
+            return history, {entry.sha: i for i, (entry, _) in enumerate(history)}
 
         return remembered(self.root, ("linear-history",), read)  # type: ignore[no-any-return]
 
@@ -294,17 +282,18 @@ class Git:
             return None
         if any(not p or p.startswith(":") or any(c in p for c in "*?[") for p in paths):
             return None  # pathspec magic or globs: git's own matching
-        history = self._linear_history()
-        if history is None:
+        linear = self._linear_history()
+        if linear is None:
             return None
-        stop = len(history)
+        history, places = linear
+        stop: int | None = len(history)
         if since is not None:
             try:
                 commit = self.run("rev-parse", "--verify", "-q", f"{since}^{{commit}}").strip()
             except GitError:
                 return None
-            stop = next((i for i, (entry, _) in enumerate(history) if entry.sha == commit), -1)
-            if stop < 0:
+            stop = places.get(commit)
+            if stop is None:
                 return None  # not reachable from HEAD: git knows what REF..HEAD is then
         prefixes = tuple(p.rstrip("/") + "/" for p in paths)
         exact = {p.rstrip("/") for p in paths}
