@@ -85,8 +85,10 @@ def run(smoke: bool, workdir: Path) -> Section:
         f"`cmfleet build --dev --out NEW h01 ... hN` in a repository of {max(sizes)} copies of the example `hello` "
         "module (renamed; its lock, so the same third-party pins) and cmcore: one warm-up build of one module, then "
         f"{runs} runs of each size, interleaved. The builds run at once (`--jobs`, default the cores up to 4); the "
-        "run builds cmcore's wheel once and downloads one set of pins once for all of them, and each module's own "
-        "wheel and its offline install check (`pip install --no-index --dry-run`, as the image will) are its own.",
+        "run probes every app.py at once, makes one build environment, builds cmcore's wheel once and downloads one "
+        "set of pins once for all of them; each module's own wheel is its own, and the contexts, which hold the "
+        "same wheels but their modules' own, get one offline install check (`pip install --no-index --dry-run`, "
+        "as the image will).",
         figure_table(list(figures.values()), baseline=one),
         f"{max(sizes)} modules took {fmt(ratio)} times one module's build ({fmt(most.median / max(sizes))} s per "
         "module).",

@@ -10,6 +10,7 @@ Dockerfile against the rules and every file against ``manifest.json``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from cmfleet.artifacts.container import (
     base_image,
@@ -26,9 +27,10 @@ from cmfleet.artifacts.recipe import recipe_or_problem, recipe_problems
 PLACEHOLDER_DEV_VERSION = "0.0.0.dev0"
 
 
-def check_plan(plan: ModulePlan, out_dir: Path) -> list[str]:
-    """Every problem a build of ``plan`` would hit (or that an existing build of it has)."""
-    problems = static_problems(plan)
+def check_plan(plan: ModulePlan, out_dir: Path, shared: dict[str, Any] | None = None) -> list[str]:
+    """Every problem a build of ``plan`` would hit (or that an existing build of it has). ``shared``: the check
+    facts several plans share (``preflight.shared_check_facts``)."""
+    problems = static_problems(plan, shared)
     versions = {u.distribution: plan.versions[u.name].expected or PLACEHOLDER_DEV_VERSION for u in plan.units}
     for unit in [plan.module, *plan.libs]:
         rendered, render_problems = recipe_or_problem(plan.repo, unit, versions[unit.distribution])

@@ -1,6 +1,6 @@
 """Built-in plugin: the `build` and `lock` commands (registered through `cmfleet_register_commands`).
 
-Thin: they resolve names, call ``builder.build_module``, ``check.check_plan`` or ``lock`` and print.
+Thin: they resolve names, call ``builder.build_modules``, ``check.check_plan`` or ``lock`` and print.
 """
 
 from __future__ import annotations
@@ -127,41 +127,20 @@ def build_command(
 
 
 def _build_all(plans, out_dir: Path, console, jobs: int):
-    """Build every plan, ``jobs`` at a time (threads: the work is uv and pip processes), sharing the run's unit
-    wheels and downloads; the results in the plans' order and the BuildErrors of those that failed (the others
-    still finish, each written whole or not at all)."""
-    import shutil
-    import tempfile
-    from concurrent.futures import ThreadPoolExecutor
-
-    from cmfleet.artifacts import BuildError
-    from cmfleet.artifacts.builder import SharedWork, build_module
+    from cmfleet.artifacts.builder import build_modules
     from cmfleet.progress import StepBoard
 
-    cache = Path(tempfile.mkdtemp(prefix="cmfleet-build-shared-"))  # not in DIR: a failed run leaves DIR as it was
-    try:
-        shared = SharedWork(cache)
-        with StepBoard(console) as board:
-
-            def one(plan):
-                with board.job(f"building {plan.module.name}") as step:
-                    try:
-                        return build_module(plan, out_dir, step, shared)
-                    except BuildError as exc:
-                        return exc
-
-            with ThreadPoolExecutor(max(1, min(jobs, len(plans)))) as pool:
-                outcomes = list(pool.map(one, plans))
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
-    return [o for o in outcomes if not isinstance(o, BuildError)], [o for o in outcomes if isinstance(o, BuildError)]
+    with StepBoard(console) as board:
+        return build_modules(plans, out_dir, board, jobs)
 
 
 def _check(plans, out_dir: Path, as_json: bool, emit_json) -> None:
     from cmfleet.artifacts.check import check_plan
+    from cmfleet.artifacts.preflight import shared_check_facts
     from cmfleet.cli import EXIT_FAILED
 
-    report = {plan.module.name: check_plan(plan, out_dir) for plan in plans}
+    shared = shared_check_facts(plans)
+    report = {plan.module.name: check_plan(plan, out_dir, shared) for plan in plans}
     if as_json:
         emit_json([{"module": name, "problems": problems} for name, problems in report.items()])
     else:

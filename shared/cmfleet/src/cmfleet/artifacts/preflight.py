@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 from cmfleet.artifacts import BuildError
 from cmfleet.artifacts.versions import UnitVersion, describe_config_problems, unit_version
@@ -133,13 +134,15 @@ def relative_imports(repo: Repository, unit: Unit) -> list[str]:
     ]
 
 
-def static_problems(plan: ModulePlan) -> list[str]:
-    """``cmfleet check`` findings and self-containment problems of the module and the libraries it needs."""
+def static_problems(plan: ModulePlan, shared: dict[str, Any] | None = None) -> list[str]:
+    """``cmfleet check`` findings and self-containment problems of the module and the libraries it needs.
+    ``shared``: the check facts several plans share (:func:`shared_check_facts`)."""
     from cmfleet.checks.base import run_checks
 
     repo = plan.repo
     units = [plan.module, *plan.libs]
-    problems = [f"{f.location(repo.root)}: [{f.rule}] {f.message} (fix: {f.fix})" for f in run_checks(repo, units)]
+    findings = run_checks(repo, units, shared=shared)
+    problems = [f"{f.location(repo.root)}: [{f.rule}] {f.message} (fix: {f.fix})" for f in findings]
     for unit in units:
         # Reported here too (once per file:line), so a build fails on them even if a plugin blocks the rule.
         for line in [*relative_imports(repo, unit), *undeclared_imports(repo, unit)]:
@@ -149,6 +152,16 @@ def static_problems(plan: ModulePlan) -> list[str]:
     for unit in plan.units:
         problems += describe_config_problems(repo, unit)
     return problems
+
+
+def shared_check_facts(plans: list[ModulePlan]) -> dict[str, Any]:
+    """What the check runs of several plans share (``CheckContext.shared``), every module among them probed
+    already, all at once."""
+    from cmfleet.checks.live import probed
+
+    if not plans:
+        return {}
+    return probed(plans[0].repo, [u for plan in plans for u in [plan.module, *plan.libs]])
 
 
 def unprovided_imports(repo: Repository, unit: Unit, provided: set[str]) -> list[str]:

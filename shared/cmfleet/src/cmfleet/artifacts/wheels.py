@@ -1,9 +1,12 @@
 """Wheels: build the repository's units with their own backend (hatchling + hatch-vcs, via ``uv build``),
-download every third-party dependency for the image's platform (``pip download``), read wheel metadata.
+download every third-party dependency for the image's platform (``pip download``), read wheel metadata, and
+check offline that a context's wheels install (``pip install --no-index --dry-run``, as the image will).
 
-``uv build --wheel`` runs the PEP 517 backend each unit declares, in an isolated environment, from the unit's
-folder inside the git checkout (so hatch-vcs reads the unit's own tags). hatchling honours
-``SOURCE_DATE_EPOCH``, which makes wheels byte-identical across builds of one commit.
+``uv build --wheel`` runs the PEP 517 backend each unit declares, from the unit's folder inside the git checkout
+(so hatch-vcs reads the unit's own tags). Its build environment holds exactly the unit's ``[build-system]
+requires``: made by uv for the one build (isolated), or, for hatchling units whose build hooks ask for nothing
+more, made once per run for every unit declaring the same requirements (:func:`shared_build_requirements`).
+hatchling honours ``SOURCE_DATE_EPOCH``, which makes wheels byte-identical across builds of one commit.
 """
 
 from __future__ import annotations
@@ -93,11 +96,52 @@ def _run(argv: list[str], what: str, cwd: Path | None = None, env: dict[str, str
     return proc.stdout
 
 
+def shared_build_requirements(unit_dir: Path) -> tuple[str, ...] | None:
+    """The unit's ``[build-system] requires`` (sorted) when a build environment holding just them builds its
+    wheel as an isolated one would: the backend is hatchling's and no build hook asks for more packages (a hook's
+    ``dependencies`` or ``require-runtime-dependencies``, which hatchling adds to an isolated environment). None: the
+    unit builds isolated."""
+    from cmfleet.discovery import read_toml
+
+    pyproject = unit_dir / "pyproject.toml"
+    if not pyproject.is_file():
+        return None
+    data = read_toml(pyproject)
+    system = data.get("build-system", {})
+    requires = system.get("requires")
+    if system.get("build-backend") != "hatchling.build" or not isinstance(requires, list) or not requires:
+        return None
+    build = data.get("tool", {}).get("hatch", {}).get("build", {})
+    hooks = [build.get("hooks", {})]
+    hooks += [target.get("hooks", {}) for target in build.get("targets", {}).values() if isinstance(target, dict)]
+    extra = ("dependencies", "require-runtime-dependencies", "require-runtime-features")
+    if any(isinstance(h, dict) and any(k in h for k in extra) for group in hooks for h in group.values()):
+        return None
+    return tuple(sorted(str(r) for r in requires))
+
+
+def make_build_env(requires: tuple[str, ...], folder: Path) -> Path:
+    """A virtual environment in ``folder`` holding ``requires`` (as uv resolves them for an isolated build, from
+    the same cache); returns its Python."""
+    uv = find_uv()
+    _run([uv, "venv", "--quiet", "--python", sys.executable, str(folder)], f"creating a build environment in {folder}")
+    python = folder / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    _run([uv, "pip", "install", "--quiet", "--python", str(python), *requires], f"installing {', '.join(requires)}")
+    return python
+
+
 def build_wheel(
-    unit_dir: Path, out_dir: Path, source_date_epoch: int, what: str, pretend_version: str | None = None
+    unit_dir: Path,
+    out_dir: Path,
+    source_date_epoch: int,
+    what: str,
+    pretend_version: str | None = None,
+    build_python: Path | None = None,
 ) -> WheelInfo:
     """Build one unit's wheel into ``out_dir`` with its own build backend; returns its metadata.
-    ``pretend_version`` is the release a hatch-vcs unit builds as when its tag is not on ``HEAD`` (see versions.py)."""
+    ``pretend_version`` is the release a hatch-vcs unit builds as when its tag is not on ``HEAD`` (see versions.py).
+    ``build_python``: a build environment already holding the unit's build requirements (:func:`make_build_env`);
+    without it, uv makes an isolated one for this build."""
     with_tmp = out_dir / f".building-{unit_dir.name}"
     with_tmp.mkdir(parents=True)
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(source_date_epoch)}
@@ -106,7 +150,11 @@ def build_wheel(
         env.pop(key)
     if pretend_version is not None:
         env["SETUPTOOLS_SCM_PRETEND_VERSION"] = pretend_version
-    argv = [find_uv(), "build", "--wheel", "--quiet", "--python", sys.executable, "--out-dir", str(with_tmp)]
+    argv = [find_uv(), "build", "--wheel", "--quiet", "--out-dir", str(with_tmp)]
+    if build_python is None:
+        argv += ["--python", sys.executable]
+    else:
+        argv += ["--no-build-isolation", "--python", str(build_python)]
     _run([*argv, str(unit_dir)], f"building the wheel of {what} ({unit_dir})", env=env)
     built = sorted(with_tmp.glob("*.whl"))
     if len(built) != 1:
@@ -148,19 +196,13 @@ def download_locked(pins: list[str], dest: Path, python: str) -> list[WheelInfo]
     return [read_wheel(p) for p in sorted(dest.glob("*.whl"))]
 
 
-def check_offline_install(wheels_dir: Path, requirements: list[str], python: str, scratch: Path) -> None:
-    """Resolve ``requirements`` from ``wheels_dir`` alone, as the Dockerfile will (``--no-index``), without
-    installing: proves the context is complete for the image's Python and platform."""
-    argv = [
-        *pip_command(),
-        "install",
-        "--dry-run",
-        "--ignore-installed",
-        "--no-index",
-        "--find-links",
-        str(wheels_dir),
-        "--target",
-        str(scratch),
-        *_target_args(python),
-    ]
+def check_offline_install(wheel_dirs: list[Path], requirements: list[str], python: str, scratch: Path) -> None:
+    """Resolve ``requirements`` from ``wheel_dirs`` alone, as the Dockerfile will (``--no-index``), without
+    installing: proves the context is complete for the image's Python and platform. Several contexts holding the
+    same wheels but their modules' own are checked in one run (``builder``): with one file per name, it resolves
+    exactly when each context does on its own."""
+    argv = [*pip_command(), "install", "--dry-run", "--ignore-installed", "--no-index"]
+    for folder in wheel_dirs:
+        argv += ["--find-links", str(folder)]
+    argv += ["--target", str(scratch), *_target_args(python)]
     _run([*argv, *requirements], "resolving the context's wheels offline (pip install --no-index --dry-run)")

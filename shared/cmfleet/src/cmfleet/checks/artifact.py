@@ -61,7 +61,7 @@ def _declared_closure(unit: Unit, ctx: CheckContext) -> set[str]:
         if name in seen or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
             continue
         seen.add(name)
-        known: dict[str, list[str]] = ctx.cache.setdefault("requires", {})  # each distribution's, read once a run
+        known: dict[str, list[str]] = ctx.shared.setdefault("requires", {})  # each distribution's, read once
         if name not in known:
             try:
                 known[name] = requires(req.name) or []
@@ -77,10 +77,10 @@ def third_party_declared(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
     import sys
     from importlib.metadata import packages_distributions
 
-    # one scan of every installed distribution's file list per run, not per unit (it costs ~0.1 s)
-    providers = ctx.cache.get("packages_distributions")
+    # one scan of every installed distribution's file list, not one per unit (it costs ~0.1 s)
+    providers = ctx.shared.get("packages_distributions")
     if providers is None:
-        providers = ctx.cache["packages_distributions"] = packages_distributions()
+        providers = ctx.shared["packages_distributions"] = packages_distributions()
     stdlib = set(sys.stdlib_module_names) | {"__future__"}
     allowed: set[str] | None = None
     for ref in unit.imports:

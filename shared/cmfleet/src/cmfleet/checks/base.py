@@ -74,12 +74,15 @@ class CheckRegistrar:
 
 @dataclass
 class CheckContext:
-    """What rules share: the repository and cached parses."""
+    """What rules share: the repository and cached parses. ``cache`` is this run's state (what was reported
+    once); ``shared`` holds facts of the repository and this environment (probe results, rendered recipes,
+    installed distributions), which several runs over the same repository may share."""
 
     repo: Repository
     units: list[Unit] = field(default_factory=list)  # the units being checked (lets rules batch work)
     _asts: dict[Path, ast.Module] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)
 
     def ast_of(self, file: Path) -> ast.Module:
         """The parsed AST of ``file`` (cached)."""
@@ -101,15 +104,20 @@ def collect_rules(pm: Any = None) -> dict[str, Rule]:
 
 
 def run_checks(
-    repo: Repository, units: Iterable[Unit], pm: Any = None, on_unit: Callable[[Unit], None] | None = None
+    repo: Repository,
+    units: Iterable[Unit],
+    pm: Any = None,
+    on_unit: Callable[[Unit], None] | None = None,
+    shared: dict[str, Any] | None = None,
 ) -> list[Finding]:
     """Run every applicable rule on every unit; each finding carries its rule id and unit name. ``on_unit`` is
-    called as each unit's checks begin (progress)."""
+    called as each unit's checks begin (progress). ``shared``: the facts several runs over the same repository
+    share (``CheckContext.shared``; ``checks.live.probed`` fills in the probe results of many modules at once)."""
     from cmfleet.discovery import DiscoveryError
 
     rules = collect_rules(pm)
     units = list(units)
-    ctx = CheckContext(repo, units)
+    ctx = CheckContext(repo, units, shared={} if shared is None else shared)
     findings: list[Finding] = []
     for unit in units:
         if on_unit is not None:

@@ -6,11 +6,12 @@ import ast
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from cmcore.plugins import SDK_APP_PLUGIN  # noqa: F401  (the built-in that registers app.py's functions)
 from cmfleet.checks.base import CheckContext, Finding
 from cmfleet.checks.probe import ProbeResult, run_probes_for
-from cmfleet.discovery import Unit
+from cmfleet.discovery import Repository, Unit
 
 _CACHE_KEY = "probe"
 
@@ -28,7 +29,7 @@ def probe_for(unit: Unit, ctx: CheckContext) -> ProbeResult | None:
     """The probe result of a module (``None`` without app.py); every checked module is probed once, in parallel."""
     if not unit.is_module or not unit.app.exists():
         return None
-    cache: dict[str, ProbeResult] = ctx.cache.setdefault(_CACHE_KEY, {})
+    cache: dict[str, ProbeResult] = ctx.shared.setdefault(_CACHE_KEY, {})
     if unit.name not in cache:
         todo = [u for u in (ctx.units or [unit]) if u.is_module and u.app.exists() and u.name not in cache]
         if unit not in todo:
@@ -37,6 +38,15 @@ def probe_for(unit: Unit, ctx: CheckContext) -> ProbeResult | None:
         for u, result in zip(todo, run_probes_for(ctx.repo, todo, workers), strict=True):
             cache[u.name] = result
     return cache[unit.name]
+
+
+def probed(repo: Repository, units: list[Unit]) -> dict[str, Any]:
+    """``run_checks``'s ``shared`` facts, holding the probe results of every module of ``units``, probed at once:
+    for several runs that check these modules (a build of many modules checks each with its libraries)."""
+    modules = list({u.name: u for u in units if u.is_module and u.app.exists()}.values())
+    workers = max(1, min(len(modules), os.cpu_count() or 1, 4))
+    results = run_probes_for(repo, modules, workers) if modules else []
+    return {_CACHE_KEY: {u.name: r for u, r in zip(modules, results, strict=True)}}
 
 
 def _function_at(unit: Unit, ctx: CheckContext, line: int) -> str | None:

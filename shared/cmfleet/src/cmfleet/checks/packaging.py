@@ -12,8 +12,8 @@ from cmfleet.recipes import BUILD_CONFIG, RecipeError, RenderedRecipe, load_buil
 
 
 def rendered(unit: Unit, ctx: CheckContext) -> RenderedRecipe | RecipeError:
-    """The unit's rendered recipe, or the error rendering it (cached per check run)."""
-    cache: dict[Path, RenderedRecipe | RecipeError] = ctx.cache.setdefault("recipes", {})
+    """The unit's rendered recipe, or the error rendering it (read once)."""
+    cache: dict[Path, RenderedRecipe | RecipeError] = ctx.shared.setdefault("recipes", {})
     if unit.recipe not in cache:
         try:
             cache[unit.recipe] = render_recipe(unit.recipe, ctx.repo.root)
