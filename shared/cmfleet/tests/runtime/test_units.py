@@ -123,3 +123,27 @@ def test_an_env_key_counts_the_interpreter_not_the_link_it_was_reached_through(t
     assert before != spec(link, ("attrs", "idna")).key()
     pyproject.write_text('[project]\nname = "m"\nversion = "2"\n')  # what the env is made of changed
     assert spec(real).key() != before
+
+
+def test_job_ids_are_random_uuid4_unique_and_a_forked_child_makes_its_own():
+    import uuid
+
+    from cmfleet.runtime.scheduler import new_job_id
+
+    ids = [new_job_id() for _ in range(3000)]  # over several 4 KiB reads of the random source
+    assert len(set(ids)) == len(ids)
+    for job_id in ids[:300]:
+        parsed = uuid.UUID(job_id)
+        assert str(parsed) == job_id and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the ids it makes must not be the parent's next ones
+        os.close(read)
+        os.write(write, ",".join(new_job_id() for _ in range(5)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as fh:
+        child = fh.read().split(",")
+    os.waitpid(pid, 0)
+    parent = [new_job_id() for _ in range(5)]
+    assert len(child) == 5 and not set(child) & set(parent)

@@ -139,7 +139,10 @@ class Request:
     @property
     def path(self) -> str:
         """The target's path, %-decoded."""
-        return unquote(self.target.split(b"?", 1)[0].decode("latin-1"))
+        target = self.target
+        if b"%" not in target and b"?" not in target:  # the usual target: nothing to split or decode
+            return target.decode("latin-1")
+        return unquote(target.split(b"?", 1)[0].decode("latin-1"))
 
     @property
     def query(self) -> bytes:
