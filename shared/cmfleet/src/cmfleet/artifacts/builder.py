@@ -78,7 +78,7 @@ class SharedWork:
     requirements) is downloaded once, and units declaring the same build requirements build in one environment
     made once; each in a folder of its own that the builds copy from. Keyed by what makes the bytes: a wheel by
     the unit's folder, the version it builds as and its ``SOURCE_DATE_EPOCH``; downloads by the requirement lines
-    and the target Python; a build environment by its requirements. A build on its own gets one of its own."""
+    and the target Python; a build environment by its requirements."""
 
     def __init__(self, folder: Path, checks: dict[str, Any] | None = None) -> None:
         from cmfleet.once import Once
@@ -424,7 +424,7 @@ def build_modules(
                 return made
 
         with ThreadPoolExecutor(workers) as pool:
-            outcomes: dict[str, Prepared | BuildResult | BuildError] = {
+            outcomes: dict[str, Prepared | BuildError] = {
                 plan.module.name: o for plan, o in zip(plans, pool.map(prepare, plans), strict=True)
             }
         batches: dict[tuple[Any, ...], list[Prepared]] = {}
@@ -435,8 +435,8 @@ def build_modules(
             with board.job(f"checking {_names([p.plan.module.name for p in batch])}") as step:
                 outcomes.update(_check_offline(batch, step, workers))
 
-        def finish(outcome: Prepared | BuildResult | BuildError) -> BuildResult | BuildError:
-            if not isinstance(outcome, Prepared):
+        def finish(outcome: Prepared | BuildError) -> BuildResult | BuildError:
+            if isinstance(outcome, BuildError):
                 return outcome
             try:
                 return _finish(outcome, out_dir)

@@ -31,22 +31,24 @@ def probe_for(unit: Unit, ctx: CheckContext) -> ProbeResult | None:
         return None
     cache: dict[str, ProbeResult] = ctx.shared.setdefault(_CACHE_KEY, {})
     if unit.name not in cache:
-        todo = [u for u in (ctx.units or [unit]) if u.is_module and u.app.exists() and u.name not in cache]
-        if unit not in todo:
-            todo.append(unit)
-        workers = max(1, min(len(todo), os.cpu_count() or 1, 4))
-        for u, result in zip(todo, run_probes_for(ctx.repo, todo, workers), strict=True):
-            cache[u.name] = result
+        _probe_into(cache, ctx.repo, [*(ctx.units or []), unit])
     return cache[unit.name]
 
 
 def probed(repo: Repository, units: list[Unit]) -> dict[str, Any]:
     """``run_checks``'s ``shared`` facts, holding the probe results of every module of ``units``, probed at once:
     for several runs that check these modules (a build of many modules checks each with its libraries)."""
-    modules = list({u.name: u for u in units if u.is_module and u.app.exists()}.values())
-    workers = max(1, min(len(modules), os.cpu_count() or 1, 4))
-    results = run_probes_for(repo, modules, workers) if modules else []
-    return {_CACHE_KEY: {u.name: r for u, r in zip(modules, results, strict=True)}}
+    cache: dict[str, ProbeResult] = {}
+    _probe_into(cache, repo, units)
+    return {_CACHE_KEY: cache}
+
+
+def _probe_into(cache: dict[str, ProbeResult], repo: Repository, units: list[Unit]) -> None:
+    """Probe every module of ``units`` with an app.py that ``cache`` lacks (each once, up to 4 at a time)."""
+    todo = list({u.name: u for u in units if u.is_module and u.app.exists() and u.name not in cache}.values())
+    if todo:
+        workers = max(1, min(len(todo), os.cpu_count() or 1, 4))
+        cache.update(zip((u.name for u in todo), run_probes_for(repo, todo, workers), strict=True))
 
 
 def _function_at(unit: Unit, ctx: CheckContext, line: int) -> str | None:

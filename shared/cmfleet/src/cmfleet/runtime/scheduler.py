@@ -139,7 +139,8 @@ class _RandomHex:
         self.at = 0
         os.register_at_fork(after_in_child=self._forget)
 
-    def _forget(self) -> None:
+    def _forget(self) -> None:  # in a forked child: its own digits, and a lock no parent thread may hold
+        self.lock = threading.Lock()
         self.hex, self.at = "", 0
 
     def take(self, digits: int) -> str:
