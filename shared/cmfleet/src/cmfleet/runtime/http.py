@@ -140,7 +140,8 @@ class Request:
     def path(self) -> str:
         """The target's path, %-decoded."""
         target = self.target
-        if b"%" not in target and b"?" not in target:  # the usual target: nothing to split or decode
+        # bytes.find, not ``in``: CPython's bytes ``in`` first tries the operand as an int and formats a TypeError
+        if target.find(b"%") < 0 and target.find(b"?") < 0:  # the usual target: nothing to split or decode
             return target.decode("latin-1")
         return unquote(target.split(b"?", 1)[0].decode("latin-1"))
 

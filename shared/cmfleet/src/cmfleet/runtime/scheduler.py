@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import operator
 import os
 import threading
 import time
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cmfleet.runtime.deadlines import Deadlines
 from cmfleet.runtime.logs import redact_json_bytes
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, TIMED_OUT, LOST = "queued", "running", "succeeded", "failed", "timed_out", "lost"
@@ -52,7 +54,8 @@ class JobRefused(Exception):
 def _error_message(body: bytes) -> str | None:
     """The message of an SDK error result (``{"exception": ...}``, ``{"error": ...}``, TS's ``reason``), else None."""
     head = body[:16].lstrip()
-    if not head.startswith(b"{") or (b'"exception"' not in body[:32] and b'"error"' not in body[:32]):
+    start = body[:32]  # find, not ``in`` (see http.Request.path)
+    if not head.startswith(b"{") or (start.find(b'"exception"') < 0 and start.find(b'"error"') < 0):
         return None
     try:
         value = json.loads(body)
@@ -181,8 +184,9 @@ class Job:
         "items",
         "streamed",
         "aborted_uploads",
-        "done",
-        "_timer",
+        "_done",
+        "_loop",
+        "live",
         "_waiters",
         "_listeners",
         "_decoder",
@@ -194,6 +198,7 @@ class Job:
         self.id = new_job_id()
         self.module, self.function, self.payload = module, function, payload
         self.state = QUEUED
+        self.live = True  # until its terminal state (what its timeout's Deadlines entry asks)
         self.replica: str | None = None
         self.session_id: str | None = None
         self.cold_start = False
@@ -207,8 +212,8 @@ class Job:
         self.items: list[Any] = []  # items of a streamed (chunked) result, as they arrive
         self.streamed = False
         self.aborted_uploads = 0
-        self.done: asyncio.Future[None] = loop.create_future()
-        self._timer: asyncio.TimerHandle | None = None
+        self._loop = loop
+        self._done: asyncio.Future[None] | None = None  # made on first use (see done)
         self._waiters: list[asyncio.Future[None]] = []
         self._listeners: list[Callable[[Job], None]] | None = None
         self._decoder: _StreamDecoder | None = None
@@ -216,6 +221,16 @@ class Job:
     @property
     def finished(self) -> bool:
         return self.state in TERMINAL
+
+    @property
+    def done(self) -> asyncio.Future[None]:
+        """A future set once the job reaches its terminal state. Made on first use: most jobs are answered through
+        :meth:`when_done` and never need one (a future per job was 1% of the runtime's CPU)."""
+        if self._done is None:
+            self._done = self._loop.create_future()
+            if self.finished:
+                self._done.set_result(None)
+        return self._done
 
     def envelope(self) -> bytes:
         """The GET job answer (the ``computeModuleJobV1`` envelope), built without re-encoding the event."""
@@ -275,7 +290,7 @@ class Job:
         """Wait until the job starts, an item arrives or the job finishes."""
         if self.finished:
             return
-        fut = self.done.get_loop().create_future()
+        fut = self._loop.create_future()
         self._waiters.append(fut)
         await fut
 
@@ -315,17 +330,20 @@ class Replica:
         }
 
 
+_live = operator.attrgetter("live")
+
+
 class Poll:
     """A parked GET job of ``replica``: ``deliver`` is called once, with a job when one can go to the replica, or
     with None when the long-poll hold ends or the replica stops taking jobs. A plain callback rather than a future:
     the job is written to the replica's connection at once, without a trip through the event loop."""
 
-    __slots__ = ("replica", "deliver", "timer")
+    __slots__ = ("replica", "deliver", "live")
 
     def __init__(self, replica: Replica, deliver: Callable[[Job | None], None]) -> None:
         self.replica = replica
         self.deliver = deliver
-        self.timer: asyncio.TimerHandle | None = None
+        self.live = True  # not answered nor forgotten yet
 
 
 @dataclass(eq=False)
@@ -358,7 +376,10 @@ class Scheduler:
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.by_token: dict[str, Replica] = {}
         self.job_history = job_history
+        self._trim_slack = min(256, job_history // 16)
         self.poll_hold = poll_hold
+        self._holds: Deadlines[Poll] = Deadlines(loop, poll_hold, self._hold_ended, _live)
+        self._timeouts: dict[float, Deadlines[Job]] = {}  # by timeout: one queue of deadlines per length
         #: Replaces secrets in a job's error (the SDK's message may quote one): set to the log hub's redact.
         self.redact: Callable[[str], str] = _same
         self.late_answers = 0  # results or losses that arrived for an already finished job (ignored)
@@ -464,7 +485,13 @@ class Scheduler:
                 job.cold_start = False
                 break
         self.jobs[job.id] = job
-        job._timer = self.loop.call_later(timeout or mq.timeout, self._timeout, job, timeout or mq.timeout)
+        seconds = timeout or mq.timeout
+        deadlines = self._timeouts.get(seconds)
+        if deadlines is None:
+            deadlines = self._timeouts[seconds] = Deadlines(
+                self.loop, seconds, lambda job: self._timeout(job, seconds), _live
+            )
+        deadlines.add(job)
         mq.queue.append(job)
         self._dispatch(mq)
         if mq.queue:
@@ -488,21 +515,19 @@ class Scheduler:
         after the hold (the answer is then 204)."""
         poll = Poll(replica, deliver)
         self.modules[replica.module].pollers.append(poll)
-        poll.timer = self.loop.call_later(self.poll_hold, self._hold_ended, poll)
+        self._holds.add(poll)
         return poll
 
     def unpark(self, poll: Poll) -> None:
         """Forget a parked poll without answering it (its connection went away)."""
-        if poll.timer is not None:
-            poll.timer.cancel()
-            poll.timer = None
+        poll.live = False
         try:
             self.modules[poll.replica.module].pollers.remove(poll)
         except ValueError:
             pass
 
     def _hold_ended(self, poll: Poll) -> None:
-        poll.timer = None
+        poll.live = False
         try:
             self.modules[poll.replica.module].pollers.remove(poll)
         except ValueError:
@@ -510,9 +535,7 @@ class Scheduler:
         poll.deliver(None)
 
     def _answer(self, poll: Poll, job: Job | None) -> None:
-        if poll.timer is not None:
-            poll.timer.cancel()
-            poll.timer = None
+        poll.live = False
         poll.deliver(job)
 
     def _take(self, mq: ModuleQueue, replica: Replica) -> Job | None:
@@ -647,6 +670,7 @@ class Scheduler:
             self.late_answers += 1
             return
         job.state = state
+        job.live = False
         job.error = self.redact(error) if error else error
         if state != SUCCEEDED and job.result:
             # a failed job's result is the SDK's error object, whose text may quote a secret too (e.g. as a repr
@@ -654,11 +678,8 @@ class Scheduler:
             job.result = redact_json_bytes(job.result, self.redact)
         job.finished_at = time.time()
         now = time.monotonic()
-        job.duration_ms = round((now - job._mono) * 1000, 3)
+        job.duration_ms = int((now - job._mono) * 1e6 + 0.5) / 1e3  # ms to 3 places; round() formats digits
         self.counts[state] += 1
-        if job._timer is not None:
-            job._timer.cancel()
-            job._timer = None
         if job.replica is not None:
             mq = self.modules[job.module]
             for replica in mq.replicas:
@@ -670,8 +691,8 @@ class Scheduler:
                     break
             if mq.queue:  # a slot came free: a queued job may go to a parked poll now
                 self._dispatch(mq)
-        if not job.done.done():
-            job.done.set_result(None)
+        if job._done is not None and not job._done.done():
+            job._done.set_result(None)
         if job._listeners is not None:
             listeners, job._listeners = job._listeners, None
             for callback in listeners:
@@ -686,10 +707,12 @@ class Scheduler:
                 listener(job)
             except Exception as exc:  # noqa: BLE001 - an observer's bug must not stop the job's bookkeeping
                 self.loop.call_exception_handler({"message": "finished-job listener failed", "exception": exc})
-        if len(self.jobs) > self.job_history:
+        if len(self.jobs) > self.job_history + self._trim_slack:
             self._trim()
 
     def _trim(self) -> None:
+        """Forget the oldest finished jobs down to ``job_history`` (done in batches of ``_trim_slack``: not a call
+        per job once the history is full)."""
         excess = len(self.jobs) - self.job_history
         while excess > 0:
             oldest_id, oldest = next(iter(self.jobs.items()))

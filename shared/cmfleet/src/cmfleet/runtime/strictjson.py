@@ -20,6 +20,7 @@ def _constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_constant)  # one decoder: json.loads(..., parse_constant=) makes one a call
+_SCAN = _DECODER.scan_once  # what decode() runs after skipping whitespace: (value, end) or StopIteration
 
 
 def depth(data: bytes) -> int:
@@ -43,7 +44,14 @@ def loads(data: bytes, max_depth: int) -> Any:
             f"the JSON is nested deeper than the limit of {max_depth} levels of arrays and objects "
             "(max-json-depth in [tool.cmfleet.dev])"
         )
+    text = data.decode("utf-8")
     try:
-        return _DECODER.decode(data.decode("utf-8"))
+        try:  # the decoder's C scanner at once: a value filling the text needs none of decode()'s Python steps
+            value, end = _SCAN(text, 0)
+        except StopIteration:
+            return _DECODER.decode(text)  # no value at the start: decode() says why, in its own words
+        if end != len(text):
+            return _DECODER.decode(text)  # whitespace or more data after it: the same
+        return value
     except RecursionError:
         raise ValueError("the JSON is nested too deeply") from None

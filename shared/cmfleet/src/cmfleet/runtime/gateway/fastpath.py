@@ -34,6 +34,7 @@ def job_answer(job: Job) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     return status, headers, payload
 
 
+_NDJSON = NDJSON.encode()
 _STATUS_LINES = {
     code: b"HTTP/1.1 %d %s\r\n" % (code, HTTPStatus(code).phrase.encode())
     for code in (200, 400, 404, 413, 422, 429, 500, 502, 504)
@@ -88,7 +89,7 @@ class GatewayConnection(HttpConnection):
     def _call(self, request: http.Request) -> tuple[str, str] | None:
         """(module, function) of a call the fast path answers, else None."""
         target = request.target
-        if request.method != b"POST" or b"%" in target or b"?" in target:
+        if request.method != b"POST" or target.find(b"%") >= 0 or target.find(b"?") >= 0:  # find: see Request.path
             return None
         path = target.split(b"/")  # b"", b"api", b"modules", module, b"functions", function
         if len(path) != 6 or path[1] != b"api" or path[2] != b"modules" or path[4] != b"functions":
@@ -96,7 +97,7 @@ class GatewayConnection(HttpConnection):
         if not path[3] or not path[5]:
             return None
         accept = request.header(b"accept")
-        if accept is not None and NDJSON.encode() in accept:
+        if accept is not None and accept.find(_NDJSON) >= 0:
             return None
         if self.token is not None:
             auth = request.header(b"authorization") or b""
