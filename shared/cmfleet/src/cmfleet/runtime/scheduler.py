@@ -198,7 +198,7 @@ class Job:
         self.id = new_job_id()
         self.module, self.function, self.payload = module, function, payload
         self.state = QUEUED
-        self.live = True  # until its terminal state (what its timeout's Deadlines entry asks)
+        self.live = True  # until its terminal state: ``not finished``, as a plain attribute (read on every call)
         self.replica: str | None = None
         self.session_id: str | None = None
         self.cold_start = False
@@ -239,7 +239,7 @@ class Job:
                 b'{"type":"computeModuleJobV1","computeModuleJobV1":{"jobId":"',
                 self.id.encode(),
                 b'","queryType":',
-                json.dumps(self.function).encode(),
+                _json_string(self.function).encode(),
                 b',"query":',
                 self.payload,
                 b',"temporaryCredentialsAuthToken":"","authHeader":"","userId":""}}',
@@ -249,7 +249,7 @@ class Job:
     def when_done(self, callback: Callable[[Job], None]) -> None:
         """Call ``callback(job)`` once the job reaches its terminal state (now, if it has): from the scheduler's
         own call, without the event-loop trip an awaited ``done`` costs (the gateway answers calls this way)."""
-        if self.finished:
+        if not self.live:
             callback(self)
         elif self._listeners is None:
             self._listeners = [callback]
@@ -331,6 +331,7 @@ class Replica:
 
 
 _live = operator.attrgetter("live")
+_json_string = json.encoder.encode_basestring_ascii  # what json.dumps(str) returns, without dumps' Python frames
 
 
 class Poll:
@@ -597,14 +598,14 @@ class Scheduler:
             raise JobRefused(403, f"job {job_id} belongs to module {job.module!r}, not to {replica.module!r}")
         if job.replica != replica.id:
             raise JobRefused(403, f"job {job_id} is not held by replica {replica.id}")
-        if job.finished:
+        if not job.live:
             self.late_answers += 1
             return None
         return job
 
     def result_chunk(self, job: Job, chunk: bytes) -> None:
         """One chunk of a streamed result (one item, as the SDK sends it)."""
-        if job.finished:
+        if not job.live:
             return
         job.streamed = True
         if job._decoder is None:
@@ -620,7 +621,7 @@ class Scheduler:
 
     def result_complete(self, job: Job, body: bytes | None, *, chunked: bool) -> None:
         """The whole result arrived: succeed, or fail with the SDK's error message."""
-        if job.finished:
+        if not job.live:
             self.late_answers += 1
             return
         if chunked:
@@ -666,7 +667,7 @@ class Scheduler:
         self._finish(job, TIMED_OUT, f"timed out after {seconds:g} s {where}")
 
     def _finish(self, job: Job, state: str, error: str | None) -> None:
-        if job.finished:
+        if not job.live:
             self.late_answers += 1
             return
         job.state = state
