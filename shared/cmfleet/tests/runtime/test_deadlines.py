@@ -56,9 +56,7 @@ def test_ended_items_at_the_front_are_dropped_as_new_ones_come():
             item = Item(str(n))
             deadlines.add(item)
             item.live = False
-        size = len(deadlines)
-        deadlines.close()
-        return size, expired
+        return len(deadlines), expired
 
     size, expired = run(main())
     assert size == 1 and expired == []  # the queue stays one entry long, however many items went through

@@ -53,20 +53,18 @@ class Deadlines(Generic[T]):
         if self.timer is None:
             self.timer = self.loop.call_at(deadline, self._due)
 
-    def close(self) -> None:
-        """Forget every item without expiring any (the scheduler is stopping)."""
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self.entries.clear()
-
     def _due(self) -> None:
         self.timer = None
         now = self.loop.time()
         entries, live = self.entries, self.live
-        while entries and (entries[0][0] <= now or not live(entries[0][1])):
-            _, item = entries.popleft()
+        while entries:
+            deadline, item = entries[0]
             if live(item):
+                if deadline > now:
+                    break
+                entries.popleft()
                 self.expire(item)  # may add items: they go behind, with later deadlines
+            else:
+                entries.popleft()  # ended before its deadline
         if entries and self.timer is None:
             self.timer = self.loop.call_at(entries[0][0], self._due)

@@ -198,7 +198,7 @@ class Job:
         self.id = new_job_id()
         self.module, self.function, self.payload = module, function, payload
         self.state = QUEUED
-        self.live = True  # until its terminal state: ``not finished``, as a plain attribute (read on every call)
+        self.live = True  # until its terminal state; a plain attribute, read on every call (``finished`` is its not)
         self.replica: str | None = None
         self.session_id: str | None = None
         self.cold_start = False
@@ -220,7 +220,8 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return self.state in TERMINAL
+        """Whether the job reached its terminal state (``_finish`` sets the state and clears ``live`` together)."""
+        return not self.live
 
     @property
     def done(self) -> asyncio.Future[None]:
