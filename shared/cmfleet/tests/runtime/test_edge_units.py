@@ -60,3 +60,26 @@ def test_line_listeners_see_each_raw_line_before_it_is_recorded():
     hub.add_line_listener(lambda module, raw: seen.append((module, raw, len(hub.records))))
     hub.line("m", "m-1", "stdout", b"hello\n")
     assert seen == [("m", b"hello\n", 0)] and hub.records[-1]["message"] == "hello"
+
+
+def test_each_port_runs_its_own_copy_of_the_http_layer():
+    """Both ports' connection classes get their own code objects for the HTTP layer's methods (so CPython's
+    per-code-object specialization sees one type each), the same functions otherwise; their own methods are kept."""
+    from cmfleet.runtime.gateway.fastpath import GatewayConnection
+    from cmfleet.runtime.http import HttpConnection
+    from cmfleet.runtime.protocol import _Connection
+
+    for name in ("data_received", "on_header", "on_headers_complete", "on_message_complete", "respond", "finish"):
+        base = getattr(HttpConnection, name)
+        copies = [getattr(cls, name) for cls in (_Connection, GatewayConnection)]
+        assert len({id(f.__code__) for f in [base, *copies]}) == 3
+        for copy in copies:
+            assert copy.__code__.co_code == base.__code__.co_code
+            assert (copy.__qualname__, copy.__doc__, copy.__defaults__) == (
+                base.__qualname__,
+                base.__doc__,
+                base.__defaults__,
+            )
+            assert copy.__globals__ is base.__globals__
+    assert _Connection.handle is not HttpConnection.handle and "handle" in vars(_Connection)
+    assert GatewayConnection.lost is not HttpConnection.lost and "lost" in vars(GatewayConnection)

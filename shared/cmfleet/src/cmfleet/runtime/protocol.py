@@ -25,7 +25,15 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from cmfleet.runtime.http import HttpConnection, HttpLimits, HttpServer, Request, error_response, response
+from cmfleet.runtime.http import (
+    HttpConnection,
+    HttpLimits,
+    HttpServer,
+    Request,
+    error_response,
+    response,
+    target_path,
+)
 from cmfleet.runtime.scheduler import Job, JobRefused, Poll, Replica, Scheduler
 
 PREFIX = "/interactive-module/api/internal-query"
@@ -130,7 +138,7 @@ class _Connection(HttpConnection):
 
     def handle(self, request: Request) -> None:
         method = request.method
-        path = request.path
+        path = target_path(request.target)
         replica, refusal = self.api.replica(request.header(b"module-auth-token"))
         if refusal is not None:
             if method == b"GET":  # the SDK re-polls at once after an error answer: slow it down

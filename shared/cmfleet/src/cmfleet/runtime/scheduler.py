@@ -54,7 +54,7 @@ class JobRefused(Exception):
 def _error_message(body: bytes) -> str | None:
     """The message of an SDK error result (``{"exception": ...}``, ``{"error": ...}``, TS's ``reason``), else None."""
     head = body[:16].lstrip()
-    start = body[:32]  # find, not ``in`` (see http.Request.path)
+    start = body[:32]  # find, not ``in`` (see http.target_path)
     if not head.startswith(b"{") or (start.find(b'"exception"') < 0 and start.find(b'"error"') < 0):
         return None
     try:

@@ -94,7 +94,7 @@ class RuntimeMetrics:
 
     def observe_line(self, module: str, raw: bytes) -> bool:
         """Keep a replica's output line if it is a ``metric.1`` line; True when it was one."""
-        # the cheap test first (this runs for every line of every replica); find, not ``in`` (see http.Request.path)
+        # the cheap test first (this runs for every line of every replica); find, not ``in`` (see http.target_path)
         if raw.find(b'"metric.1"') < 0:
             return False
         try:

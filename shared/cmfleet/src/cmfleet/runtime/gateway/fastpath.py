@@ -89,7 +89,7 @@ class GatewayConnection(HttpConnection):
     def _call(self, request: http.Request) -> tuple[str, str] | None:
         """(module, function) of a call the fast path answers, else None."""
         target = request.target
-        if request.method != b"POST" or target.find(b"%") >= 0 or target.find(b"?") >= 0:  # find: see Request.path
+        if request.method != b"POST" or target.find(b"%") >= 0 or target.find(b"?") >= 0:  # find: see http.target_path
             return None
         path = target.split(b"/")  # b"", b"api", b"modules", module, b"functions", function
         if len(path) != 6 or path[1] != b"api" or path[2] != b"modules" or path[4] != b"functions":
