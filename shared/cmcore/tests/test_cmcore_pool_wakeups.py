@@ -1,6 +1,6 @@
-"""``cmcore.pool_wakeups``: the SDK's process pool stops waking its worker handler on every result, and does
-everything else as before. Each case runs in a fresh interpreter (real ``multiprocessing``, real worker processes),
-so the change never leaks into the test process."""
+"""``cmcore.pool_wakeups``: the SDK's process pool stops waking its worker handler on every result and every drain
+of its cache while it runs, and does everything else as before. Each case runs in a fresh interpreter (real
+``multiprocessing``, real worker processes), so the change never leaks into the test process."""
 
 from __future__ import annotations
 
@@ -114,6 +114,20 @@ _SEMANTICS = textwrap.dedent(
         pool.terminate()
         pool.join()
         out["terminate_s"] = time.monotonic() - started
+        # close() after the cache drained while the pool ran (that drain signalled nothing): join still returns
+        pool = Pool(1)
+        pool.apply_async(slow_square, (3,)).get(10)
+        pool.close()
+        started = time.monotonic()
+        pool.join()
+        out["join_after_drain_s"] = time.monotonic() - started
+        # a ThreadPool's cache (it does not learn its pool) signals every drain, as before: close() and join() work
+        from multiprocessing.pool import ThreadPool
+        threads = ThreadPool(2)
+        pending = [threads.apply_async(slow_square, (i,)) for i in range(10)]
+        threads.close()
+        threads.join()
+        out["thread_pool"] = [r.get(0) for r in pending] == [i * i for i in range(10)]
         print(json.dumps(out))
     """
 )
@@ -126,12 +140,14 @@ def test_the_pool_still_closes_joins_replaces_workers_reports_errors_and_termina
     assert out["replaced_workers"] > 2  # more workers than the pool's size: exited ones were replaced
     assert out["error"] == "bad 7"
     assert out["terminate_s"] < 10
+    assert out["join_after_drain_s"] < 5
+    assert out["thread_pool"] is True
 
 
 def test_opting_out_leaves_the_stdlib_pool_alone():
-    before = multiprocessing.pool.Pool._get_sentinels
+    before = multiprocessing.pool.Pool._get_sentinels, multiprocessing.pool._PoolCache
     assert quiet_pool_wakeups({OPT_OUT_VARIABLE: "stdlib"}) is False
-    assert multiprocessing.pool.Pool._get_sentinels is before
+    assert (multiprocessing.pool.Pool._get_sentinels, multiprocessing.pool._PoolCache) == before
 
 
 def test_the_entrypoint_applies_it_before_the_sdk_starts(module_dir):
@@ -146,7 +162,8 @@ def test_the_entrypoint_applies_it_before_the_sdk_starts(module_dir):
             entrypoint.serve(sys.argv[1])
         except KeyError as exc:
             stopped_at = str(exc)
-        print(json.dumps({"stopped_at": stopped_at, "patched_by": multiprocessing.pool.Pool._get_sentinels.__module__}))
+        patched = [multiprocessing.pool.Pool._get_sentinels.__module__, multiprocessing.pool._PoolCache.__module__]
+        print(json.dumps({"stopped_at": stopped_at, "patched_by": patched}))
         """
     )
     folder = module_dir(
@@ -154,4 +171,45 @@ def test_the_entrypoint_applies_it_before_the_sdk_starts(module_dir):
         "    return event['x'] + event['y']\n"
     )
     out = _run(script, str(folder), drop=("RUNTIME_HOST",))
-    assert out == {"stopped_at": "'RUNTIME_HOST'", "patched_by": "cmcore.pool_wakeups"}
+    assert out == {"stopped_at": "'RUNTIME_HOST'", "patched_by": ["cmcore.pool_wakeups", "cmcore.pool_wakeups"]}
+
+
+_DRAINING = textwrap.dedent(
+    """
+    import json, sys
+    from multiprocessing import pool as mp_pool
+    from cmcore.pool_wakeups import quiet_pool_wakeups
+
+    rounds = 0
+    wait_for_updates = mp_pool.Pool._wait_for_updates
+
+    def counted(*args, **kwargs):
+        global rounds
+        rounds += 1
+        return wait_for_updates(*args, **kwargs)
+
+    mp_pool.Pool._wait_for_updates = staticmethod(counted)
+
+    def square(x):
+        return x * x
+
+    if __name__ == "__main__":
+        applied = quiet_pool_wakeups() if sys.argv[1] == "quiet" else False
+        tasks = 300
+        with mp_pool.Pool(1) as pool:  # the SDK's default: one job at a time, so the cache drains after each
+            pool.apply_async(square, (0,)).get(10)
+            before = rounds
+            results = [pool.apply_async(square, (i,)).get(10) for i in range(tasks)]
+            per_task = (rounds - before) / tasks
+        print(json.dumps({"applied": applied, "per_task": per_task, "ok": results == [i * i for i in range(tasks)]}))
+    """
+)
+
+
+def test_a_cache_that_drains_after_every_job_no_longer_wakes_the_worker_handler():
+    stdlib = _run(_DRAINING, "stdlib")
+    quiet = _run(_DRAINING, "quiet")
+    assert stdlib["ok"] and quiet["ok"]
+    assert quiet["applied"] is True and stdlib["applied"] is False
+    assert stdlib["per_task"] >= 0.9, stdlib  # the drain's signal at least, on every job
+    assert quiet["per_task"] < 0.05, quiet

@@ -4,7 +4,7 @@ start it with ``start_compute_module``.
     python -m cmcore.entrypoint /app/hello        # the module's folder (the image's ENTRYPOINT)
 
 ``CMFLEET_CONCURRENCY_TYPE`` picks the SDK's ``PROCESS_POOL`` (default, as in Foundry) or ``THREAD_POOL``.
-Before the SDK starts, ``multiprocessing.Pool`` stops waking its worker handler on every result
+Before the SDK starts, ``multiprocessing.Pool`` stops waking its worker handler on every result and every drain
 (:mod:`cmcore.pool_wakeups`: the same jobs, less CPU and a shorter tail; ``CMCORE_POOL_WAKEUPS=stdlib`` opts out).
 A module that fails to load exits 3 with the reason (file:line and the cause) on stderr.
 """
