@@ -35,14 +35,17 @@ _WAKEUPS = textwrap.dedent(
 
     if __name__ == "__main__":
         applied = quiet_pool_wakeups() if sys.argv[1] == "quiet" else False
-        tasks = 300
-        with mp_pool.Pool(2) as pool:
-            long_job = pool.apply_async(time.sleep, (2,))  # keeps a job in the pool's cache throughout, as a busy SDK
+        tasks, busy = 300, sys.argv[2] == "busy"
+        with mp_pool.Pool(2 if busy else 1) as pool:
+            # busy: a long job stays in the pool's cache throughout, as in a busy SDK; else one job at a time, the
+            # SDK's default, so the cache drains after each
+            long_job = pool.apply_async(time.sleep, (2,)) if busy else None
             time.sleep(0.2)
             before = rounds
             results = [pool.apply_async(square, (i,)).get(10) for i in range(tasks)]
             per_task = (rounds - before) / tasks
-            long_job.get(10)
+            if long_job is not None:
+                long_job.get(10)
         ok = results == [i * i for i in range(tasks)]
         print(json.dumps({"applied": applied, "per_task": per_task, "ok": ok}))
     """
@@ -57,8 +60,8 @@ def _run(script: str, *args: str, drop: tuple[str, ...] = ()) -> dict:
 
 
 def test_the_worker_handler_no_longer_wakes_on_every_result():
-    stdlib = _run(_WAKEUPS, "stdlib")
-    quiet = _run(_WAKEUPS, "quiet")
+    stdlib = _run(_WAKEUPS, "stdlib", "busy")
+    quiet = _run(_WAKEUPS, "quiet", "busy")
     assert stdlib["ok"] and quiet["ok"]
     assert quiet["applied"] is True and stdlib["applied"] is False
     # the stdlib's handler goes round on (nearly) every result, often several times: the result pipe wakes it; now
@@ -174,41 +177,10 @@ def test_the_entrypoint_applies_it_before_the_sdk_starts(module_dir):
     assert out == {"stopped_at": "'RUNTIME_HOST'", "patched_by": ["cmcore.pool_wakeups", "cmcore.pool_wakeups"]}
 
 
-_DRAINING = textwrap.dedent(
-    """
-    import json, sys
-    from multiprocessing import pool as mp_pool
-    from cmcore.pool_wakeups import quiet_pool_wakeups
-
-    rounds = 0
-    wait_for_updates = mp_pool.Pool._wait_for_updates
-
-    def counted(*args, **kwargs):
-        global rounds
-        rounds += 1
-        return wait_for_updates(*args, **kwargs)
-
-    mp_pool.Pool._wait_for_updates = staticmethod(counted)
-
-    def square(x):
-        return x * x
-
-    if __name__ == "__main__":
-        applied = quiet_pool_wakeups() if sys.argv[1] == "quiet" else False
-        tasks = 300
-        with mp_pool.Pool(1) as pool:  # the SDK's default: one job at a time, so the cache drains after each
-            pool.apply_async(square, (0,)).get(10)
-            before = rounds
-            results = [pool.apply_async(square, (i,)).get(10) for i in range(tasks)]
-            per_task = (rounds - before) / tasks
-        print(json.dumps({"applied": applied, "per_task": per_task, "ok": results == [i * i for i in range(tasks)]}))
-    """
-)
-
 
 def test_a_cache_that_drains_after_every_job_no_longer_wakes_the_worker_handler():
-    stdlib = _run(_DRAINING, "stdlib")
-    quiet = _run(_DRAINING, "quiet")
+    stdlib = _run(_WAKEUPS, "stdlib", "draining")
+    quiet = _run(_WAKEUPS, "quiet", "draining")
     assert stdlib["ok"] and quiet["ok"]
     assert quiet["applied"] is True and stdlib["applied"] is False
     assert stdlib["per_task"] >= 0.9, stdlib  # the drain's signal at least, on every job
