@@ -177,7 +177,6 @@ def test_the_entrypoint_applies_it_before_the_sdk_starts(module_dir):
     assert out == {"stopped_at": "'RUNTIME_HOST'", "patched_by": ["cmcore.pool_wakeups", "cmcore.pool_wakeups"]}
 
 
-
 def test_a_cache_that_drains_after_every_job_no_longer_wakes_the_worker_handler():
     stdlib = _run(_WAKEUPS, "stdlib", "draining")
     quiet = _run(_WAKEUPS, "quiet", "draining")
