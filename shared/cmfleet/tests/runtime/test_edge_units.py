@@ -83,3 +83,8 @@ def test_each_port_runs_its_own_copy_of_the_http_layer():
             assert copy.__globals__ is base.__globals__
     assert _Connection.handle is not HttpConnection.handle and "handle" in vars(_Connection)
     assert GatewayConnection.lost is not HttpConnection.lost and "lost" in vars(GatewayConnection)
+
+    class Deeper(_Connection):  # a subclass of a port's class keeps what that class defines or copied
+        pass
+
+    assert Deeper.handle is _Connection.handle and Deeper.data_received is _Connection.data_received

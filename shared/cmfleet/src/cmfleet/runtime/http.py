@@ -192,7 +192,7 @@ class HttpConnection(asyncio.Protocol):
         # alternate on every job and the specialized forms keep missing (7% of the runtime's instructions per job).
         super().__init_subclass__(**kwargs)
         for name, value in vars(HttpConnection).items():
-            if isinstance(value, FunctionType) and name not in vars(cls):
+            if isinstance(value, FunctionType) and getattr(cls, name) is value:  # inherited from here, unchanged
                 setattr(cls, name, _copy_function(value))
 
     def __init__(self, server: HttpServer) -> None:
