@@ -656,8 +656,7 @@ class Scheduler:
         self._finish(job, SUCCEEDED, None)
 
     def _timeout(self, job: Job, seconds: float) -> None:
-        if job.finished:
-            return
+        # called by Deadlines only for a job still live (it tests that right before the call)
         mq = self.modules[job.module]
         where = "waiting in the queue" if job.state == QUEUED else f"running on replica {job.replica}"
         if job.state == QUEUED:
