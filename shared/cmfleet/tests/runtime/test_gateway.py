@@ -149,7 +149,7 @@ def test_listings(fleet_runtime):
     assert {"add", "typed_add", "ticks", "environment"} <= set(basic["functions"])
     assert (basic["min_replicas"], basic["max_replicas"], basic["concurrency"]) == (1, 1, 2)
     (replica,) = basic["replicas"]
-    assert set(replica) == {"id", "state", "pid", "session_id", "running", "capacity", "started_at", "restarts"}
+    assert set(replica) == {"id", "state", "pid", "session_id", "running", "capacity", "started_at", "restarts", "cpus"}
     assert replica["state"] == "ready" and replica["capacity"] == 2
     fns = {f["name"]: f for f in client.get("/api/modules/basic/functions").json()}
     assert fns["ticks"]["streaming"] is True and fns["add"]["streaming"] is False

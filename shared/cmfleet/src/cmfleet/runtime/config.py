@@ -10,6 +10,7 @@ Root ``pyproject.toml``::
     queue-limit = 1000        # jobs waiting per module before 429
     max-body = 1048576        # largest accepted event, bytes (413 above)
     environments = "module"   # each module's replicas in their own venv (.cmfleet/envs/<module>/), or "shared"
+    pin-busy = true           # a busy replica's processes share CPUs of their own (Linux; runtime/placement.py)
     manual-grace = 10         # seconds a hand-started replica (--print-env) may have no connection, or send no
                               # request, before the runtime takes it as stopped (the jobs it held end as lost)
     # the edge of both ports (the gateway and the HTTPS runtime API), see runtime/http.py
@@ -80,6 +81,7 @@ class ModuleSettings:
     env: dict[str, str] = field(default_factory=dict)
     environments: str = "module"  # "module": a venv of its own (environments.py); "shared": the runtime's Python
     functions: tuple[tuple[str, bool], ...] = ()  # (name, streaming) served without a posted schema
+    pin_busy: bool = True  # keep a busy replica's processes on CPUs of their own (runtime/placement.py)
 
     @property
     def own_environment(self) -> bool:
@@ -136,6 +138,7 @@ _KEYS = {
     "python",
     "env",
     "environments",
+    "pin-busy",
 }
 
 
@@ -225,6 +228,10 @@ def _apply(base: ModuleSettings, table: dict[str, Any], where: str, *, module_ta
                     'or "shared" (every replica in the runtime\'s own Python)'
                 )
             changes["environments"] = value
+        if "pin-busy" in table:
+            if not isinstance(table["pin-busy"], bool):
+                raise ConfigError(f"{where}.pin-busy must be true or false, not {table['pin-busy']!r}")
+            changes["pin_busy"] = table["pin-busy"]
         if "functions" in table:
             changes["functions"] = _functions(table["functions"], f"{where}.functions")
     except (TypeError, ValueError) as exc:

@@ -35,6 +35,7 @@ from typing import Any
 from cmfleet.runtime.config import DevConfig, ModuleSettings
 from cmfleet.runtime.environments import EnvBuildError, EnvironmentManager
 from cmfleet.runtime.logs import LogHub
+from cmfleet.runtime.placement import BUSY_WINDOW, CpuPlacement
 from cmfleet.runtime.protocol import runtime_uris
 from cmfleet.runtime.scheduler import (
     BUILDING,
@@ -155,6 +156,7 @@ class ReplicaManager:
         self.closing = False
         self._ticker: asyncio.Task[None] | None = None
         self._unseen: dict[Replica, asyncio.TimerHandle] = {}  # hand-started replicas without a connection
+        self.placement = CpuPlacement()
         scheduler.on_pressure = self.on_pressure
         scheduler.on_drained = self._drained
         if envs is not None:
@@ -259,6 +261,7 @@ class ReplicaManager:
             for reader in readers:
                 reader.cancel()
         mod.processes.pop(replica.id, None)
+        self.placement.forget(replica.id)
         reason = describe_exit(returncode)
         if replica.stopping or self.closing:
             self.scheduler.replica_gone(replica, f"was stopped ({reason})", STOPPED)
@@ -425,6 +428,23 @@ class ReplicaManager:
                     victim = max(idle, key=lambda r: r.idle_since)
                     self.logs.system(f"scaling down: replica {victim.id} idle", mod.unit.name, victim.id)
                     self.scheduler.drain(victim)
+            self.placement.update(self._busy(now))
+            for mod in self.modules.values():
+                for r in mod.queue.replicas:
+                    r.cpus = self.placement.placed.get(r.id)
+
+    def _busy(self, now: float) -> list[tuple[str, int, int]]:
+        """(id, pid, CPUs wanted) of each replica of ours that holds a job or held one lately (placement.py)."""
+        out = []
+        for mod in self.modules.values():
+            if not mod.settings.pin_busy or mod.settings.command:
+                continue  # another language's SDK: not the Python SDK's main process and forked workers
+            for r in mod.queue.replicas:
+                if r.pid is None or r.external or r.state not in LIVE or not r.max_in_flight:
+                    continue
+                if r.in_flight or now - r.idle_since < BUSY_WINDOW:
+                    out.append((r.id, r.pid, r.capacity))
+        return out
 
     # -- reload --------------------------------------------------------------------------------------------
 

@@ -317,6 +317,7 @@ class Replica:
     stopping: bool = False
     connections: int = 0  # its open connections to the runtime port (counted per connection, see protocol.py)
     last_seen: float = 0.0  # loop time of its last request start or poll answer (protocol.py; hand-started ones)
+    cpus: tuple[int, ...] | None = None  # the CPUs its processes are kept on while busy (placement.py); None: any
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -328,6 +329,7 @@ class Replica:
             "capacity": self.capacity,
             "started_at": self.started_at,
             "restarts": self.restarts,
+            "cpus": list(self.cpus) if self.cpus is not None else None,
         }
 
 

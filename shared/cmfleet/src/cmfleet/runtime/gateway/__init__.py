@@ -38,7 +38,7 @@ Listings
 ``GET /api/modules`` → ``[{"name", "functions": [names], "origins": {name: origin}, "schemas_posted": bool,
     "min_replicas", "max_replicas",
     "concurrency", "queued", "running", "start_error": str|null, "replicas": [{"id", "state", "pid",
-    "session_id", "running", "capacity", "started_at", "restarts"}]}]``; replica state is
+    "session_id", "running", "capacity", "started_at", "restarts", "cpus"}]}]``; replica state is
     building|starting|ready|draining|stopped|crashed (building: the module's own venv is being created or synced
     for its start, no process yet; starting: its process runs and has not polled yet).
 ``GET /api/modules/{module}/functions`` → ``[{"name", "streaming", "schema" (as the SDK posted it, or null),
