@@ -346,7 +346,10 @@ def measure_http(root: Path, sizes: Sizes, logs: Path) -> tuple[Served, Served, 
         mod = next(m for m in dev.api("/api/modules") if m["name"] == "hello")
         setup = (
             f"replicas {mod['min_replicas']}:{mod['max_replicas']}, concurrency {mod['concurrency']}; "
-            f"{len(mod['replicas'])} replica(s) at the end, {1 + len(descendants(dev.pid))} processes in its tree; "
+            f"{len(mod['replicas'])} replica(s) at the end, {1 + len(descendants(dev.pid))} processes in its tree, "
+            "each replica's CPUs at the end (a busy replica's processes are kept on CPUs of their own, pin-busy): "
+            + ", ".join(f"{r['id']} {','.join(map(str, r.get('cpus') or [])) or 'any'}" for r in mod["replicas"])
+            + "; "
             f"the peer's server {1 + len(descendants(peer.pid))} processes"
         )
         last_dev = dev_served.rounds[-1]

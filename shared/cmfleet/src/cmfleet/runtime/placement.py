@@ -61,23 +61,25 @@ def assign(
                 use[c] += 1
         else:
             waiting.append((rid, want))
-    # even out: a kept replica moves when its CPUs carry two more replicas than the least-used ones
+    # even out: a kept replica moves when other CPUs would be less crowded than its own (without it)
     for rid in sorted(placed, key=lambda r: (-max(use[c] for c in placed[r]), r)):
         kept = placed[rid]
         for c in kept:
             use[c] -= 1
-        if max(use[c] for c in kept) + 1 - min(use.values()) >= 2:
-            del placed[rid]
-            waiting.append((rid, len(kept)))
-        else:
-            for c in kept:
-                use[c] += 1
+        best = _least_used(use, len(kept))
+        if max(use[c] for c in best) < max(use[c] for c in kept):
+            kept = placed[rid] = best
+        for c in kept:
+            use[c] += 1
     for rid, want in waiting:
-        chosen = tuple(sorted(sorted(use, key=lambda c: (use[c], c))[:want]))
-        placed[rid] = chosen
+        chosen = placed[rid] = _least_used(use, want)
         for c in chosen:
             use[c] += 1
     return {rid: placed[rid] for rid, _ in busy if rid in placed}
+
+
+def _least_used(use: dict[int, int], want: int) -> tuple[int, ...]:
+    return tuple(sorted(sorted(use, key=lambda c: (use[c], c))[:want]))
 
 
 def replica_tasks(pid: int) -> list[int]:

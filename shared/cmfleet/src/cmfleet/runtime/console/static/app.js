@@ -107,6 +107,8 @@ function renderModules() {
         h("td", {}, replicaBadge(r.state)),
         h("td", { class: "num", title: "running / capacity" }, `${r.running}/${r.capacity}`),
         h("td", { class: "num", title: "restarts" }, `↻${r.restarts}`),
+        // busy replicas are kept on CPUs of their own (runtime/placement.py); idle ones run anywhere
+        h("td", { class: "num", title: "CPUs it is kept on while busy" }, r.cpus ? `cpu ${r.cpus.join(",")}` : ""),
       ),
     );
     // a function a plugin adds says which one (the module's own: app.py, or settings/module for another SDK's)
