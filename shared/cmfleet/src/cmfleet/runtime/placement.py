@@ -13,7 +13,9 @@ of fifty modules is left to the kernel and two busy replicas never share a CPU w
 evens out the busy replicas' CPUs. A replica gets as many CPUs as its concurrency (its workers run in parallel); one
 that would get every CPU is not placed. This is local only: the image and ``cmcore.entrypoint`` never set affinity
 (in Foundry each replica is a container with its own CPU share). ``pin-busy = false`` in ``[tool.cmfleet.dev]`` (or
-a module's table) turns it off; on a system without ``os.sched_setaffinity`` (macOS) or with one CPU it is off.
+a module's table) turns it off, as it should be for a module whose function runs threads or processes of its own in
+parallel (they would share the replica's CPUs); on a system without ``os.sched_setaffinity`` (macOS) or with one CPU
+it is off.
 """
 
 from __future__ import annotations
