@@ -202,3 +202,26 @@ def test_pin_busy_false_leaves_busy_replicas_to_the_kernel(tmp_path):
     finally:
         client.close()
         rt.close()
+
+
+def test_a_placement_failure_turns_placement_off_and_the_manager_keeps_scaling(tmp_path):
+    root = copy_fleet(tmp_path / "repo")
+    rt = start_runtime(root, ["basic"], replicas="0:1", idle_timeout=1.0)
+    client = httpx.Client(base_url=rt.url, timeout=60)
+    try:
+        manager = rt.runtime.manager
+
+        def broken(busy):
+            raise RuntimeError("no /proc here")
+
+        rt.call(lambda: setattr(manager.placement, "update", broken))
+        assert client.post("/api/modules/basic/functions/add", json={"x": 1, "y": 2}).json() == 3
+        wait_for(lambda: not rt.call(lambda: manager.placement.enabled), what="placement turned off")
+        lines = client.get("/api/logs", params={"module": "cmfleet"}).text
+        assert "CPU placement of busy replicas turned off: RuntimeError('no /proc here')" in lines
+        # the same tick still scales: the idle replica above MIN 0 is stopped
+        wait_for(lambda: not ready_replicas(client, "basic"), what="scale to zero after the failure")
+        assert client.post("/api/modules/basic/functions/add", json={"x": 2, "y": 2}).json() == 4
+    finally:
+        client.close()
+        rt.close()

@@ -428,10 +428,19 @@ class ReplicaManager:
                     victim = max(idle, key=lambda r: r.idle_since)
                     self.logs.system(f"scaling down: replica {victim.id} idle", mod.unit.name, victim.id)
                     self.scheduler.drain(victim)
+            self._place(now)
+
+    def _place(self, now: float) -> None:
+        """Keep busy replicas on CPUs of their own (placement.py); a failure turns placement off, never the tick."""
+        try:
             self.placement.update(self._busy(now))
-            for mod in self.modules.values():
-                for r in mod.queue.replicas:
-                    r.cpus = self.placement.placed.get(r.id)
+        except Exception as exc:  # noqa: BLE001 - an unexpected /proc or affinity error must not stop scaling
+            self.placement.enabled = False
+            self.placement.placed.clear()
+            self.logs.system(f"CPU placement of busy replicas turned off: {exc!r}", "cmfleet", level="WARNING")
+        for mod in self.modules.values():
+            for r in mod.queue.replicas:
+                r.cpus = self.placement.placed.get(r.id)
 
     def _busy(self, now: float) -> list[tuple[str, int, int]]:
         """(id, pid, CPUs wanted) of each replica of ours that holds a job or held one lately (placement.py)."""
