@@ -127,8 +127,12 @@ class CpuPlacement:
     def __init__(self, cpus: Sequence[int] | None = None) -> None:
         self.cpus = tuple(usable_cpus() if cpus is None else cpus)
         self.enabled = len(self.cpus) >= 2 and hasattr(os, "sched_setaffinity")
-        self.placed: dict[str, tuple[int, ...]] = {}  # replica id -> its CPUs
         self._applied: dict[str, tuple[int, frozenset[int], tuple[int, ...]]] = {}  # id -> (pid, tasks, cpus)
+
+    @property
+    def placed(self) -> dict[str, tuple[int, ...]]:
+        """Each placed replica's CPUs, by replica id."""
+        return {rid: cpus for rid, (_, _, cpus) in self._applied.items()}
 
     def update(self, busy: Sequence[tuple[str, int, int]]) -> None:
         """Place ``busy`` replicas, given as (replica id, pid, CPUs wanted), and free every other placed one."""
@@ -145,9 +149,12 @@ class CpuPlacement:
             if self._applied.get(rid) != (pid, tasks, cpus):
                 set_tasks_affinity(tasks, cpus)  # new placement, a new process, or new threads or workers
                 self._applied[rid] = (pid, tasks, cpus)
-        self.placed = placed
 
     def forget(self, replica_id: str) -> None:
         """``replica_id``'s process ended: its placement goes (its processes are gone)."""
-        self.placed.pop(replica_id, None)
         self._applied.pop(replica_id, None)
+
+    def turn_off(self) -> None:
+        """Stop placing replicas (after an unexpected error) and forget every placement."""
+        self.enabled = False
+        self._applied.clear()

@@ -435,12 +435,12 @@ class ReplicaManager:
         try:
             self.placement.update(self._busy(now))
         except Exception as exc:  # noqa: BLE001 - an unexpected /proc or affinity error must not stop scaling
-            self.placement.enabled = False
-            self.placement.placed.clear()
+            self.placement.turn_off()
             self.logs.system(f"CPU placement of busy replicas turned off: {exc!r}", "cmfleet", level="WARNING")
+        placed = self.placement.placed
         for mod in self.modules.values():
             for r in mod.queue.replicas:
-                r.cpus = self.placement.placed.get(r.id)
+                r.cpus = placed.get(r.id)  # shown by /api/modules and the console
 
     def _busy(self, now: float) -> list[tuple[str, int, int]]:
         """(id, pid, CPUs wanted) of each replica of ours that holds a job or held one lately (placement.py)."""
