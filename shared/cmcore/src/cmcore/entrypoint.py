@@ -5,7 +5,9 @@ start it with ``start_compute_module``.
 
 ``CMFLEET_CONCURRENCY_TYPE`` picks the SDK's ``PROCESS_POOL`` (default, as in Foundry) or ``THREAD_POOL``.
 Before the SDK starts, ``multiprocessing.Pool`` stops waking its worker handler on every result and every drain
-(:mod:`cmcore.pool_wakeups`: the same jobs, less CPU and a shorter tail; ``CMCORE_POOL_WAKEUPS=stdlib`` opts out).
+(:mod:`cmcore.pool_wakeups`: the same jobs, less CPU and a shorter tail; ``CMCORE_POOL_WAKEUPS=stdlib`` opts out),
+and urllib3 sends a small request body in the same write as its header block (:mod:`cmcore.request_writes`: the
+SDK's result uploads reach the runtime in one read; ``CMCORE_REQUEST_WRITES=split`` opts out).
 A module that fails to load exits 3 with the reason (file:line and the cause) on stderr.
 """
 
@@ -30,6 +32,7 @@ def serve(module: ModuleRef | Path | str, pm: pluggy.PluginManager | None = None
     from cmcore.loader import ModuleLoadError, disable_sdk_startup
     from cmcore.pool_wakeups import quiet_pool_wakeups
     from cmcore.registry import RegistryError, load_registry
+    from cmcore.request_writes import one_write_requests
 
     try:
         registry = load_registry(module, pm)
@@ -39,6 +42,7 @@ def serve(module: ModuleRef | Path | str, pm: pluggy.PluginManager | None = None
     registry.register_with_sdk()
     concurrency = ConcurrencyType(os.environ.get("CMFLEET_CONCURRENCY_TYPE", "PROCESS_POOL"))
     quiet_pool_wakeups()
+    one_write_requests()
     disable_sdk_startup(False)
     try:
         start_compute_module(concurrency_type=concurrency, report_restart=True)
