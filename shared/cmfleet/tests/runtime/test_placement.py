@@ -206,10 +206,29 @@ def test_pin_busy_false_leaves_busy_replicas_to_the_kernel(tmp_path):
 
 def test_a_placement_failure_turns_placement_off_and_the_manager_keeps_scaling(tmp_path):
     root = copy_fleet(tmp_path / "repo")
-    rt = start_runtime(root, ["basic"], replicas="0:1", idle_timeout=1.0)
+    rt = start_runtime(root, ["basic"], replicas="0:1", concurrency=1, idle_timeout=1.0)
     client = httpx.Client(base_url=rt.url, timeout=60)
     try:
         manager = rt.runtime.manager
+        assert client.post("/api/modules/basic/functions/add", json={"x": 1, "y": 2}).json() == 3
+        (replica,) = wait_for(lambda: ready_replicas(client, "basic"), what="a replica ready")
+        placeable = len(usable_cpus()) >= 2
+        if placeable:  # first placed while busy, so that turning placement off has a placement to undo
+            stop = threading.Event()
+
+            def load() -> None:
+                with httpx.Client(base_url=rt.url, timeout=60) as c:
+                    while not stop.is_set():
+                        assert c.post("/api/modules/basic/functions/add", json={"x": 1, "y": 1}).json() == 2
+
+            busy = threading.Thread(target=load)
+            busy.start()
+            try:
+                wait_for(lambda: rt.call(lambda: manager.placement.placed), what="the busy replica placed")
+                assert all(len(allowed(t)) == 1 for t in replica_tasks(replica["pid"]))
+            finally:
+                stop.set()
+                busy.join()
 
         def broken(busy):
             raise RuntimeError("no /proc here")
@@ -217,6 +236,9 @@ def test_a_placement_failure_turns_placement_off_and_the_manager_keeps_scaling(t
         rt.call(lambda: setattr(manager.placement, "update", broken))
         assert client.post("/api/modules/basic/functions/add", json={"x": 1, "y": 2}).json() == 3
         wait_for(lambda: not rt.call(lambda: manager.placement.enabled), what="placement turned off")
+        # the replica placed before the failure has every CPU back, not only the replicas started after it
+        assert rt.call(lambda: manager.placement.placed) == {}
+        assert all(allowed(t) == set(usable_cpus()) for t in replica_tasks(replica["pid"]))
         lines = client.get("/api/logs", params={"module": "cmfleet"}).text
         assert "CPU placement of busy replicas turned off: RuntimeError('no /proc here')" in lines
         # the same tick still scales: the idle replica above MIN 0 is stopped

@@ -155,6 +155,12 @@ class CpuPlacement:
         self._applied.pop(replica_id, None)
 
     def turn_off(self) -> None:
-        """Stop placing replicas (after an unexpected error) and forget every placement."""
+        """Stop placing replicas (after an unexpected error): each placed replica gets every CPU back, as far as
+        that still works, and every placement is forgotten."""
         self.enabled = False
-        self._applied.clear()
+        applied, self._applied = self._applied, {}
+        for pid, _, _ in applied.values():
+            try:
+                set_tasks_affinity(replica_tasks(pid), self.cpus)
+            except Exception:  # noqa: BLE001 - the error that turned placement off may strike here too
+                continue
