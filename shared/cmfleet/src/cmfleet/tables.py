@@ -48,6 +48,10 @@ def echo_table(columns: Sequence[str], rows: Sequence[Sequence[str]], title: str
     from click.globals import resolve_color_default
 
     color = resolve_color_default()
-    terminal = click.get_text_stream("stdout").isatty() if color is None else color
+    if color is None:
+        # click >= 8.5 deprecates get_text_stream: a module __getattr__ typed as returning object serves it
+        terminal = click.get_text_stream("stdout").isatty()  # type: ignore[operator,unused-ignore]
+    else:
+        terminal = color
     text = render_table(columns, rows, bold_header=terminal)
     click.echo(f"{title}\n{text}" if title else text)

@@ -102,7 +102,7 @@ class SharedWork:
         requires = shared_build_requirements(unit_dir)
         if requires is None:
             return None
-        return self.once(  # type: ignore[no-any-return]
+        return self.once(
             ("build-env", requires),
             lambda folder: make_build_env(requires, folder),
             progress,
@@ -113,7 +113,7 @@ class SharedWork:
     def wheel(self, unit: Any, pretend: str | None, epoch: int, progress: Progress) -> WheelInfo:
         """The unit's wheel (built now, or by another build of this run)."""
         python = self.build_env(unit.path, progress)
-        return self.once(  # type: ignore[no-any-return]
+        return self.once(
             ("wheel", str(unit.path), pretend, epoch),
             lambda folder: build_wheel(unit.path, folder, epoch, unit.name, pretend, python),
             progress,

@@ -76,7 +76,11 @@ def build_command(
     if affected != bool(since):
         fail("--affected and --since REF go together (e.g. --affected --since origin/main)", EXIT_USAGE)
     try:
-        targets = affected_modules(repo, since) if affected else list(dict.fromkeys(names))
+        if affected:
+            assert since is not None  # --affected without --since was refused above
+            targets = affected_modules(repo, since)
+        else:
+            targets = list(dict.fromkeys(names))
     except BuildError as exc:
         fail(str(exc), exc.exit_code)
     if not targets and not affected:
@@ -112,8 +116,8 @@ def build_command(
             note = " (dev)" if result.dev else ""
             click.echo(f"{result.module} {result.version}{note}: {where}  image {result.image}")
     if failures:
-        for exc in failures[1:]:
-            click.echo(f"cmfleet: {exc}", err=True)
+        for failure in failures[1:]:
+            click.echo(f"cmfleet: {failure}", err=True)
         fail(str(failures[0]), failures[0].exit_code)
     if as_json:
         emit_json(

@@ -213,10 +213,10 @@ def validate_dockerfile(text: str) -> list[str]:
         problems.append(f"Dockerfile:1: no ENTRYPOINT; use python -m {ENTRYPOINT_MODULE} /app/<module>")
     else:
         try:
-            argv = json.loads(entries[-1].args)
+            exec_form = json.loads(entries[-1].args)
         except json.JSONDecodeError:
-            argv = None
-        if not isinstance(argv, list) or argv[:3] != entrypoint("")[:3] or len(argv) != 4:
+            exec_form = None
+        if not isinstance(exec_form, list) or exec_form[:3] != entrypoint("")[:3] or len(exec_form) != 4:
             problems.append(
                 f"Dockerfile:{entries[-1].line}: ENTRYPOINT must be the exec form "
                 + json.dumps(entrypoint("/app/<module>"))

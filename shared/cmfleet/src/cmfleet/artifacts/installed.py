@@ -147,7 +147,10 @@ def install(context: Path, folder: Path) -> Installation:
     workdir, entrypoint = "/", ["python"]
     for instruction in instructions:
         if instruction.keyword == "ENV":
-            environ.update(part.split("=", 1) for part in shlex.split(instruction.args) if "=" in part)
+            for part in shlex.split(instruction.args):
+                if "=" in part:
+                    key, value = part.split("=", 1)
+                    environ[key] = value
         elif instruction.keyword == "WORKDIR":
             workdir = mapped(instruction.args.strip())
         elif instruction.keyword == "ENTRYPOINT":

@@ -541,14 +541,14 @@ def write_staged(contents: dict[Path, str]) -> list[Path]:
     staged: dict[Path, Path] = {}
     try:
         for path, text in changed.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
                 fh.write(text)
-            staged[path] = Path(tmp)
+            staged[path] = Path(tmp_name)
             if path.exists():
-                shutil.copymode(path, tmp)
+                shutil.copymode(path, tmp_name)
             else:
-                os.chmod(tmp, 0o644)
+                os.chmod(tmp_name, 0o644)
         for path, tmp in staged.items():
             tmp.replace(path)
     finally:

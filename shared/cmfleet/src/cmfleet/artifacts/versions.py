@@ -78,7 +78,7 @@ def git(root: Path, *args: str) -> str:
     def run() -> str:
         return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout.strip()
 
-    return remembered(root, ("versions.git", *args), run)  # type: ignore[no-any-return]
+    return remembered(root, ("versions.git", *args), run)
 
 
 def tag_prefix(repo: Repository, unit: Unit) -> str:

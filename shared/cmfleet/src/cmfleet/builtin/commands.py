@@ -82,7 +82,7 @@ def list_command(as_json: bool, kind: str) -> None:
         return
     from cmfleet.tables import echo_table
 
-    lines = []
+    table = []
     for row in rows:
         fns = ", ".join(
             f["name"]
@@ -90,8 +90,8 @@ def list_command(as_json: bool, kind: str) -> None:
             + (f" (from {f['origin']})" if f["origin"] != APP_ORIGIN else "")
             for f in row["functions"]
         )
-        lines.append((row["name"], row["kind"], row["tox_env"], ", ".join(row["shared_closure"]) or "-", fns or "-"))
-    echo_table(("name", "kind", "tox env", "shared deps", "functions"), lines, f"{len(rows)} units in {repo.root}")
+        table.append((row["name"], row["kind"], row["tox_env"], ", ".join(row["shared_closure"]) or "-", fns or "-"))
+    echo_table(("name", "kind", "tox env", "shared deps", "functions"), table, f"{len(rows)} units in {repo.root}")
 
 
 @click.command("invoke")

@@ -42,7 +42,7 @@ def classes_of(unit: Unit, ctx: CheckContext) -> dict[str, ast.ClassDef]:
     return {n.name: n for n in ctx.ast_of(unit.app).body if isinstance(n, ast.ClassDef)}
 
 
-def _name_of(node: ast.expr) -> str:
+def _name_of(node: ast.AST) -> str:
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):

@@ -34,11 +34,11 @@ def imports_in_artifact(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
         )
         return
     for imp, missing in missing_from_wheel(unit, files):
-        files = ", ".join(f"{unit.rel}/{f}" for f in missing)
+        listed = ", ".join(f"{unit.rel}/{f}" for f in missing)
         yield Finding(
             imp.ref.file,
             imp.ref.line,
-            f"imports {imp.ref.module!r} from {files}, which the module's wheel (what the image installs) "
+            f"imports {imp.ref.module!r} from {listed}, which the module's wheel (what the image installs) "
             "does not hold",
             f"remove what leaves it out of [tool.hatch.build.targets.wheel] in {unit.rel}/pyproject.toml "
             '(include = ["*"] takes the whole module folder) or from .gitignore',

@@ -208,11 +208,13 @@ def duplicate_functions(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
             first[reg.name] = reg
     result = probe_for(unit, ctx)
     error = result.error if result else None
-    match = _DUPLICATE_RE.search(error.message) if error and error.kind == "registry" else None
+    if error is None or error.kind != "registry":
+        return
+    match = _DUPLICATE_RE.search(error.message)
     if match:
         name = match.group(1)
-        reg = first.get(name)
-        file, line = (unit.app, reg.line) if reg else (Path(error.file or unit.app), error.line or 1)
+        registered = first.get(name)
+        file, line = (unit.app, registered.line) if registered else (Path(error.file or unit.app), error.line or 1)
         yield Finding(
             file,
             line,

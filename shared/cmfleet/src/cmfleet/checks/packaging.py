@@ -50,8 +50,8 @@ def shared_deps_declared(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
     """Imported shared libs are declared in pyproject and in the recipe's run requirements."""
     repo = ctx.repo
     declared = {requirement_name(r) for r in unit.dependencies}
-    recipe = rendered(unit, ctx)
-    recipe = recipe if isinstance(recipe, RenderedRecipe) else None  # a broken recipe is the recipe rule's job
+    rendering = rendered(unit, ctx)
+    recipe = rendering if isinstance(rendering, RenderedRecipe) else None  # a broken recipe is the recipe rule's job
     recipe_rel = unit.recipe.relative_to(repo.root).as_posix()
     missing_in_recipe: dict[str, Unit] = {}
     for lib, ref in repo.imported_shared(unit):

@@ -69,11 +69,12 @@ def _user_frame(exc: BaseException) -> tuple[str | None, int | None]:
 
 def _raised_in_sdk_parser(exc: BaseException) -> bool:
     """Whether the SDK's schema parser (or ``get_type_hints`` called by it) raised ``exc``."""
-    while exc is not None:
-        for frame in traceback.extract_tb(exc.__traceback__):
+    current: BaseException | None = exc
+    while current is not None:
+        for frame in traceback.extract_tb(current.__traceback__):
             if "function_schema_parser" in frame.filename:
                 return True
-        exc = exc.__cause__ or exc.__context__
+        current = current.__cause__ or current.__context__
     return False
 
 
@@ -134,7 +135,7 @@ def _python_for(repo: Any, unit: Any) -> Path | str | None | ProbeResult:
     except ImportError:  # pragma: no cover - cmfleet without its runtime extra
         return None
     try:
-        return module_python(repo, unit)  # type: ignore[no-any-return]
+        return module_python(repo, unit)
     except EnvBuildError as exc:
         message = f"its dependencies are not installed here and its environment could not be made: {exc}"
         return ProbeResult(False, error=ProbeError("import", message, "EnvBuildError"))
@@ -275,7 +276,7 @@ def _probe_forked(module_dir: Path, timeout: float) -> dict[str, Any]:
             chunks.append(chunk)
     _, status = os.waitpid(pid, 0)
     try:
-        return json.loads(b"".join(chunks))  # type: ignore[no-any-return]
+        return json.loads(b"".join(chunks))
     except ValueError:
         how = (
             f"signal {-os.waitstatus_to_exitcode(status)}"

@@ -201,8 +201,10 @@ def pins(repo: Repository) -> list[Pin]:
         data = parse_build_config(text, str(path))
         for key, values in data.items():
             lib = repo.by_distribution.get(normalize(str(key)))
+            if lib is None:
+                continue
             first = values[0] if isinstance(values, list) and values else values
-            match = _MINIMUM_RE.search(str(first)) if lib is not None else None
+            match = _MINIMUM_RE.search(str(first))
             if match:
                 found.append(Pin(lib.name, path, _line(text, f"{key}:", after=True), match.group(1)))
     for unit in repo.units.values():
@@ -211,7 +213,9 @@ def pins(repo: Repository) -> list[Pin]:
                 lib = repo.by_distribution.get(requirement_name(req))
             except Exception:  # noqa: BLE001 - `cmfleet check` reports malformed requirements
                 continue
-            match = _MINIMUM_RE.search(req.split(";")[0]) if lib is not None else None
+            if lib is None:
+                continue
+            match = _MINIMUM_RE.search(req.split(";")[0])
             if match:
                 text = unit.pyproject.read_text(encoding="utf-8")
                 found.append(Pin(lib.name, unit.pyproject, _line(text, f'"{req}'), match.group(1)))

@@ -478,7 +478,8 @@ def plan_release(
 
     problems = []
     for u in units:
-        makes_pre = pre is not None or (explicit[u.name] is not None and explicit[u.name].is_pre)
+        requested = explicit[u.name]
+        makes_pre = pre is not None or (requested is not None and requested.is_pre)
         problems += version_config_problems(u, fmt, pre=makes_pre)
     if problems:
         raise ReleaseError(

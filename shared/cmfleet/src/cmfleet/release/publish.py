@@ -163,11 +163,11 @@ def publish(repo: Repository, remote: str | None = None, git: Git | None = None)
             if not landed and after.heads.get(target) != head
             else f"Unexpected: {', '.join(landed) or target} changed on {remote}; inspect `git ls-remote {remote}`."
         )
-        theirs = after.heads.get(target)
+        their_head = after.heads.get(target)
         raced = (
             any(m in why for m in _RACE_MARKS)
-            or theirs != before.heads.get(target)  # it moved while we pushed
-            or (theirs is not None and not git.ok("merge-base", "--is-ancestor", theirs, head))
+            or their_head != before.heads.get(target)  # it moved while we pushed
+            or (their_head is not None and not git.ok("merge-base", "--is-ancestor", their_head, head))
         )
         if not raced:  # a hook or a protection rule: no re-plan helps
             raise PublishError(f"{remote} refused the push of {branch} -> {target} ({why}). {state}")

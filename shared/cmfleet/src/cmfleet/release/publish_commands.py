@@ -117,7 +117,12 @@ def tag_command(merged: bool, pushed: tuple[str, ...], push_remote: str | None, 
         if push_remote and created:
             push_tags(git, push_remote, [d.tag for d in created])
     chosen = plan.to_create if dry_run else created
-    entries = _tag_entries(repo, [(d.tag, d.unit, d.version, d.target) for d in chosen])
+    chosen_tags = []
+    for d in chosen:
+        # tags to create all name a known unit and version: plan_merged_tags marks the others "unknown"
+        assert d.unit is not None and d.version is not None
+        chosen_tags.append((d.tag, d.unit, d.version, d.target))
+    entries = _tag_entries(repo, chosen_tags)
     decisions = {"dry_run": dry_run, "decisions": [d.as_json() for d in plan.decisions]}
     if _print_entries(entries, fmt, decisions):
         return

@@ -172,7 +172,7 @@ def apply_rename(repo: Repository, git: Git, plan: RenamePlan) -> None:
     git.run("add", "--", *plan.writes)
 
 
-def removed_units(repo: Repository, git: Git) -> list[dict[str, str | None]]:
+def removed_units(repo: Repository, git: Git) -> list[dict[str, str]]:
     """Units that have release tags but no folder (and are no unit's former name), with their last release."""
     from cmfleet.release.versions import VersionError, last_final, unit_releases
 

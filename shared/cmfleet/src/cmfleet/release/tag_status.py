@@ -31,7 +31,9 @@ def tag_problems(repo: Repository, remote: str | None, git: Git | None = None) -
     reachable_from_head = set(git.run("tag", "--list", "--merged", "HEAD").split())
     problems = []
     for name, tag in sorted(ours.items()):
-        unit = unit_of_tag(repo, fmt, name)[0]
+        parsed = unit_of_tag(repo, fmt, name)
+        assert parsed is not None  # local_unit_tags keeps only the tags unit_of_tag resolves (same repo and format)
+        unit = parsed[0]
         on_remote = refs is not None and name in refs.tags
         if tag.commit in unreachable:
             fix = f"git tag -d {name}" + (f" && git push --delete {remote} {name}" if on_remote else "")
@@ -98,6 +100,8 @@ def untagged_releases(repo: Repository, git: Git) -> list[dict[str, str]]:
             fix = f"re-plan: cmfleet release {d.unit} --pr <new branch>   ({d.detail})"
         else:
             continue
+        # plan_merged_tags gives these states only to tags of a known unit (it marks the others "unknown")
+        assert d.unit is not None
         detail = f"release commit {d.release.commit[:7]} names it; it does not exist yet"
         problems.append({"unit": d.unit, "tag": d.tag, "problem": "pending", "detail": detail, "fix": fix})
     return problems

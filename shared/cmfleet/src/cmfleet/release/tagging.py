@@ -120,7 +120,8 @@ def release_commits(git: Git, rev: str = "HEAD") -> list[MergedRelease]:
     out = git.run("log", "-E", f"--grep=^{RELEASE_TRAILER}: ", "--format=%H%x1f%s%x1f%B%x1e", rev)
     line = [entry.split() for entry in git.run("log", "--first-parent", "--format=%H %P", rev).splitlines()]
     order = {entry[0]: i for i, entry in enumerate(line)}  # newest first
-    merged_head = {}  # a PR's head -> the merge commit that brought it (the common case, found without a walk)
+    # a PR's head -> the merge commit that brought it (the common case, found without a walk)
+    merged_head: dict[str, str] = {}
     for entry in reversed(line):
         for parent in entry[2:]:
             merged_head.setdefault(parent, entry[0])

@@ -97,7 +97,7 @@ class Git:
     def run(self, *args: str, check: bool = True, input: str | None = None) -> str:
         """``git args...`` in the working tree; stdout as text. A non-zero exit raises GitError."""
         if input is None and _memo is not None:
-            return remembered(self.root, ("run", check, *args), lambda: self._run(args, check, None))  # type: ignore[no-any-return]
+            return remembered(self.root, ("run", check, *args), lambda: self._run(args, check, None))
         return self._run(args, check, input)
 
     def _run(self, args: tuple[str, ...], check: bool, input: str | None) -> str:
@@ -121,7 +121,7 @@ class Git:
     def ok(self, *args: str) -> bool:
         """Whether ``git args...`` exits 0."""
         if _memo is not None:
-            return remembered(self.root, ("ok", *args), lambda: self._ok(args))  # type: ignore[no-any-return]
+            return remembered(self.root, ("ok", *args), lambda: self._ok(args))
         return self._ok(args)
 
     def _ok(self, args: tuple[str, ...]) -> bool:
@@ -268,7 +268,7 @@ class Git:
                 history.append((_log_entry(head), tuple(f for f in files.split("\n") if f)))
             return history, {entry.sha: i for i, (entry, _) in enumerate(history)}
 
-        return remembered(self.root, ("linear-history",), read)  # type: ignore[no-any-return]
+        return remembered(self.root, ("linear-history",), read)
 
     def _from_linear_history(self, rev_range: str, paths: list[str]) -> list[LogEntry] | None:
         """``git log RANGE -- PATHS`` answered from the history read once, for ``HEAD`` and ``REF..HEAD`` in a

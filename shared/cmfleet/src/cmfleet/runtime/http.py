@@ -167,7 +167,7 @@ class HttpServer:
     async def start(self, sock: Any, ssl: Any = None) -> None:
         """Serve on an already bound listening socket (``ssl``: a server SSLContext for HTTPS)."""
         loop = asyncio.get_running_loop()
-        extra = {"ssl_handshake_timeout": self.limits.header_timeout} if ssl is not None else {}
+        extra: dict[str, Any] = {"ssl_handshake_timeout": self.limits.header_timeout} if ssl is not None else {}
         self.server = await loop.create_server(self.factory, sock=sock, ssl=ssl, **extra)
 
     async def stop(self) -> None:

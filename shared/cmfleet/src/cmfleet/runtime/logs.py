@@ -248,7 +248,9 @@ class LogHub:
         body = Text(terminal_message(record["message"], len(head)), style=style)
         if record.get("job_id"):
             body.append(f"  job={record['job_id'][:8]}", style="dim")
-        self._console.print(prefix + body, soft_wrap=True)
+        console = self._console
+        assert console is not None  # only _print calls this, and emit calls _print only when there is a console
+        console.print(prefix + body, soft_wrap=True)
 
     def query(
         self,

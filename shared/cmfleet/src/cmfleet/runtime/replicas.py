@@ -537,7 +537,7 @@ class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
         self._exited = exited
 
     def process_exited(self) -> None:
-        returncode = self._transport.get_returncode()  # type: ignore[union-attr]
+        returncode = self._transport.get_returncode()  # type: ignore[attr-defined]  # private: not in typeshed
         super().process_exited()  # may close (and forget) the transport
         if not self._exited.done():
             self._exited.set_result(returncode if returncode is not None else -1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 # a JSON string (skipped whole) or a bracket
@@ -20,7 +21,9 @@ def _constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_constant)  # one decoder: json.loads(..., parse_constant=) makes one a call
-_SCAN = _DECODER.scan_once  # what decode() runs after skipping whitespace: (value, end) or StopIteration
+# what decode() runs after skipping whitespace: (value, end) or StopIteration; set by JSONDecoder.__init__, which
+# typeshed does not declare
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def depth(data: bytes) -> int:

@@ -27,9 +27,9 @@ class DirectSSLObject(ssl.SSLObject):
 
     @classmethod
     def _create(cls, *args: Any, **kwargs: Any) -> DirectSSLObject:
-        self = super()._create(*args, **kwargs)  # type: ignore[misc]
-        native = self._sslobj  # type: ignore[attr-defined]
-        self.read, self.write, self.pending = native.read, native.write, native.pending  # type: ignore[method-assign]
+        self = super()._create(*args, **kwargs)  # type: ignore[misc]  # private, not in typeshed: self is Any
+        native = self._sslobj
+        self.read, self.write, self.pending = native.read, native.write, native.pending
         return self
 
 

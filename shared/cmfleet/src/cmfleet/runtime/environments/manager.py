@@ -76,9 +76,12 @@ class EnvironmentManager:
             future = self._building.get(module)
             if future is None:
                 future = self._building[module] = loop.run_in_executor(self._executor, self._build, module)
-                future.add_done_callback(
-                    lambda f, m=module: self._building.pop(m, None) if self._building.get(m) is f else None
-                )
+
+                def forget(f: asyncio.Future[Path], m: str = module) -> None:
+                    if self._building.get(m) is f:
+                        self._building.pop(m, None)
+
+                future.add_done_callback(forget)
             try:
                 python = await asyncio.shield(future)
             except EnvBuildError:

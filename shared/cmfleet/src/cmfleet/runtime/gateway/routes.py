@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from types import ModuleType
 from typing import Any
 
 from starlette.applications import Starlette
@@ -418,6 +419,7 @@ class Gateway:
         ]
         app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
         app.router.redirect_slashes = False  # an unknown path is a JSON 404, not a redirect
+        console: ModuleType | None
         try:
             from cmfleet.runtime import console  # the web console, when installed
         except ImportError:
