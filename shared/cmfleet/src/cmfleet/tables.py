@@ -8,6 +8,7 @@ cut: nothing listed is hidden.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import click
@@ -48,10 +49,7 @@ def echo_table(columns: Sequence[str], rows: Sequence[Sequence[str]], title: str
     from click.globals import resolve_color_default
 
     color = resolve_color_default()
-    if color is None:
-        # click >= 8.5 deprecates get_text_stream: a module __getattr__ typed as returning object serves it
-        terminal = click.get_text_stream("stdout").isatty()  # type: ignore[operator,unused-ignore]
-    else:
-        terminal = color
+    # sys.stdout, not click.get_text_stream (deprecated in click 8.5, gone in 9.0): the same stream, CliRunner's too
+    terminal = sys.stdout.isatty() if color is None else color
     text = render_table(columns, rows, bold_header=terminal)
     click.echo(f"{title}\n{text}" if title else text)

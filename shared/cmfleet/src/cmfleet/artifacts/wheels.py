@@ -71,7 +71,7 @@ def find_uv() -> str:
     if found:
         return found
     try:
-        from uv import find_uv_bin
+        from uv import find_uv_bin  # type: ignore[import-not-found,unused-ignore]  # the uv wheel may be absent
 
         return find_uv_bin()
     except ImportError:
