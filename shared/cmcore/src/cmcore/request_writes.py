@@ -14,10 +14,10 @@ interleaved A/B runs (6 fresh ``cmfleet dev`` each way), while the replicas' and
 :data:`MAX_JOINED` bytes (sent with ``Content-Length``, not chunked) and sends it with the body's first write:
 the same bytes in the same order, one ``sendall`` instead of two. Every other request (no body, a file, an
 iterator, chunked, a large body, the first request of a connection that opens while sending it) is sent exactly
-as urllib3 sends it. A request that fails before its body is
-written sends nothing (urllib3 drops such a connection). Nothing else changes: no proxy, TLS-verification or
-timeout setting is touched. It applies to every urllib3 connection of the process, which is why urllib3's shape is
-checked first and an unknown one left alone. ``CMCORE_REQUEST_WRITES=split`` keeps urllib3's own writes.
+as urllib3 sends it. A request that fails before its body is written sends nothing (urllib3 drops such a
+connection). Nothing else changes: no proxy, TLS-verification or timeout setting is touched. It applies to every
+urllib3 connection of the process, which is why urllib3's shape is checked first and an unknown one left alone.
+``CMCORE_REQUEST_WRITES=split`` keeps urllib3's own writes.
 """
 
 from __future__ import annotations
@@ -36,28 +36,31 @@ OPT_OUT_VARIABLE = "CMCORE_REQUEST_WRITES"
 MAX_JOINED = 64 * 1024
 
 _APPLIED = "_cmcore_one_write"
+_PLAIN_SEND = http.client.HTTPConnection.send  # what urllib3's connections inherit, and what ours falls back to
 
 
 def _urllib3_connection() -> Any:
-    """urllib3's ``HTTPConnection`` when it is the shape this module was written for (urllib3 2.x, ``send``
-    inherited from ``http.client``, ``request`` taking ``body`` and ``chunked``), else None."""
+    """urllib3's ``HTTPConnection`` when urllib3 2.x is installed, else None."""
     try:
         import urllib3
-        from urllib3.connection import HTTPConnection, HTTPSConnection
+        from urllib3.connection import HTTPConnection
     except ImportError:
         return None
-    if not str(getattr(urllib3, "__version__", "")).startswith("2."):
-        return None
-    plain_send = http.client.HTTPConnection.send
-    if getattr(HTTPConnection, _APPLIED, False):
-        return HTTPConnection
-    if HTTPConnection.send is not plain_send or HTTPSConnection.send is not plain_send:
-        return None
+    return HTTPConnection if str(getattr(urllib3, "__version__", "")).startswith("2.") else None
+
+
+def _expected_shape(connection_cls: Any) -> bool:
+    """Whether urllib3's connections are the shape this module was written for: ``send`` inherited from
+    ``http.client`` (by ``HTTPSConnection`` too) and ``request`` taking ``body`` and ``chunked``."""
+    from urllib3.connection import HTTPSConnection
+
+    if connection_cls.send is not _PLAIN_SEND or HTTPSConnection.send is not _PLAIN_SEND:
+        return False
     try:
-        params = inspect.signature(HTTPConnection.request).parameters
+        params = inspect.signature(connection_cls.request).parameters
     except (TypeError, ValueError):
-        return None
-    return HTTPConnection if {"body", "chunked"} <= params.keys() else None
+        return False
+    return {"body", "chunked"} <= params.keys()
 
 
 def one_write_requests(environ: dict[str, str] | None = None) -> bool:
@@ -70,10 +73,11 @@ def one_write_requests(environ: dict[str, str] | None = None) -> bool:
     connection_cls = _urllib3_connection()
     if connection_cls is None:
         return False
-    if getattr(connection_cls, _APPLIED, False):
+    if getattr(connection_cls, _APPLIED, False):  # applied already: its send is ours, not http.client's
         return True
+    if not _expected_shape(connection_cls):
+        return False
     urllib3_request = connection_cls.request
-    plain_send = http.client.HTTPConnection.send
 
     @functools.wraps(urllib3_request)
     def request(self: Any, method: str, url: str, body: Any = None, headers: Any = None, **kwargs: Any) -> Any:
@@ -95,10 +99,10 @@ def one_write_requests(environ: dict[str, str] | None = None) -> bool:
             self._cmcore_hold = False
         held, self._cmcore_held = self._cmcore_held, None
         if held is not None:  # no body write came after all: the header block still goes out
-            plain_send(self, held)
+            _PLAIN_SEND(self, held)
         return result
 
-    @functools.wraps(plain_send)
+    @functools.wraps(_PLAIN_SEND)
     def send(self: Any, data: Any) -> None:
         if getattr(self, "_cmcore_hold", False) and isinstance(data, bytes):
             held = self._cmcore_held
@@ -107,7 +111,7 @@ def one_write_requests(environ: dict[str, str] | None = None) -> bool:
                 return
             self._cmcore_hold, self._cmcore_held = False, None
             data = held + data
-        plain_send(self, data)
+        _PLAIN_SEND(self, data)
 
     connection_cls.request = request
     connection_cls.send = send
