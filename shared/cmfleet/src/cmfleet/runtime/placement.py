@@ -141,8 +141,7 @@ class CpuPlacement:
         pids = {rid: pid for rid, pid, _ in busy}
         placed = assign([(rid, want) for rid, _, want in busy], self.cpus, self.placed)
         for rid in [r for r in self._applied if r not in placed]:
-            pid, _, _ = self._applied.pop(rid)
-            set_tasks_affinity(replica_tasks(pid), self.cpus)  # back to every CPU
+            self._give_back(self._applied.pop(rid)[0])
         for rid, cpus in placed.items():
             pid = pids[rid]
             tasks = frozenset(replica_tasks(pid))
@@ -161,6 +160,10 @@ class CpuPlacement:
         applied, self._applied = self._applied, {}
         for pid, _, _ in applied.values():
             try:
-                set_tasks_affinity(replica_tasks(pid), self.cpus)
+                self._give_back(pid)
             except Exception:  # noqa: BLE001 - the error that turned placement off may strike here too
                 continue
+
+    def _give_back(self, pid: int) -> None:
+        """Every CPU again for the threads of ``pid`` and its descendants (the kernel places them)."""
+        set_tasks_affinity(replica_tasks(pid), self.cpus)
