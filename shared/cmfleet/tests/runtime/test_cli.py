@@ -121,3 +121,21 @@ def test_non_loopback_host_needs_the_printed_token_and_sigterm_stops(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_a_module_whose_app_py_does_not_parse_still_starts_and_says_where(tmp_path):
+    root = copy_fleet(tmp_path / "repo")
+    app = root / "modules" / "other" / "app.py"
+    lines = app.read_text().splitlines()
+    app.write_text("\n".join([*lines, "", "def broken(:", ""]))
+    proc, url, banner = _start(root, "other")
+    try:
+        # the banner's example names no function it cannot know, and the call says which line breaks
+        assert f"curl -X POST {url}/api/modules/other/functions/FUNCTION -d '{{}}'" in "".join(banner)
+        r = httpx.post(f"{url}/api/modules/other/functions/anything", json={}, timeout=60)
+        assert r.status_code == 500 and f"app.py:{len(lines) + 2}: syntax error" in r.json()["error"]
+        _stop_and_check(proc, signal.SIGINT, [])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

@@ -13,9 +13,7 @@ from cmfleet.hookspecs import hookimpl
 @click.option("--concurrency", type=int, metavar="N", help="MAX_CONCURRENT_TASKS of each replica. [1]")
 @click.option("--port", type=int, default=None, help="Gateway and console port. [8940]")
 @click.option("--runtime-port", type=int, default=None, help="Container-facing HTTPS port (replicas poll it). [8945]")
-@click.option(
-    "--host", default="127.0.0.1", show_default=True, help="Gateway address; other than loopback needs a token."
-)
+@click.option("--host", default="127.0.0.1", help="Gateway address; other than loopback needs a token. [127.0.0.1]")
 @click.option("--no-reload", is_flag=True, help="Do not restart a module's replicas when its files change.")
 @click.option("--timeout", type=float, metavar="S", help="Seconds a job may take, queue included (504 after). [60]")
 @click.option("--idle-timeout", type=float, metavar="S", help="Seconds before an idle replica above MIN stops. [300]")
@@ -203,6 +201,8 @@ class _legacy:
 def _banner(runtime) -> None:
     from rich.console import Console
 
+    from cmfleet.discovery import DiscoveryError
+
     console = Console(stderr=True, highlight=False)
     url = runtime.gateway_url
     token = getattr(runtime.config, "access_token", None)
@@ -210,7 +210,10 @@ def _banner(runtime) -> None:
     name, function = "hello", "add"
     if "hello" not in modules:
         name = next(iter(modules))
-        fns = [f.name for f in modules[name].unit.functions]
+        try:
+            fns = [f.name for f in modules[name].unit.functions]
+        except DiscoveryError:  # app.py does not parse: its calls and /api/modules say where
+            fns = []
         function = fns[0] if fns else "FUNCTION"
     auth = f" -H 'Authorization: Bearer {token}'" if token else ""
     console.print(f"[bold green]cmfleet dev[/] running {len(modules)} module(s): {', '.join(modules)}")
@@ -218,7 +221,8 @@ def _banner(runtime) -> None:
     console.print(f"  console  {url}/" + (f"?token={token}" if token else ""))
     if token:
         console.print(f"  [bold yellow]access token[/] {token}   (shown once; needed because --host is not loopback)")
-    example = '\'{"x": 10, "y": 20}\'' if function == "add" else "'{}'"
+    # hello.add's event is known; any other function's is the caller's to write (a typed event must match)
+    example = '\'{"x": 10, "y": 20}\'' if (name, function) == ("hello", "add") else "'{}'   # your event as JSON"
     console.print(
         f"  try      curl -X POST{auth} {url}/api/modules/{name}/functions/{function} -d {example}", soft_wrap=True
     )

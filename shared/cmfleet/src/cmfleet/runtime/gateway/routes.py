@@ -95,7 +95,8 @@ class Gateway:
         self.started = time.time()
         # module -> (posted schemas, function names, schema by name, input validator by name (made on first use))
         self._schema_cache: dict[str, tuple[Any, list[str], dict[str, Any], dict[str, Any]]] = {}
-        self._declared_cache: dict[str, tuple[Any, dict[str, tuple[bool, str]]]] = {}
+        # module -> (the unit read, name -> (streaming, origin), why app.py could not be read or None)
+        self._declared_cache: dict[str, tuple[Any, dict[str, tuple[bool, str]], str | None]] = {}
 
     # -- helpers -------------------------------------------------------------------------------------------
 
@@ -105,14 +106,26 @@ class Gateway:
     def _declared(self, mod: Any) -> dict[str, tuple[bool, str]]:
         """name -> (streaming, origin) of the functions known without importing the module: ``app.py``'s and its
         plugins' (``registry.declared_functions``, the list ``cmfleet list`` shows), kept per unit read."""
+        return self._read(mod)[1]
+
+    def _app_error(self, mod: Any) -> str | None:
+        """Why the module's ``app.py`` cannot be read statically (``file:line: syntax error: ...``), or None."""
+        return self._read(mod)[2]
+
+    def _read(self, mod: Any) -> tuple[Any, dict[str, tuple[bool, str]], str | None]:
         cached = self._declared_cache.get(mod.unit.name)
         if cached is None or cached[0] is not mod.unit:
+            from cmfleet.discovery import DiscoveryError
             from cmfleet.registry import declared_functions
 
-            declared = declared_functions(mod.unit, repo=getattr(self.runtime, "repo", None))
-            found = {f.name: (f.streaming, f.origin) for f in declared}
-            cached = self._declared_cache[mod.unit.name] = (mod.unit, found)
-        return cached[1]
+            try:
+                declared = declared_functions(mod.unit, repo=getattr(self.runtime, "repo", None))
+            except DiscoveryError as exc:  # app.py does not parse: no function is known, the error says where
+                cached = (mod.unit, {}, str(exc))
+            else:
+                cached = (mod.unit, {f.name: (f.streaming, f.origin) for f in declared}, None)
+            self._declared_cache[mod.unit.name] = cached
+        return cached
 
     def _unposted(self, mod: Any) -> dict[str, bool]:
         """Functions known without a posted schema, name -> streaming: ``app.py``'s (read statically), its
@@ -172,7 +185,10 @@ class Gateway:
             posted = getattr(self.runtime, "derived", {}).get(module)
         if posted is None:
             # another language's module says what it serves only when its SDK posts: until then, anything goes
-            return (list(self._unposted(mod)) if mod.unit.functions else []), None
+            from cmfleet.registry import APP_ORIGIN
+
+            app_functions = any(origin == APP_ORIGIN for _, origin in self._declared(mod).values())
+            return list(self._unposted(mod)) if app_functions else [], None
         cached = self._schema_cache.get(module)
         if cached is None or cached[0] is not posted:  # new schemas were posted (a replica started)
             by_name = {s.get("functionName", ""): s for s in posted if isinstance(s, dict)}
@@ -203,6 +219,9 @@ class Gateway:
             message = f"unknown module {module!r}; known modules: {', '.join(known) or '(none)'}"
             return 404, error_content(message, known=known), {}
         known, schema = self._function_schema(mod, module, function)
+        if mod.queue.schemas is None and (app_error := self._app_error(mod)) is not None:
+            # no replica serves it and none can start from this file: say where it breaks, not a traceback
+            return 500, error_content(f"module {module!r} could not start: {app_error}"), {}
         if known and function not in known:
             from cmfleet.registry import describe_functions
 
@@ -336,6 +355,7 @@ class Gateway:
                     "queued": len(mod.queue.queue),
                     "running": mod.queue.running,
                     "start_error": mod.queue.start_error,
+                    "app_error": self._app_error(mod),
                     "replicas": [r.as_json() for r in replicas],
                 }
             )

@@ -147,7 +147,8 @@ function renderModules() {
           `replicas ${mod.min_replicas}–${mod.max_replicas} · concurrency ${mod.concurrency}` +
             (mod.schemas_posted ? "" : " · schemas not posted yet"),
         ),
-        mod.start_error ? h("pre", { class: "start-error" }, mod.start_error) : null,
+        // app.py not parsing names its file:line; a failed start (import error, environment) brings its own text
+        mod.app_error || mod.start_error ? h("pre", { class: "start-error" }, mod.app_error || mod.start_error) : null,
         mod.replicas.length
           ? h("table", { class: "replicas" }, h("tbody", {}, replicaRows))
           : h("div", { class: "muted small" }, "no replica running (the next call cold-starts one)"),
