@@ -108,6 +108,18 @@ def test_recipe_that_does_not_render_names_the_variable(cmfleet, tmp_path):
     assert "'nolib' is undefined" in finding["message"]
 
 
+def test_a_file_that_does_not_parse_is_one_finding_at_its_line(cmfleet, tmp_path):
+    root = make_repo(tmp_path)
+    app = root / "modules" / "good" / "app.py"
+    line = len(app.read_text().splitlines()) + 1
+    app.write_text(app.read_text() + "def broken(:\n")
+    proc, findings = check(cmfleet, root, "good")
+    assert proc.returncode == 1
+    # every rule that reads app.py stops at the same error: reported once, where it is
+    assert [(f["rule"], f["location"]) for f in findings] == [("syntax", f"modules/good/app.py:{line}")]
+    assert findings[0]["message"] == "syntax error: invalid syntax" and "fix the syntax" in findings[0]["fix"]
+
+
 def test_module_without_app_py(cmfleet, tmp_path):
     root = make_repo(tmp_path, "app_location")
     proc, findings = check(cmfleet, root, "no_app")

@@ -56,7 +56,11 @@ def test_unknown_function_exit_2_lists_known(cmfleet):
 def test_malformed_json_gives_position(cmfleet):
     proc = cmfleet("invoke", "hello", "add", '{"x": 1,, }')
     assert proc.returncode == 2
-    assert "<event>:1:9: malformed JSON" in proc.stderr
+    assert "<event>:1:9: malformed JSON" in proc.stderr and "single quotes" in proc.stderr
+    # piped, the shell's quoting is not the cause: the hint is about JSON itself
+    piped = cmfleet("invoke", "hello", "add", input="{'x': 1}")
+    assert piped.returncode == 2 and "<stdin>:1:2: malformed JSON" in piped.stderr
+    assert "single quotes" not in piped.stderr and "double-quoted names" in piped.stderr
 
 
 def test_streaming_prints_one_item_per_line(cmfleet):
@@ -123,6 +127,34 @@ def test_module_that_fails_to_import_exit_3_with_file_and_line_others_unaffected
     assert ok.returncode == 0 and ok.stdout.strip() == "5"
     listed = cmfleet("list", "--json", cwd=root, env=env)
     assert {u["name"] for u in json.loads(listed.stdout)} == {"hello", "broken"}
+
+
+def test_list_shows_every_unit_when_one_app_py_does_not_parse(cmfleet, tmp_path, repo_root):
+    import shutil
+
+    root = tmp_path / "repo"
+    (root / "modules").mkdir(parents=True)
+    shutil.copy(repo_root / "pyproject.toml", root / "pyproject.toml")
+    for name in ("hello", "typed"):
+        shutil.copytree(
+            repo_root / "modules" / name, root / "modules" / name, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    app = root / "modules" / "typed" / "app.py"
+    line = len(app.read_text().splitlines()) + 1
+    app.write_text(app.read_text() + "def broken(:\n")
+    env = {"CMFLEET_LOAD_PLUGINS": ""}
+    where = f"modules/typed/app.py:{line}: syntax error"
+
+    table = cmfleet("list", cwd=root, env=env)
+    assert table.returncode == 3  # as a module that fails to import: the others are listed all the same
+    assert "add" in table.stdout and "cannot read app.py" in table.stdout
+    assert where in table.stderr
+
+    listed = cmfleet("list", "--json", cwd=root, env=env)
+    assert listed.returncode == 3 and where in listed.stderr
+    rows = {u["name"]: u for u in json.loads(listed.stdout)}
+    assert "add" in [f["name"] for f in rows["hello"]["functions"]] and rows["hello"]["error"] is None
+    assert rows["typed"]["functions"] == [] and rows["typed"]["error"].startswith(where)
 
 
 def test_version_is_the_version_cmfleet_was_built_as(cmfleet):

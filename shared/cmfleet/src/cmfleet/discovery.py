@@ -43,6 +43,14 @@ class DiscoveryError(Exception):
     """A repository or unit that cannot be read; the message names the file and the fix."""
 
 
+class SourceSyntaxError(DiscoveryError):
+    """A Python file that does not parse; ``file`` and ``line`` say where (the message reads ``file:line: ...``)."""
+
+    def __init__(self, file: Path, line: int | None, detail: str) -> None:
+        super().__init__(f"{file}:{line}: syntax error: {detail}")
+        self.file, self.line, self.detail = file, line or 1, detail
+
+
 def normalize(name: str) -> str:
     """PEP 503 normalised distribution name."""
     return re.sub(r"[-_.]+", "-", name).lower()
@@ -234,7 +242,7 @@ def parse_python(file: Path, source: bytes | None = None) -> ast.Module:
     try:
         return ast.parse(file.read_bytes() if source is None else source, filename=str(file))
     except SyntaxError as exc:
-        raise DiscoveryError(f"{file}:{exc.lineno}: syntax error: {exc.msg}") from None
+        raise SourceSyntaxError(file, exc.lineno, exc.msg) from None
 
 
 def imports_of(tree: ast.Module, file: Path) -> Iterator[ImportRef]:

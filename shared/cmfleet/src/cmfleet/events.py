@@ -12,14 +12,21 @@ class EventError(ValueError):
     """A JSON event that cannot be read; the message gives where and why."""
 
 
-def parse_json(text: str, where: str) -> Any:
-    """Parse JSON text; a syntax error names ``where``, the line, the column and the problem."""
+#: How to fix malformed JSON, by where it came from: only an argument went through the shell's quoting.
+_ARGUMENT_HINT = (
+    "quote the event in single quotes, e.g. '{\"x\": 1}' (under `hatch run`, double the braces: "
+    "'{{\"x\": 1}}', or pipe the event on stdin)"
+)
+_FILE_HINT = "JSON needs double-quoted names and strings, and no trailing commas"
+
+
+def parse_json(text: str, where: str, hint: str = _FILE_HINT) -> Any:
+    """Parse JSON text; a syntax error names ``where``, the line, the column, the problem and ``hint``."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise EventError(
-            f"{where}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg} (character {exc.pos}); "
-            "quote the event in single quotes, e.g. '{\"x\": 1}'"
+            f"{where}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg} (character {exc.pos}); {hint}"
         ) from None
 
 
@@ -38,4 +45,4 @@ def read_event(arg: str | None) -> Any:
         except OSError as exc:
             raise EventError(f"{path}: cannot read the event file: {exc.strerror}") from None
         return parse_json(text, str(path))
-    return parse_json(arg, "<event>")
+    return parse_json(arg, "<event>", _ARGUMENT_HINT)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -44,16 +45,18 @@ def list_command(as_json: bool, kind: str) -> None:
 
     Example: cmfleet list --json
     """
-    from cmfleet.cli import EXIT_USAGE
-    from cmfleet.discovery import DiscoveryError
+    from cmfleet.cli import EXIT_IMPORT
+    from cmfleet.discovery import DiscoveryError, SourceSyntaxError
     from cmfleet.registry import APP_ORIGIN, declared_functions
 
     repo = load_repository()
     rows = []
-    try:
-        for unit in repo.units.values():
-            if kind != "all" and unit.kind != kind:
-                continue
+    errors: list[str] = []
+    for unit in repo.units.values():
+        if kind != "all" and unit.kind != kind:
+            continue
+        error = None
+        try:
             lines = {f.name: f.line for f in unit.functions}
             functions = [
                 {
@@ -64,19 +67,32 @@ def list_command(as_json: bool, kind: str) -> None:
                 }
                 for f in (declared_functions(unit, repo=repo) if unit.is_module else ())
             ]
-            rows.append(
-                {
-                    "name": unit.name,
-                    "kind": unit.kind,
-                    "path": unit.rel,
-                    "functions": functions,
-                    "shared_deps": [d.name for d in repo.shared_deps(unit)],
-                    "shared_closure": [d.name for d in repo.closure(unit)],
-                    "tox_env": unit.tox_env,
-                }
-            )
-    except DiscoveryError as exc:
-        fail(str(exc), EXIT_USAGE)
+        except DiscoveryError as exc:  # one unreadable app.py: listed with where it breaks, the others as usual
+            functions = []
+            error = str(exc)
+            if isinstance(exc, SourceSyntaxError) and exc.file.is_relative_to(repo.root):
+                error = f"{exc.file.relative_to(repo.root).as_posix()}:{exc.line}: syntax error: {exc.detail}"
+            errors.append(error)
+        rows.append(
+            {
+                "name": unit.name,
+                "kind": unit.kind,
+                "path": unit.rel,
+                "functions": functions,
+                "shared_deps": [d.name for d in repo.shared_deps(unit)],
+                "shared_closure": [d.name for d in repo.closure(unit)],
+                "tox_env": unit.tox_env,
+                "error": error,
+            }
+        )
+    _list_output(repo, rows, as_json)
+    if errors:
+        fail("\n".join(errors), EXIT_IMPORT)
+
+
+def _list_output(repo: Any, rows: list[dict[str, Any]], as_json: bool) -> None:
+    from cmfleet.registry import APP_ORIGIN
+
     if as_json:
         emit_json(rows)
         return
@@ -90,6 +106,8 @@ def list_command(as_json: bool, kind: str) -> None:
             + (f" (from {f['origin']})" if f["origin"] != APP_ORIGIN else "")
             for f in row["functions"]
         )
+        if row["error"]:
+            fns = "cannot read app.py (see below)"
         table.append((row["name"], row["kind"], row["tox_env"], ", ".join(row["shared_closure"]) or "-", fns or "-"))
     echo_table(("name", "kind", "tox env", "shared deps", "functions"), table, f"{len(rows)} units in {repo.root}")
 

@@ -113,7 +113,7 @@ def run_checks(
     """Run every applicable rule on every unit; each finding carries its rule id and unit name. ``on_unit`` is
     called as each unit's checks begin (progress). ``shared``: the facts several runs over the same repository
     share (``CheckContext.shared``; ``checks.live.probed`` fills in the probe results of many modules at once)."""
-    from cmfleet.discovery import DiscoveryError
+    from cmfleet.discovery import DiscoveryError, SourceSyntaxError
 
     rules = collect_rules(pm)
     units = list(units)
@@ -122,6 +122,7 @@ def run_checks(
     for unit in units:
         if on_unit is not None:
             on_unit(unit)
+        unreadable: set[str] = set()  # a file that does not parse stops every rule that reads it: reported once
         for rule in rules.values():
             if rule.applies_to != "any" and rule.applies_to != unit.kind:
                 continue
@@ -129,5 +130,15 @@ def run_checks(
                 for f in rule.func(unit, ctx):
                     findings.append(Finding(f.file, f.line, f.message, f.fix, rule.id, unit.name))
             except DiscoveryError as exc:
-                findings.append(Finding(unit.path, 1, str(exc), "fix the file so it can be read", rule.id, unit.name))
+                if str(exc) in unreadable:
+                    continue
+                unreadable.add(str(exc))
+                if isinstance(exc, SourceSyntaxError):
+                    finding = Finding(exc.file, exc.line, f"syntax error: {exc.detail}", _UNPARSED, "syntax", unit.name)
+                else:
+                    finding = Finding(unit.path, 1, str(exc), "fix the file so it can be read", rule.id, unit.name)
+                findings.append(finding)
     return findings
+
+
+_UNPARSED = "fix the syntax there; until it parses, the rules that read this file cannot check it"
