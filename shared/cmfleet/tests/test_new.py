@@ -52,6 +52,8 @@ def run_pytest(root: Path, tests: str, env: dict[str, str]) -> subprocess.Comple
         (["--shared", "with-dash"], "not a valid shared name"),
         (["--shared", "Lib"], "upper-case"),
         (["--shared", "fix.lib"], "not a valid shared name"),
+        (["foundry_compute_modules"], "third-party package this repository depends on (modules/good/pyproject.toml"),
+        (["--shared", "json"], "a module of Python's standard library"),
     ],
 )
 def test_bad_or_taken_name_exits_2_and_writes_nothing(cmfleet, tmp_path, args, reason):
@@ -61,6 +63,26 @@ def test_bad_or_taken_name_exits_2_and_writes_nothing(cmfleet, tmp_path, args, r
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Error: cannot create" in proc.stderr and reason in proc.stderr
     assert tree(root) == before
+
+
+def test_a_name_the_repository_uses_for_a_third_party_package_is_refused(cmfleet, tmp_path, repo_root):
+    # a module called `requests` would take the place of the real one wherever a lock pins it (or pluggy, tox...)
+    root = make_repo(tmp_path)
+    lock = repo_root / "modules" / "hello" / "requirements.lock"
+    shutil.copy(lock, root / "modules" / "good" / "requirements.lock")
+    line = next(n for n, text in enumerate(lock.read_text().splitlines(), 1) if text.startswith("requests=="))
+    with (root / "pyproject.toml").open("a") as fh:
+        fh.write('\n[tool.hatch.envs.default]\ndependencies = ["tox>=4.29"]\n')
+    before = tree(root)
+    for args, where in (
+        (["requests"], f"(modules/good/requirements.lock:{line})"),
+        (["--shared", "tox"], "(pyproject.toml [tool.hatch.envs.default] dependencies)"),
+    ):
+        proc = new(cmfleet, root, *args)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"is a third-party package this repository depends on {where}" in proc.stderr
+    assert tree(root) == before
+    assert new(cmfleet, root, "requests-report").returncode == 0  # only the exact (normalised) name is taken
 
 
 def test_existing_folder_that_is_not_a_unit_is_refused(cmfleet, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,14 @@ def check_new_name(repo: Repository, name: str, kind: str) -> None:
             f"{name!r} differs from the existing unit {clash.name!r} ({clash.rel}) only by '-' or '_'; "
             "package names would collide, choose another name"
         )
+    used = third_party_names(repo).get(normalize(name))
+    if used is not None:
+        raise ScaffoldError(
+            f"{name!r} is a third-party package this repository depends on ({used}); a unit of that name would "
+            "stand in for it in every environment that installs it; choose another name"
+        )
+    if kind == "shared" and name in sys.stdlib_module_names:
+        raise ScaffoldError(f"{name!r} is a module of Python's standard library, which it would hide; choose another")
     taken = [Path(MODULES_DIR) / name, Path(SHARED_DIR) / name]
     if kind == "shared":
         taken.append(Path(RECIPES_DIR) / name)
@@ -93,6 +102,45 @@ def check_new_name(repo: Repository, name: str, kind: str) -> None:
             raise ScaffoldError(
                 f"{BUILD_CONFIG.as_posix()} already pins {name!r}; remove the pin or choose another name"
             )
+
+
+def third_party_names(repo: Repository) -> dict[str, str]:
+    """Normalised name -> where the repository depends on it, for every distribution that is not one of its
+    units: the units' declared dependencies, the modules' ``requirements.lock`` pins and the development
+    environment's (the root ``pyproject.toml``)."""
+    from cmfleet.artifacts.lock import LOCK_FILE, LockError, parse_lock
+    from cmfleet.discovery import DiscoveryError, read_toml, rel_path, requirement_name
+
+    units = {normalize(u.name) for u in repo.units.values()} | {u.distribution for u in repo.units.values()}
+    found: dict[str, str] = {}
+
+    def add(requirements: list[str], where: str) -> None:
+        for requirement in requirements:
+            try:
+                dist = requirement_name(requirement)
+            except DiscoveryError:
+                continue  # not this command's to report: `cmfleet check` names it
+            if dist not in units:
+                found.setdefault(dist, where)
+
+    for unit in repo.units.values():
+        add(unit.dependencies, f"{rel_path(repo.root, unit.pyproject)} [project].dependencies")
+        lock = unit.path / LOCK_FILE
+        if unit.is_module and lock.is_file():
+            try:
+                pins = parse_lock(lock).pins
+            except LockError:
+                continue
+            for dist, pin in pins.items():
+                if dist not in units:
+                    found.setdefault(dist, f"{rel_path(repo.root, lock)}:{pin.line}")
+    try:
+        root = read_toml(repo.root / "pyproject.toml")
+    except DiscoveryError:
+        root = {}
+    dev = root.get("tool", {}).get("hatch", {}).get("envs", {}).get("default", {}).get("dependencies", [])
+    add([str(r) for r in dev], "pyproject.toml [tool.hatch.envs.default] dependencies")
+    return found
 
 
 def plan_unit(repo: Repository, name: str, kind: str) -> Plan:
