@@ -100,8 +100,9 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 def cli() -> None:
     """cmfleet: one repository, many Foundry compute modules.
 
-    Exit codes: 0 success, 1 a function or check failed, 2 bad input (unknown name, malformed JSON),
-    3 a module failed to import.
+    Exit codes: 0 success, 1 a function, check, build or release failed, 2 bad input (unknown or invalid name,
+    malformed JSON, a version or ref that does not apply) or a missing optional part, 3 a module's app.py failed
+    to import or does not parse.
     """
 
 
