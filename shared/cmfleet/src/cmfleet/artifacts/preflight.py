@@ -80,6 +80,27 @@ def untracked_files(plan: ModulePlan) -> list[str]:
         return []  # not a git checkout: the version reading says so
 
 
+def hidden_files(plan: ModulePlan) -> list[tuple[str, str]]:
+    """Files inside the units whose wheels go into the image that differ from HEAD while ``git status`` shows
+    nothing (this clone's own ignore rules, assume-unchanged and skip-worktree flags): ``(path, why)``."""
+    from cmfleet.repo.git import Git, GitError
+
+    try:
+        return Git(plan.repo.root).hidden_differences([u.rel for u in plan.units])
+    except GitError:
+        return []  # not a git checkout: the version reading says so
+
+
+def hidden_files_message(hidden: list[tuple[str, str]]) -> str:
+    """The lines naming ``hidden`` (from :func:`hidden_files`) and how to clear each kind."""
+    shown = "\n  ".join(f"{path}: {why}" for path, why in hidden)
+    return (
+        f"{shown}\nwhat is on disk would be packed although no commit holds it: move such a file out of the unit "
+        "(or ignore it in a committed .gitignore); clear a flag with `git update-index --no-assume-unchanged PATH` "
+        "(or `--no-skip-worktree`), then commit or restore the file"
+    )
+
+
 def plan_module(repo: Repository, name: str, *, dev: bool) -> ModulePlan:
     """Resolve ``name`` and the units it needs, and read their versions.
 
@@ -92,6 +113,13 @@ def plan_module(repo: Repository, name: str, *, dev: bool) -> ModulePlan:
         raise BuildError(
             f"{name}: untracked files inside units of its image ({', '.join(untracked)}): the wheels would hold "
             "files no commit has; `git add` and commit them, or ignore them in .gitignore",
+            EXIT_FAILED,
+        )
+    hidden = hidden_files(plan)
+    if hidden:
+        raise BuildError(
+            f"{name}: files of units in its image differ from the commit while `git status` shows nothing:\n  "
+            + hidden_files_message(hidden),
             EXIT_FAILED,
         )
     plan.versions = {u.name: unit_version(repo, u) for u in plan.units}

@@ -413,6 +413,15 @@ def preflight(repo: Repository, git: Git) -> str:
             f"untracked files inside units ({', '.join(untracked)}): the release commit would lack them; "
             "`git add` and commit them, or ignore them in .gitignore, then release again"
         )
+    hidden = git.hidden_differences([u.rel for u in repo.units.values()])
+    if hidden:
+        from cmfleet.artifacts.preflight import hidden_files_message
+
+        # the gate would test these files, the tag would hold the commit's
+        raise ReleaseError(
+            "files inside units differ from the commit while `git status` shows nothing:\n  "
+            + hidden_files_message(hidden)
+        )
     return branch
 
 

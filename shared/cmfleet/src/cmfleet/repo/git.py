@@ -239,6 +239,41 @@ class Git:
         """Untracked files that no ignore rule covers (what ``git add -A`` would add)."""
         return [p for p in self.run("ls-files", "-z", "--others", "--exclude-standard").split("\0") if p]
 
+    def hidden_differences(self, paths: list[str]) -> list[tuple[str, str]]:
+        """``(path, why)`` for files under ``paths`` that differ from HEAD although ``git status`` shows nothing:
+        untracked files only this clone's own ignore rules hide (``.git/info/exclude``, ``core.excludesFile``;
+        the repository's committed ``.gitignore`` files still count), and tracked files flagged
+        assume-unchanged or skip-worktree whose content is not HEAD's. A build packs the files on disk, so
+        these would ship although no commit holds them."""
+        in_tree_rules = self.run("ls-files", "-z", "--others", "--exclude-per-directory=.gitignore", "--", *paths)
+        reported = set(self.untracked_paths())  # untracked and not ignored at all: the callers' own check
+        found = [(p, "untracked, hidden by this clone's ignore rules") for p in in_tree_rules.split("\0") if p]
+        found = [(p, why) for p, why in found if p not in reported]
+        flagged: dict[str, str] = {}
+        for entry in self.run("ls-files", "-z", "-v", "--", *paths).split("\0"):
+            tag, _, path = entry.partition(" ")
+            if tag.islower():
+                flagged[path] = "assume-unchanged"
+            elif tag == "S":
+                flagged[path] = "skip-worktree"
+        if flagged:
+            names = list(flagged)
+            committed = dict(
+                (line.split("\t", 1)[1], line.split()[2])
+                for line in self.run("ls-tree", "-z", "HEAD", "--", *names).split("\0")
+                if line
+            )
+            present = [n for n in names if (self.root / n).is_file()]
+            hashes: list[str] = []
+            if present:  # all flagged files can be missing (skip-worktree in a sparse checkout)
+                hashes = self.run("hash-object", "--stdin-paths", input="\n".join(present) + "\n").split()
+            on_disk = dict(zip(present, hashes, strict=True))  # one hash per path, in order
+            for name in names:
+                if on_disk.get(name) != committed.get(name):
+                    state = "changed" if name in on_disk else "missing"
+                    found.append((name, f"{state}, hidden from git status by its {flagged[name]} flag"))
+        return found
+
     def log(self, rev_range: str, paths: list[str] | None = None) -> list[LogEntry]:
         """Commits of ``rev_range`` (newest first), only those touching ``paths`` when given."""
         if paths and _memo is not None:
