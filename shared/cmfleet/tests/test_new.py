@@ -85,6 +85,28 @@ def test_a_name_the_repository_uses_for_a_third_party_package_is_refused(cmfleet
     assert new(cmfleet, root, "requests-report").returncode == 0  # only the exact (normalised) name is taken
 
 
+def test_a_former_name_or_a_name_with_release_tags_is_refused(cmfleet, tmp_path):
+    # a new unit would take over the releases (versions, changelog entries) of the one that had the name
+    root = make_repo(tmp_path)
+    pyproject = root / "modules" / "good" / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + '\n[tool.cmfleet]\nrenamed-from = ["hello"]\n')
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], cwd=root, check=True)
+    subprocess.run([*git, "tag", "-a", "gone/v1.4.0", "-m", "gone 1.4.0"], cwd=root, check=True)
+
+    def files() -> dict[str, bytes]:  # .git holds the discovery cache, written by any command
+        return {k: v for k, v in tree(root).items() if not k.startswith(".git/")}
+
+    before = files()
+    proc = new(cmfleet, root, "hello")
+    assert proc.returncode == 2 and "'hello' is the former name of good (modules/good)" in proc.stderr
+    proc = new(cmfleet, root, "--shared", "gone")
+    assert proc.returncode == 2 and "release tags of a unit called 'gone' already exist (gone/v1.4.0" in proc.stderr
+    assert files() == before
+
+
 def test_existing_folder_that_is_not_a_unit_is_refused(cmfleet, tmp_path):
     root = make_repo(tmp_path)
     (root / "modules" / "demo").mkdir()

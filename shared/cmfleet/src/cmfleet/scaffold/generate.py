@@ -77,6 +77,18 @@ def check_new_name(repo: Repository, name: str, kind: str) -> None:
             f"{name!r} differs from the existing unit {clash.name!r} ({clash.rel}) only by '-' or '_'; "
             "package names would collide, choose another name"
         )
+    former = next((u for u in repo.units.values() if name in u.renamed_from), None)
+    if former is not None:
+        raise ScaffoldError(
+            f"{name!r} is the former name of {former.name} ({former.rel}), whose releases still count as its own; "
+            "choose another name"
+        )
+    released = _release_tags(repo, name)
+    if released:
+        raise ScaffoldError(
+            f"release tags of a unit called {name!r} already exist ({released}, a removed unit?); a new unit of that "
+            "name would take over their versions and changelog entries; choose another name"
+        )
     used = third_party_names(repo).get(normalize(name))
     if used is not None:
         raise ScaffoldError(
@@ -102,6 +114,20 @@ def check_new_name(repo: Repository, name: str, kind: str) -> None:
             raise ScaffoldError(
                 f"{BUILD_CONFIG.as_posix()} already pins {name!r}; remove the pin or choose another name"
             )
+
+
+def _release_tags(repo: Repository, name: str) -> str:
+    """The release tags of a unit called ``name`` (``hello/v*``), summarised; empty when there are none (or no
+    git)."""
+    from cmfleet.release.versions import TagFormat
+    from cmfleet.repo.git import Git, GitError
+
+    pattern = TagFormat.of(repo).glob(name)
+    try:
+        tags = Git(repo.root).tags(pattern, merged=None)
+    except GitError:
+        return ""
+    return f"{tags[0]} and {len(tags) - 1} more" if len(tags) > 1 else (tags[0] if tags else "")
 
 
 def third_party_names(repo: Repository) -> dict[str, str]:
