@@ -34,7 +34,7 @@ from cmfleet.artifacts.container import (
 from cmfleet.artifacts.contents import LocalImport, built_wheel_files, missing_from_wheel
 from cmfleet.artifacts.lock import Lockfile, current_lock, declared_requirements, verify_downloads
 from cmfleet.artifacts.manifest import write_manifest
-from cmfleet.artifacts.preflight import ModulePlan, rel_path, shared_check_facts, static_problems, unprovided_imports
+from cmfleet.artifacts.preflight import ModulePlan, shared_check_facts, static_problems, unprovided_imports
 from cmfleet.artifacts.recipe import is_release_version, recipe_or_problem, recipe_problems
 from cmfleet.artifacts.versions import commit_of, source_date_epoch
 from cmfleet.artifacts.wheels import (
@@ -47,7 +47,7 @@ from cmfleet.artifacts.wheels import (
     shared_build_requirements,
     top_level_names,
 )
-from cmfleet.discovery import SDK_DISTRIBUTION, normalize
+from cmfleet.discovery import SDK_DISTRIBUTION, normalize, rel_path
 
 if TYPE_CHECKING:
     from cmfleet.progress import StepBoard

@@ -15,14 +15,14 @@ from cmfleet.hookspecs import hookimpl
 
 
 def affected_modules(repo, since: str) -> list[str]:
-    """Modules affected by changes since ``since``, from ``cmfleet.release.affected`` (imported lazily)."""
+    """Modules affected by changes since ``since``, from ``cmfleet.repo.affected`` (imported lazily)."""
     from cmfleet.artifacts import BuildError
 
     try:
-        from cmfleet.release.affected import affected
-        from cmfleet.release.git import GitError
+        from cmfleet.repo.affected import affected
+        from cmfleet.repo.git import GitError
     except ImportError:
-        raise BuildError("--affected needs cmfleet.release.affected, which this cmfleet does not have", 2) from None
+        raise BuildError("--affected needs cmfleet.repo.affected, which this cmfleet does not have", 2) from None
     try:
         result = affected(repo, since)
     except GitError as exc:
@@ -67,8 +67,7 @@ def build_command(
 
     from cmfleet.artifacts import BuildError
     from cmfleet.artifacts.preflight import plan_module
-    from cmfleet.builtin.commands import emit_json, fail, load_repository
-    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.cli import EXIT_USAGE, emit_json, fail, load_repository
 
     repo = load_repository()
     if affected and names:
@@ -180,8 +179,7 @@ def lock_command(
     """
     from cmfleet.artifacts import BuildError
     from cmfleet.artifacts.preflight import resolve_module
-    from cmfleet.builtin.commands import fail, load_repository
-    from cmfleet.cli import EXIT_FAILED, EXIT_USAGE
+    from cmfleet.cli import EXIT_FAILED, EXIT_USAGE, fail, load_repository
     from cmfleet.recipes import RecipeError
 
     repo = load_repository()
@@ -252,8 +250,7 @@ def sync_recipes_command(names: tuple[str, ...], check_only: bool) -> None:
     Examples: cmfleet sync-recipes invoices; cmfleet sync-recipes --check
     """
     from cmfleet.artifacts.recipe_sync import RecipeSyncError, sync_recipe
-    from cmfleet.builtin.commands import fail, load_repository
-    from cmfleet.cli import EXIT_FAILED, EXIT_USAGE
+    from cmfleet.cli import EXIT_FAILED, EXIT_USAGE, fail, load_repository
     from cmfleet.discovery import UnknownUnitError, rel_path
     from cmfleet.recipes import RecipeError
 

@@ -33,8 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cmfleet.artifacts import BuildError
-from cmfleet.artifacts.preflight import rel_path
-from cmfleet.discovery import Unit, normalize
+from cmfleet.discovery import Unit, normalize, rel_path
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement

@@ -71,8 +71,8 @@ def resolve_module(repo: Repository, name: str) -> ModulePlan:
 
 def untracked_files(plan: ModulePlan) -> list[str]:
     """Untracked, non-ignored files inside the units whose wheels go into the image."""
-    from cmfleet.release.git import Git, GitError
     from cmfleet.release.planner import untracked_in_units
+    from cmfleet.repo.git import Git, GitError
 
     try:
         return untracked_in_units(plan.repo, Git(plan.repo.root), {u.name for u in plan.units})

@@ -119,7 +119,7 @@ def changed_since(repo: Repository, unit: Unit, tag: str) -> tuple[str, ...]:
     entrypoint, among them). Empty when the tag holds the unit."""
     from dataclasses import replace
 
-    from cmfleet.release.affected import AffectedConfig, affected
+    from cmfleet.repo.affected import AffectedConfig, affected
 
     # a changelog is in no artifact: a reverted release commit (which takes out its section) asks for no release
     config = AffectedConfig.of(repo)

@@ -11,7 +11,10 @@ from typing import Any
 
 import click
 
-from cmfleet.cli import emit_json, fail, load_repository  # noqa: F401 - re-exported: plugins import them here
+# Re-exported (the redundant aliases mark it for type checkers): plugins import them here.
+from cmfleet.cli import emit_json as emit_json
+from cmfleet.cli import fail as fail
+from cmfleet.cli import load_repository as load_repository
 from cmfleet.hookspecs import hookimpl
 
 

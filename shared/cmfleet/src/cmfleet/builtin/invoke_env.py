@@ -12,8 +12,7 @@ def invoke_in_module_env(module: str, function: str, payload: object, as_json: b
     import json
     import subprocess
 
-    from cmfleet.builtin.commands import fail, load_repository
-    from cmfleet.cli import EXIT_FAILED
+    from cmfleet.cli import EXIT_FAILED, fail, load_repository
     from cmfleet.discovery import UnknownUnitError
 
     repo = load_repository()

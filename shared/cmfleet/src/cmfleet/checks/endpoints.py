@@ -11,9 +11,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from cmcore.plugins import SDK_APP_PLUGIN
 from cmfleet.checks import appsource
 from cmfleet.checks.base import CheckContext, Finding
-from cmfleet.checks.live import SDK_APP_PLUGIN, probe_for
+from cmfleet.checks.live import probe_for
 from cmfleet.discovery import Unit
 
 #: Types the SDK's JSON encoder cannot serialise (contract §2.2/§3.2), with what to return instead.

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cmcore.plugins import SDK_APP_PLUGIN  # noqa: F401  (the built-in that registers app.py's functions)
 from cmfleet.checks.base import CheckContext, Finding
 from cmfleet.checks.probe import ProbeResult, run_probes_for
 from cmfleet.discovery import Repository, Unit

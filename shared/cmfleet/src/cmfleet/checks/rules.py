@@ -45,9 +45,8 @@ def check_command(names: tuple[str, ...], as_json: bool, list_rules: bool) -> No
 
     Example: cmfleet check hello typed
     """
-    from cmfleet.builtin.commands import emit_json, fail, load_repository
     from cmfleet.checks.base import collect_rules, run_checks
-    from cmfleet.cli import EXIT_FAILED, EXIT_USAGE
+    from cmfleet.cli import EXIT_FAILED, EXIT_USAGE, emit_json, fail, load_repository
     from cmfleet.discovery import UnknownUnitError
 
     if list_rules:

@@ -1,6 +1,6 @@
 """Moved to :mod:`cmfleet.repo.affected`; this re-export keeps older imports working."""
 
-from cmfleet.repo.affected import (  # noqa: F401
+from cmfleet.repo.affected import (
     DEFAULT_REPOSITORY_WIDE,
     AffectedConfig,
     AffectedResult,
@@ -11,3 +11,15 @@ from cmfleet.repo.affected import (  # noqa: F401
     matches,
     owner,
 )
+
+__all__ = [
+    "DEFAULT_REPOSITORY_WIDE",
+    "AffectedConfig",
+    "AffectedResult",
+    "AffectedUnit",
+    "affected",
+    "collect_changes",
+    "glob_regex",
+    "matches",
+    "owner",
+]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cmfleet.release.git import Git
+from cmfleet.repo.git import Git
 
 _NULL = "0" * 40
 
@@ -30,7 +30,7 @@ def base_ref(git: Git, before: str | None, fallbacks: list[str]) -> BaseRef:
     """The base commit and why it was chosen (see the module doc)."""
     git.ensure_repo()
     if git.is_shallow():
-        from cmfleet.release.git import GitError
+        from cmfleet.repo.git import GitError
 
         raise GitError(
             "this is a shallow clone, so no base can be found; fetch the history "

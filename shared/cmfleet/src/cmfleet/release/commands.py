@@ -21,8 +21,7 @@ _SINCE_HELP = "Base git ref: changes in REF...HEAD count (env CMFLEET_SINCE)."
 @contextmanager
 def _errors() -> Iterator[None]:
     """Turn the library's errors into ``Error: ...`` and an exit code."""
-    from cmfleet.builtin.commands import fail
-    from cmfleet.cli import EXIT_FAILED, EXIT_USAGE
+    from cmfleet.cli import EXIT_FAILED, EXIT_USAGE, fail
     from cmfleet.discovery import DiscoveryError
     from cmfleet.release.pins import PinError
     from cmfleet.release.planner import ReleaseError
@@ -41,8 +40,7 @@ def _errors() -> Iterator[None]:
 
 
 def _affected(since: str | None, uncommitted: bool):
-    from cmfleet.builtin.commands import fail, load_repository
-    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.cli import EXIT_USAGE, fail, load_repository
     from cmfleet.repo.affected import affected
 
     if since is None and not uncommitted:
@@ -69,7 +67,7 @@ def affected_command(since: str | None, uncommitted: bool, as_json: bool, explai
 
     Example: cmfleet affected --since origin/main --explain
     """
-    from cmfleet.builtin.commands import emit_json
+    from cmfleet.cli import emit_json
 
     _, result = _affected(since, uncommitted)
     if as_json:
@@ -114,8 +112,7 @@ def matrix_command(since: str | None, uncommitted: bool, fmt: str, shard_size: i
 
     Example: cmfleet matrix --since origin/main --format github >> "$GITHUB_OUTPUT"
     """
-    from cmfleet.builtin.commands import emit_json, fail
-    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.cli import EXIT_USAGE, emit_json, fail
     from cmfleet.release import matrix
 
     if fmt == "github" and shard_size > matrix.GITHUB_MAX_JOBS:
@@ -154,8 +151,7 @@ def _pre_option(what: str) -> Callable:
 
 
 def _validate_pre(pre: str | None) -> None:
-    from cmfleet.builtin.commands import fail
-    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.cli import EXIT_USAGE, fail
     from cmfleet.release.versions import VersionError, check_pre_label
 
     if pre is not None:
@@ -166,8 +162,7 @@ def _validate_pre(pre: str | None) -> None:
 
 
 def _validate_bump(bump: str) -> None:
-    from cmfleet.builtin.commands import fail
-    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.cli import EXIT_USAGE, fail
     from cmfleet.release.versions import BUMP_LEVELS, Version, VersionError
 
     if bump in ("auto", *BUMP_LEVELS):
@@ -196,7 +191,7 @@ _no_tests_option = click.option(
 
 
 def _finish(repo, plan, dry_run: bool, as_json: bool, pr_branch: str | None = None) -> None:
-    from cmfleet.builtin.commands import emit_json
+    from cmfleet.cli import emit_json
     from cmfleet.release.planner import apply_plan
 
     if pr_branch is not None:
@@ -259,8 +254,7 @@ def release_command(
     Examples: cmfleet release hello --dry-run; cmfleet release hello --pre rc;
     cmfleet release --affected --since origin/main; cmfleet release hello --pr release/hello
     """
-    from cmfleet.builtin.commands import fail, load_repository
-    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.cli import EXIT_USAGE, fail, load_repository
     from cmfleet.release.planner import plan_release
 
     _validate_bump(bump)
@@ -299,7 +293,7 @@ def status_command(names: tuple[str, ...], removed: bool, as_json: bool, remote:
 
     Example: cmfleet status --json; cmfleet status --removed
     """
-    from cmfleet.builtin.commands import emit_json, load_repository
+    from cmfleet.cli import emit_json, load_repository
     from cmfleet.release.status import repository_status
     from cmfleet.release.tag_status import add_tag_problems
 
@@ -398,8 +392,7 @@ def bump_shared_command(
     Examples: cmfleet bump-shared textkit --bump minor --dry-run; cmfleet bump-shared textkit 1.2.0;
     cmfleet bump-shared textkit --pre rc --release-dependents
     """
-    from cmfleet.builtin.commands import fail, load_repository
-    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.cli import EXIT_USAGE, fail, load_repository
     from cmfleet.release.bump import plan_bump_shared
 
     if version and bump:
@@ -436,7 +429,7 @@ def rename_command(old: str, new: str, dry_run: bool) -> None:
 
     Example: cmfleet rename payments billing
     """
-    from cmfleet.builtin.commands import load_repository
+    from cmfleet.cli import load_repository
     from cmfleet.release.rename import apply_rename, plan_rename
     from cmfleet.repo.git import Git
 

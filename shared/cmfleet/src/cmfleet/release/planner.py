@@ -387,7 +387,7 @@ class ReleasePlan:
 def untracked_in_units(repo: Repository, git: Git, units: set[str] | None = None) -> list[str]:
     """Untracked, non-ignored files inside units (only ``units`` when given): hatchling would pack them into
     artifacts although no commit holds them."""
-    from cmfleet.release.affected import owner
+    from cmfleet.repo.affected import owner
 
     return [p for p in git.untracked_paths() if (name := owner(repo, p)) and (units is None or name in units)]
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cmfleet.release.git import Git, GitError
 from cmfleet.release.planner import ReleaseError, ReleasePlan
 from cmfleet.release.tagging import render_trailers
+from cmfleet.repo.git import Git, GitError
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository
@@ -123,7 +123,7 @@ def finish_pr(repo: Repository, plan: ReleasePlan, branch: str, dry_run: bool, a
     """``release --pr BRANCH``: print the plan, write the branch (unless ``dry_run``), print the PR."""
     import click
 
-    from cmfleet.builtin.commands import emit_json
+    from cmfleet.cli import emit_json
 
     if dry_run:
         pr = ReleasePR(branch, "", plan.base or "", pr_title(plan), pr_body(plan))

@@ -14,9 +14,9 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cmfleet.release.git import Git, GitError
 from cmfleet.release.tagging import unit_of_tag
 from cmfleet.release.versions import TagFormat
+from cmfleet.repo.git import Git, GitError
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository

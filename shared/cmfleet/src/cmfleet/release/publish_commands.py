@@ -21,7 +21,7 @@ def publish_command(remote: str | None, as_json: bool) -> None:
 
     Example: cmfleet release hello && cmfleet publish origin
     """
-    from cmfleet.builtin.commands import emit_json, load_repository
+    from cmfleet.cli import emit_json, load_repository
     from cmfleet.release.commands import _errors
     from cmfleet.release.publish import publish
 
@@ -49,7 +49,7 @@ def _tag_entries(repo, found: list[tuple[str, str, str, str]]) -> list[dict[str,
 
 def _print_entries(entries: list[dict[str, str]], fmt: str, extra: dict | None = None) -> bool:
     """Print ``entries`` as $GITHUB_OUTPUT lines or JSON; False for text (the caller prints)."""
-    from cmfleet.builtin.commands import emit_json
+    from cmfleet.cli import emit_json
 
     if fmt == "github":
         click.echo(f"tags={json.dumps(entries, separators=(',', ':'))}")
@@ -83,12 +83,11 @@ def tag_command(merged: bool, pushed: tuple[str, ...], push_remote: str | None, 
     Examples: cmfleet tag --merged --dry-run; (CI, on main) cmfleet tag --merged --push origin --format github;
     (CI, on a tag) cmfleet tag --pushed "$GITHUB_REF_NAME" --format github
     """
-    from cmfleet.builtin.commands import fail, load_repository
-    from cmfleet.cli import EXIT_FAILED, EXIT_USAGE
+    from cmfleet.cli import EXIT_FAILED, EXIT_USAGE, fail, load_repository
     from cmfleet.release.commands import _errors
-    from cmfleet.release.git import Git
     from cmfleet.release.publish import push_tags
     from cmfleet.release.tagging import create_tags, describe_tags, plan_merged_tags, replan_hint
+    from cmfleet.repo.git import Git
 
     if merged == bool(pushed):
         fail("give --merged or --pushed TAG (one of them)", EXIT_USAGE)
@@ -149,10 +148,10 @@ def base_ref_command(before: str | None, fallbacks: tuple[str, ...], explain: bo
 
     Example: cmfleet affected --since "$(cmfleet base-ref --before "$BEFORE" --fallback origin/main)"
     """
-    from cmfleet.builtin.commands import load_repository
+    from cmfleet.cli import load_repository
     from cmfleet.release.baseref import base_ref
     from cmfleet.release.commands import _errors
-    from cmfleet.release.git import Git
+    from cmfleet.repo.git import Git
 
     repo = load_repository()
     with _errors():

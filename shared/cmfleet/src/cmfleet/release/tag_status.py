@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cmfleet.release.git import Git
 from cmfleet.release.publish import PublishError, default_remote, local_unit_tags, remote_refs
 from cmfleet.release.tagging import unit_of_tag
 from cmfleet.release.versions import TagFormat
+from cmfleet.repo.git import Git
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository

@@ -24,8 +24,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cmfleet.release.git import Git
 from cmfleet.release.versions import TagFormat, Version, VersionError
+from cmfleet.repo.git import Git
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository
@@ -228,7 +228,7 @@ def replan_hint(plan: TagPlan, branch: str, head: str) -> str:
 
 def describe_tags(repo: Repository, git: Git, tags: list[str]) -> list[tuple[str, str, str, str]]:
     """``(tag, unit, version, commit)`` of existing release tags; an unknown or foreign tag raises GitError."""
-    from cmfleet.release.git import GitError
+    from cmfleet.repo.git import GitError
 
     fmt = TagFormat.of(repo)
     found = []

@@ -51,8 +51,7 @@ def dev_command(
 
     Example: cmfleet dev --replicas 0:2 --concurrency 4
     """
-    from cmfleet.builtin.commands import fail, load_repository
-    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.cli import EXIT_USAGE, fail, load_repository
     from cmfleet.runtime.config import ConfigError, load_config
 
     repo = load_repository()
@@ -135,8 +134,7 @@ def _serve(root, config, modules: list[str]) -> None:
     import gc
     import signal
 
-    from cmfleet.builtin.commands import fail
-    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.cli import EXIT_USAGE, fail
     from cmfleet.runtime.server import Runtime, StartError
 
     runtime = Runtime(root, config, modules)

@@ -30,8 +30,7 @@ def new_command(name: str, shared: bool, dry_run: bool, command: str | None) -> 
 
     Example: cmfleet new invoices && tox -e module-invoices
     """
-    from cmfleet.builtin.commands import fail, load_repository
-    from cmfleet.cli import EXIT_USAGE
+    from cmfleet.cli import EXIT_USAGE, fail, load_repository
     from cmfleet.scaffold.generate import ScaffoldError, plan_command_module, plan_unit, write_plan
 
     kind = "shared" if shared else "module"
