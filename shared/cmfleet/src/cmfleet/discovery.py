@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -122,9 +123,9 @@ class Unit:
     kind: str  # "module" or "shared"
     path: Path
     root: Path
-    project: dict = field(default_factory=dict, repr=False)
+    project: dict[str, Any] = field(default_factory=dict, repr=False)
     #: The parts of ``[tool]`` discovery reads: ``cmfleet`` (``test-uses``) and ``hatch.version`` (tag pattern).
-    tool: dict = field(default_factory=dict, repr=False)
+    tool: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def rel(self) -> str:
@@ -332,11 +333,12 @@ def static_functions(tree: ast.Module, calls: bool = True) -> Iterator[StaticFun
             yield StaticFunction(reg.name, reg.line, reg.streaming, reg.how)
 
 
-def read_toml(path: Path) -> dict:
+def read_toml(path: Path) -> dict[str, Any]:
     """Read a TOML file; errors name the file and line."""
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            data: dict[str, Any] = tomllib.load(fh)  # a TOML document is a table (tomli is untyped on 3.10)
+            return data
     except tomllib.TOMLDecodeError as exc:
         raise DiscoveryError(f"{path}: invalid TOML: {exc}") from None
 
@@ -357,7 +359,7 @@ def find_root(start: Path | None = None) -> Path:
     )
 
 
-def _tables(data: dict) -> tuple[dict, dict]:
+def _tables(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``[project]`` and the parts of ``[tool]`` a unit keeps (``cmfleet``, ``hatch.version``) of a pyproject."""
     tool = data.get("tool", {})
     kept = {"cmfleet": tool.get("cmfleet", {}), "hatch": {"version": tool.get("hatch", {}).get("version", {})}}
@@ -378,8 +380,8 @@ class _ProjectCache:
         git_dir = root / ".git"
         enabled = git_dir.is_dir() and not os.environ.get("CMFLEET_NO_CACHE")
         self.file = git_dir / "cmfleet-discovery.json" if enabled else None
-        self.entries: dict[str, list] = {}
-        self.used: dict[str, list] = {}
+        self.entries: dict[str, list[Any]] = {}  # [mtime_ns, size, project, tool]
+        self.used: dict[str, list[Any]] = {}
         self.dirty = False
         self.saved_at = 0
         if self.file is not None:
@@ -393,7 +395,7 @@ class _ProjectCache:
             except (OSError, ValueError):
                 self.entries = {}
 
-    def project(self, pyproject: Path) -> tuple[dict, dict]:
+    def project(self, pyproject: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         """The ``[project]`` table of ``pyproject`` and the parts of ``[tool]`` discovery reads (from the cache
         when the file is unchanged)."""
         if self.file is None:
@@ -445,7 +447,7 @@ class Repository:
 
     root: Path
     units: dict[str, Unit]
-    config: dict
+    config: dict[str, Any]
 
     @classmethod
     def load(cls, root: Path | None = None) -> Repository:
@@ -478,7 +480,9 @@ class Repository:
     @property
     def tag_format(self) -> str:
         """How a unit's release tags are spelt, ``{unit}/v{version}`` by default."""
-        return self.config.get("tag-format", DEFAULT_TAG_FORMAT)
+        # TOML: TagFormat checks its placeholders, but nothing checks that it is a string
+        fmt: str = self.config.get("tag-format", DEFAULT_TAG_FORMAT)
+        return fmt
 
     def modules(self) -> list[Unit]:
         return [u for u in self.units.values() if u.is_module]
@@ -764,4 +768,4 @@ class UnknownUnitError(DiscoveryError, KeyError):
         super().__init__(f"unknown {kind} {name!r}; known {kind}s: {', '.join(known) or '(none)'}")
 
     def __str__(self) -> str:
-        return self.args[0]
+        return str(self.args[0])  # the message given to __init__

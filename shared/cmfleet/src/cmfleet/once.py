@@ -9,9 +9,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["Once"]
+
+T = TypeVar("T")
 
 
 class Once:
@@ -21,7 +23,7 @@ class Once:
         self._lock = threading.Lock()
         self._answers: dict[Hashable, Future[Any]] = {}
 
-    def get(self, key: Hashable, compute: Callable[[], Any], before: Callable[[bool], None] | None = None) -> Any:
+    def get(self, key: Hashable, compute: Callable[[], T], before: Callable[[bool], None] | None = None) -> T:
         """The answer for ``key`` (an exception of ``compute`` is raised to every asker). ``before(mine)`` is
         called first, with whether this call is the one that computes it (to say so before the wait)."""
         with self._lock:
@@ -33,7 +35,8 @@ class Once:
         if before is not None:
             before(mine)
         if not mine:
-            return future.result()
+            answer: T = future.result()  # a key's askers pass computes of one type (the key names the question)
+            return answer
         try:
             value = compute()
         except BaseException as exc:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cmfleet.artifacts import BuildError
 from cmfleet.artifacts.container import (
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from cmfleet.recipes import RenderedRecipe
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -88,7 +89,7 @@ class SharedWork:
         self.made = Once()
         self.folders = itertools.count(1)
 
-    def once(self, key: tuple[Any, ...], make: Callable[[Path], Any], step: Progress, what: str, reused: str) -> Any:
+    def once(self, key: tuple[Any, ...], make: Callable[[Path], T], step: Progress, what: str, reused: str) -> T:
         """``make(folder)`` the first time ``key`` is asked (in a new folder), else its result (waited for); the
         step is ``what``, or ``what (reused)`` when another build of the run makes it."""
         return self.made.get(

@@ -190,7 +190,8 @@ def smoke(installation: Installation) -> list[str]:
             "a third-party dependency declared in the module's pyproject.toml.",
             1,
         )
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    names: list[str] = json.loads(proc.stdout.strip().splitlines()[-1])  # _SMOKE prints registry.names()
+    return names
 
 
 def prepare(root: Path, module: str, folder: Path) -> Installation:
@@ -223,7 +224,9 @@ def _state_outside(root: Path) -> Iterator[None]:
 
 
 @contextmanager
-def served(root: Path, installation: Installation, timeout: float = 120.0) -> Iterator[tuple[Any, list[dict]]]:
+def served(
+    root: Path, installation: Installation, timeout: float = 120.0
+) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
     """A local runtime (``cmfleet dev``'s: the real runtime protocol) whose one replica runs the installation's
     ENTRYPOINT: yields an httpx client on its gateway and the functions its SDK posted (``GET
     /api/modules/<m>/functions``), once it posted them. A replica that crashes first raises BuildError with its

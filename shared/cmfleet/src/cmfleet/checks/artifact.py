@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from cmfleet.checks.base import CheckContext, Finding
 from cmfleet.checks.packaging import line_of
 from cmfleet.discovery import DiscoveryError, Unit, normalize, read_toml
 
 
-def unit_build_system(unit: Unit) -> dict:
+def unit_build_system(unit: Unit) -> dict[str, Any]:
     """The ``[build-system]`` table of the unit's pyproject (``{}`` without one)."""
     return read_toml(unit.pyproject).get("build-system", {}) if unit.pyproject.exists() else {}
 

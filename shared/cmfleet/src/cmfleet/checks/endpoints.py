@@ -10,12 +10,13 @@ import ast
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from cmcore.plugins import SDK_APP_PLUGIN
 from cmfleet.checks import appsource
 from cmfleet.checks.base import CheckContext, Finding
 from cmfleet.checks.live import probe_for
-from cmfleet.discovery import Unit
+from cmfleet.discovery import Registration, Unit
 
 #: Types the SDK's JSON encoder cannot serialise (contract §2.2/§3.2), with what to return instead.
 UNSERIALISABLE = {
@@ -85,7 +86,7 @@ def endpoint_signature(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
             )
 
 
-def _plugin_endpoints(unit: Unit, ctx: CheckContext, rule: str) -> list[dict]:
+def _plugin_endpoints(unit: Unit, ctx: CheckContext, rule: str) -> list[dict[str, Any]]:
     """Endpoints added by plugins, each returned once per check run and rule (plugins add them to every module)."""
     result = probe_for(unit, ctx)
     seen: set[tuple[str, str]] = ctx.cache.setdefault(f"plugin-endpoints:{rule}", set())
@@ -98,7 +99,7 @@ def _plugin_endpoints(unit: Unit, ctx: CheckContext, rule: str) -> list[dict]:
     return fresh
 
 
-def _return_findings(unit: Unit, reg: appsource.Registration, classes: dict) -> Iterator[tuple[str, str]]:
+def _return_findings(unit: Unit, reg: Registration, classes: dict[str, ast.ClassDef]) -> Iterator[tuple[str, str]]:
     node = reg.node
     assert node is not None
     annotation = node.returns
@@ -178,8 +179,9 @@ def serializable_return(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
 def _schema_types(data: object) -> str | None:
     """The first unserialisable dataType tag anywhere in a schema fragment."""
     if isinstance(data, dict):
-        if data.get("type") in UNSERIALISABLE_SCHEMA:
-            return data["type"]
+        tag = data.get("type")
+        if tag in UNSERIALISABLE_SCHEMA and isinstance(tag, str):  # a key of UNSERIALISABLE_SCHEMA is a str
+            return tag
         for value in data.values():
             found = _schema_types(value)
             if found:
@@ -194,7 +196,7 @@ def _schema_types(data: object) -> str | None:
 
 def duplicate_functions(unit: Unit, ctx: CheckContext) -> Iterator[Finding]:
     """No function name is registered twice (in app.py, or by app.py and a plugin)."""
-    first: dict[str, appsource.Registration] = {}
+    first: dict[str, Registration] = {}
     for reg in appsource.registrations(unit, ctx):
         if reg.name in first:
             earlier = first[reg.name]

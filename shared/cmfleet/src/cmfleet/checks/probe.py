@@ -276,7 +276,8 @@ def _probe_forked(module_dir: Path, timeout: float) -> dict[str, Any]:
             chunks.append(chunk)
     _, status = os.waitpid(pid, 0)
     try:
-        return json.loads(b"".join(chunks))
+        payload: dict[str, Any] = json.loads(b"".join(chunks))  # the child writes _payload(...)
+        return payload
     except ValueError:
         how = (
             f"signal {-os.waitstatus_to_exitcode(status)}"

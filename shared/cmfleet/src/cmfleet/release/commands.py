@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import click
 
 from cmfleet.hookspecs import hookimpl
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _SINCE_HELP = "Base git ref: changes in REF...HEAD count (env CMFLEET_SINCE)."
 
@@ -131,7 +134,7 @@ def matrix_command(since: str | None, uncommitted: bool, fmt: str, shard_size: i
         click.echo(f"{key}={value}")
 
 
-def _bump_option(default: str | None = "auto") -> Callable:
+def _bump_option(default: str | None = "auto") -> Callable[[F], F]:
     return click.option(
         "--bump",
         default=default,
@@ -141,7 +144,7 @@ def _bump_option(default: str | None = "auto") -> Callable:
     )
 
 
-def _pre_option(what: str) -> Callable:
+def _pre_option(what: str) -> Callable[[F], F]:
     return click.option(
         "--pre",
         metavar="a|b|rc",

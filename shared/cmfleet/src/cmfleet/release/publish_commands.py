@@ -5,6 +5,7 @@ prints."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -47,7 +48,7 @@ def _tag_entries(repo, found: list[tuple[str, str, str, str]]) -> list[dict[str,
     ]
 
 
-def _print_entries(entries: list[dict[str, str]], fmt: str, extra: dict | None = None) -> bool:
+def _print_entries(entries: list[dict[str, str]], fmt: str, extra: dict[str, Any] | None = None) -> bool:
     """Print ``entries`` as $GITHUB_OUTPUT lines or JSON; False for text (the caller prints)."""
     from cmfleet.cli import emit_json
 

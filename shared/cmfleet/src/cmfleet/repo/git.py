@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cmfleet.once import Once
+
+T = TypeVar("T")
 
 # Answers of read-only git queries while a `reading()` block runs, by (working tree, arguments).
 _memo: Once | None = None
@@ -40,7 +42,7 @@ def reading() -> Iterator[None]:
                 _memo = None
 
 
-def remembered(root: Path, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+def remembered(root: Path, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
     """``compute()``, or inside :func:`reading` its answer kept for ``(root, key)`` (an exception is kept too)."""
     memo = _memo
     return compute() if memo is None else memo.get((str(root), key), compute)

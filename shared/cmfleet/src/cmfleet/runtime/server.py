@@ -24,7 +24,7 @@ import socket
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cmfleet.discovery import rel_path
 from cmfleet.runtime.config import DevConfig
@@ -32,6 +32,9 @@ from cmfleet.runtime.environments.spec import state_root
 from cmfleet.runtime.logs import LogHub
 from cmfleet.runtime.replicas import ReplicaEnvironment, ReplicaManager, write_token
 from cmfleet.runtime.scheduler import STOPPED, Replica, Scheduler
+
+if TYPE_CHECKING:
+    from cmfleet.discovery import Unit
 
 STATE_DIR = Path(".cmfleet") / "dev"
 
@@ -297,7 +300,7 @@ class Runtime:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
-def _src(lib: Any) -> Path:
+def _src(lib: Unit) -> Path:
     return lib.path / "src" if (lib.path / "src").is_dir() else lib.path
 
 

@@ -12,7 +12,7 @@ import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 
 class DirectSSLObject(ssl.SSLObject):
@@ -30,7 +30,7 @@ class DirectSSLObject(ssl.SSLObject):
         self = super()._create(*args, **kwargs)  # type: ignore[misc]  # private, not in typeshed: self is Any
         native = self._sslobj
         self.read, self.write, self.pending = native.read, native.write, native.pending
-        return self
+        return cast(DirectSSLObject, self)  # SSLObject._create (untyped, see above) makes an instance of cls
 
 
 @dataclass(frozen=True)

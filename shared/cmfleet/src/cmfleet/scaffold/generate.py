@@ -14,9 +14,13 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cmfleet.discovery import MODULES_DIR, RECIPES_DIR, SHARED_DIR, Repository, normalize, validate_name
 from cmfleet.recipes import BUILD_CONFIG
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: The version range a new shared library is pinned at in conda_build_config.yaml.
@@ -47,7 +51,7 @@ class Plan:
         return [f"create {p}" for p in sorted(self.files)] + [f"update {p}" for p in sorted(self.edits)]
 
 
-def _environment():
+def _environment() -> jinja2.Environment:
     import jinja2
 
     # Square-bracket delimiters, so conda's own Jinja in meta.yaml ({{ python }}) passes through untouched.

@@ -9,7 +9,10 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cmfleet.discovery import Unit
 
 ENVS_DIR = Path(".cmfleet") / "envs"
 #: Where cmfleet dev keeps its state (venvs, TLS, tokens) instead of ``<root>/.cmfleet``: the artifact tox envs
@@ -85,7 +88,7 @@ def env_folder(root: Path, module: str) -> Path:
 def toolkit_source(repo: Any) -> Path | None:
     """cmfleet's source folder: the repository's ``shared/cmfleet``, else the checkout this cmfleet runs from;
     ``None`` when cmfleet is an installed wheel (then it is installed from the index at this version)."""
-    unit = repo.units.get("cmfleet")
+    unit: Unit | None = repo.units.get("cmfleet")  # repo is a discovery.Repository
     if unit is not None and not unit.is_module:
         return unit.path
     import cmfleet
@@ -135,7 +138,8 @@ def environment_spec(repo: Any, unit: Any, base_python: str | None = None) -> En
 def read_stamp(folder: Path) -> dict[str, Any] | None:
     """The stamp of a complete env at ``folder`` (``None`` when there is none)."""
     try:
-        return json.loads((folder / STAMP).read_text(encoding="utf-8"))
+        stamp: dict[str, Any] = json.loads((folder / STAMP).read_text(encoding="utf-8"))  # building.py writes it
+        return stamp
     except (OSError, ValueError):
         return None
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cmfleet.runtime.gateway.routes import _error
+
+if TYPE_CHECKING:
+    from starlette.routing import Router
 
 TOKEN_COOKIE = "cmfleet_token"
 
 
 class TokenMiddleware:
     """Requires the access token (bearer header, ``?token=`` or cookie) on every HTTP request."""
+
+    router: Router  # the wrapped app's, set by Gateway.app (for those who add routes later)
 
     def __init__(self, app: Any, token: str) -> None:
         self.app, self.token = app, token

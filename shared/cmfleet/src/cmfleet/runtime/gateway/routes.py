@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -18,7 +19,10 @@ from starlette.routing import Route
 from cmfleet.errors import job_error
 from cmfleet.runtime import strictjson
 from cmfleet.runtime.logs import matches
-from cmfleet.runtime.scheduler import FAILED, LOST, QUEUED, SUCCEEDED, TIMED_OUT, Job, QueueFull
+from cmfleet.runtime.scheduler import FAILED, LOST, QUEUED, SUCCEEDED, TIMED_OUT, Job, QueueFull, Scheduler
+
+if TYPE_CHECKING:
+    from cmfleet.runtime.gateway.access import TokenMiddleware
 
 NDJSON = "application/x-ndjson"
 ERROR_STATUS = {FAILED: 500, LOST: 502, TIMED_OUT: 504}
@@ -91,7 +95,7 @@ class Gateway:
 
     def __init__(self, runtime: Any) -> None:
         self.runtime = runtime
-        self.scheduler = runtime.scheduler
+        self.scheduler: Scheduler = runtime.scheduler
         self.started = time.time()
         # module -> (posted schemas, function names, schema by name, input validator by name (made on first use))
         self._schema_cache: dict[str, tuple[Any, list[str], dict[str, Any], dict[str, Any]]] = {}
@@ -209,7 +213,8 @@ class Gateway:
             # the validator validation_errors() builds, kept
             validator = jsonschema.Draft202012Validator(input_schema(schema), format_checker=jsonschema.FormatChecker())
             validators[function] = validator
-        return validator.is_valid(event)
+        valid: bool = validator.is_valid(event)  # jsonschema is untyped here (pyproject's mypy overrides)
+        return valid
 
     def submit(self, module: str, function: str, body: bytes) -> Job | tuple[int, dict[str, Any], dict[str, str]]:
         """Check and queue a call: the Job, or ``(status, error body, headers)`` when it is refused."""
@@ -281,7 +286,7 @@ class Gateway:
         if job.finished and job.state != SUCCEEDED:
             return job_response(job)
 
-        async def lines():
+        async def lines() -> AsyncIterator[bytes]:
             sent = 0
             while True:
                 while sent < len(job.items):
@@ -402,7 +407,7 @@ class Gateway:
         hub = self.runtime.logs
         queue = hub.subscribe()
 
-        async def events():
+        async def events() -> AsyncIterator[bytes]:
             try:
                 yield b": cmfleet log stream\n\n"
                 while True:
@@ -424,7 +429,7 @@ class Gateway:
 
     # -- app -----------------------------------------------------------------------------------------------
 
-    def app(self) -> Starlette:
+    def app(self) -> Starlette | TokenMiddleware:
         routes = [
             Route("/api/health", self.health),
             Route("/api/modules", self.modules),
@@ -450,11 +455,11 @@ class Gateway:
             app.router.routes.append(Route("/", self.placeholder))
         from cmfleet.runtime.gateway.access import TokenMiddleware
 
-        outer: Any = app
         token = getattr(self.runtime.config, "access_token", None)
-        if token:
-            outer = TokenMiddleware(outer, token)
-            outer.router = app.router  # for those who add routes later (the console)
+        if not token:
+            return app
+        outer = TokenMiddleware(app, token)
+        outer.router = app.router  # for those who add routes later (the console)
         return outer
 
 
