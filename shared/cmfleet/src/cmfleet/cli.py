@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+if TYPE_CHECKING:
+    from cmfleet.discovery import Repository
 
 #: Exit codes, the same for every command (documented in the README).
 EXIT_OK = 0
@@ -27,7 +30,7 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def load_repository(*, validate: bool = True):
+def load_repository(*, validate: bool = True) -> Repository:
     """The repository around the current directory, or exit 2 with the reason.
 
     With ``validate`` (every command but ``check``, which reports them as findings) a unit graph that breaks

@@ -32,9 +32,12 @@ import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from cmfleet.discovery import Repository
 
 TARGET_ENV = "CMFLEET_TEST_TARGET"
 ARTIFACT_DIR_ENV = "CMFLEET_ARTIFACT_DIR"
@@ -99,7 +102,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
-def cm_repository(request: pytest.FixtureRequest):
+def cm_repository(request: pytest.FixtureRequest) -> Repository:
     """The cmfleet repository under test (found from pytest's rootdir, or ``CMFLEET_ROOT``)."""
     from cmfleet.discovery import Repository, find_root
 
@@ -107,7 +110,7 @@ def cm_repository(request: pytest.FixtureRequest):
 
 
 @pytest.fixture(scope="session")
-def cm_module(request: pytest.FixtureRequest, cm_repository) -> Iterator[Callable[[str], Any]]:
+def cm_module(request: pytest.FixtureRequest, cm_repository: Repository) -> Iterator[Callable[[str], Any]]:
     """``cm_module(name)`` -> the module's ``ModuleRegistry`` (loaded once per session), or on the artifact
     target an ``InstalledModule`` with the same ``invoke``, ``get``, ``names``, ``schemas`` and ``endpoints``."""
     if _target(request.config) == "artifact":
@@ -121,7 +124,7 @@ def cm_module(request: pytest.FixtureRequest, cm_repository) -> Iterator[Callabl
 
     cache: dict[str, Any] = {}
 
-    def get(name: str):
+    def get(name: str) -> Any:  # a ModuleRegistry, or a ModuleInOwnEnv with the same methods
         if name not in cache:
             unit = cm_repository.module(name)
             python = _module_python(cm_repository, unit)
@@ -132,7 +135,7 @@ def cm_module(request: pytest.FixtureRequest, cm_repository) -> Iterator[Callabl
 
 
 @pytest.fixture
-def cm_invoke(cm_module) -> Callable[..., Any]:
+def cm_invoke(cm_module: Callable[[str], Any]) -> Callable[..., Any]:
     """``cm_invoke(module, function, event)`` -> the JSON result (a list of items when streaming).
 
     Raises ``InvocationFailed`` with the error and the module's own frames when the function fails.

@@ -7,14 +7,24 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cmfleet.hookspecs import hookimpl
 
+if TYPE_CHECKING:
+    from rich.console import Console
 
-def affected_modules(repo, since: str) -> list[str]:
+    from cmfleet.artifacts import BuildError
+    from cmfleet.artifacts.builder import BuildResult
+    from cmfleet.artifacts.preflight import ModulePlan
+    from cmfleet.discovery import Repository
+
+
+def affected_modules(repo: Repository, since: str) -> list[str]:
     """Modules affected by changes since ``since``, from ``cmfleet.repo.affected`` (imported lazily)."""
     from cmfleet.artifacts import BuildError
 
@@ -129,7 +139,9 @@ def build_command(
         click.echo(f"no module affected since {since}")
 
 
-def _build_all(plans, out_dir: Path, console, jobs: int):
+def _build_all(
+    plans: list[ModulePlan], out_dir: Path, console: Console, jobs: int
+) -> tuple[list[BuildResult], list[BuildError]]:
     from cmfleet.artifacts.builder import build_modules
     from cmfleet.progress import StepBoard
 
@@ -137,7 +149,7 @@ def _build_all(plans, out_dir: Path, console, jobs: int):
         return build_modules(plans, out_dir, board, jobs)
 
 
-def _check(plans, out_dir: Path, as_json: bool, emit_json) -> None:
+def _check(plans: list[ModulePlan], out_dir: Path, as_json: bool, emit_json: Callable[[Any], None]) -> None:
     from cmfleet.artifacts.check import check_plan
     from cmfleet.artifacts.preflight import shared_check_facts
     from cmfleet.cli import EXIT_FAILED
@@ -202,7 +214,7 @@ def lock_command(
         fail(str(exc), EXIT_FAILED)
 
 
-def _check_locks(plans) -> None:
+def _check_locks(plans: list[ModulePlan]) -> None:
     from cmfleet.artifacts.lock import lock_path, read_lock
     from cmfleet.cli import EXIT_FAILED
 
@@ -229,10 +241,10 @@ def _check_locks(plans) -> None:
         sys.exit(EXIT_FAILED)
 
 
-def _write_locks(plans, upgrade: bool, upgrade_packages: list[str]) -> None:
+def _write_locks(plans: list[ModulePlan], upgrade: bool, upgrade_packages: list[str]) -> None:
     from cmfleet.artifacts.lock import write_locks
 
-    def progress(plan) -> None:
+    def progress(plan: ModulePlan) -> None:
         click.echo(f"{plan.module.name}: resolving for Python {plan.python} linux/amd64", err=True)
 
     for plan, path, written, pins in write_locks(plans, upgrade, upgrade_packages, progress):
@@ -275,7 +287,7 @@ def sync_recipes_command(names: tuple[str, ...], check_only: bool) -> None:
 
 
 @hookimpl
-def cmfleet_register_commands(cli):
+def cmfleet_register_commands(cli: click.Group) -> None:
     """Register ``cmfleet build``, ``cmfleet lock`` and ``cmfleet sync-recipes``."""
     cli.add_command(build_command)
     cli.add_command(lock_command)

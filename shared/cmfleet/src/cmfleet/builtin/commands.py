@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,8 +17,12 @@ from cmfleet.cli import fail as fail
 from cmfleet.cli import load_repository as load_repository
 from cmfleet.hookspecs import hookimpl
 
+if TYPE_CHECKING:
+    from cmfleet.discovery import Repository
+    from cmfleet.registry import ModuleRegistry
 
-def load_module_registry(module: str):
+
+def load_module_registry(module: str) -> ModuleRegistry:
     """The endpoint registry of ``module``, or exit 2 (unknown) / 3 (import failed) with the reason."""
     from cmfleet.cli import EXIT_IMPORT, EXIT_USAGE
     from cmfleet.discovery import UnknownUnitError
@@ -53,7 +57,7 @@ def list_command(as_json: bool, kind: str) -> None:
     from cmfleet.registry import APP_ORIGIN, declared_functions
 
     repo = load_repository()
-    rows = []
+    rows: list[dict[str, Any]] = []
     errors: list[str] = []
     for unit in repo.units.values():
         if kind != "all" and unit.kind != kind:
@@ -93,7 +97,7 @@ def list_command(as_json: bool, kind: str) -> None:
         fail("\n".join(errors), EXIT_IMPORT)
 
 
-def _list_output(repo: Any, rows: list[dict[str, Any]], as_json: bool) -> None:
+def _list_output(repo: Repository, rows: list[dict[str, Any]], as_json: bool) -> None:
     from cmfleet.registry import APP_ORIGIN
 
     if as_json:
@@ -179,6 +183,7 @@ def invoke_command(module: str, function: str, event: str | None, as_json: bool,
         else:
             click.echo(outcome.body.decode("utf-8"))
     else:
+        assert failure is not None  # failure() is None only for a call that succeeded
         click.echo(f"Error: {failure.report(f'{module}.{function}')}", err=True)
     if not outcome.ok:
         sys.exit(EXIT_FAILED)
@@ -234,7 +239,7 @@ def plugins_command(as_json: bool, show_all: bool) -> None:
 
 
 @hookimpl
-def cmfleet_register_commands(cli):
+def cmfleet_register_commands(cli: click.Group) -> None:
     """Register the core commands."""
     for command in (list_command, invoke_command, schema_command, plugins_command):
         cli.add_command(command)

@@ -7,14 +7,18 @@ registers them through the same ``cmfleet_register_checks`` hook that plugins us
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from cmfleet.hookspecs import hookimpl
 
+if TYPE_CHECKING:
+    from cmfleet.checks.base import CheckRegistrar
+
 
 @hookimpl
-def cmfleet_register_checks(register):
+def cmfleet_register_checks(register: CheckRegistrar) -> None:
     """The built-in rules."""
     from cmfleet.checks import artifact, endpoints, graph, layout, live, lockfile, packaging
 
@@ -82,6 +86,6 @@ def check_command(names: tuple[str, ...], as_json: bool, list_rules: bool) -> No
 
 
 @hookimpl
-def cmfleet_register_commands(cli):
+def cmfleet_register_commands(cli: click.Group) -> None:
     """Register ``cmfleet check``."""
     cli.add_command(check_command)

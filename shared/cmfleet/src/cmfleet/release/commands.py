@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from cmfleet.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from cmfleet.discovery import Repository
+    from cmfleet.release.planner import ReleasePlan
+    from cmfleet.repo.affected import AffectedResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,7 +47,7 @@ def _errors() -> Iterator[None]:
         fail(str(exc), EXIT_USAGE)
 
 
-def _affected(since: str | None, uncommitted: bool):
+def _affected(since: str | None, uncommitted: bool) -> tuple[Repository, AffectedResult]:
     from cmfleet.cli import EXIT_USAGE, fail, load_repository
     from cmfleet.repo.affected import affected
 
@@ -176,7 +181,7 @@ def _validate_bump(bump: str) -> None:
         fail(f"--bump {bump!r}: use auto, major, minor, patch or a version ({exc})", EXIT_USAGE)
 
 
-def _check_pr_branch(repo, pr_branch: str | None) -> None:
+def _check_pr_branch(repo: Repository, pr_branch: str | None) -> None:
     """Refuse a bad --pr branch name before anything is planned."""
     if pr_branch is not None:
         from cmfleet.release.pr import check_branch_name
@@ -193,7 +198,7 @@ _no_tests_option = click.option(
 )
 
 
-def _finish(repo, plan, dry_run: bool, as_json: bool, pr_branch: str | None = None) -> None:
+def _finish(repo: Repository, plan: ReleasePlan, dry_run: bool, as_json: bool, pr_branch: str | None = None) -> None:
     from cmfleet.cli import emit_json
     from cmfleet.release.planner import apply_plan
 

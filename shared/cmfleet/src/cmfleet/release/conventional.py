@@ -19,6 +19,7 @@ versions it released still count; the next release's changelog notes the revert.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cmfleet.release.versions import Version
@@ -106,9 +107,9 @@ def parse_commit(entry: LogEntry) -> Commit:
     )
 
 
-def highest(levels) -> str | None:
+def highest(levels: Iterable[str | None]) -> str | None:
     """The strongest of several bump levels (major > minor > patch > None)."""
-    best = None
+    best: str | None = None
     for level in levels:
         if _RANK[level] > _RANK[best]:
             best = level

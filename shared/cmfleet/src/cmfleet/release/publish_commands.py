@@ -5,9 +5,12 @@ prints."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from cmfleet.discovery import Repository
 
 
 @click.command("publish")
@@ -40,7 +43,7 @@ def publish_command(remote: str | None, as_json: bool) -> None:
     click.echo(f"Verified with git ls-remote: {result.remote} holds them.")
 
 
-def _tag_entries(repo, found: list[tuple[str, str, str, str]]) -> list[dict[str, str]]:
+def _tag_entries(repo: Repository, found: list[tuple[str, str, str, str]]) -> list[dict[str, str]]:
     """Matrix entries of tags: ``(tag, unit, version, commit)`` -> {tag, unit, version, kind, path, commit}."""
     return [
         {"tag": t, "unit": u, "version": v, "kind": repo.get(u).kind, "path": repo.get(u).rel, "commit": c}

@@ -11,6 +11,7 @@ follows them. Everything is computed first; a refusal writes nothing. The result
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,7 +77,7 @@ def plan_rename(repo: Repository, git: Git, old: str, new: str) -> RenamePlan:
                 rel = b + rel[len(a) :]
         return rel
 
-    def edit(path: Path, change) -> None:
+    def edit(path: Path, change: Callable[[str], str]) -> None:
         key = after_move(path)
         text = writes.get(key) or path.read_text(encoding="utf-8")
         updated = change(text)

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
 import click
 
 from cmfleet.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from cmfleet.discovery import Repository
+    from cmfleet.runtime.config import DevConfig
+    from cmfleet.runtime.server import Runtime
+
+T = TypeVar("T")
 
 
 @click.command("dev")
@@ -92,7 +103,7 @@ def dev_command(
     _serve(repo.root, config, list(modules))
 
 
-def _missing_tool(repo, config, names: tuple[str, ...]) -> str | None:
+def _missing_tool(repo: Repository, config: DevConfig, names: tuple[str, ...]) -> str | None:
     """One line naming a tool the chosen modules' replicas need and cannot find (a ``command``'s program, uv for
     a venv of their own) and how to install it; None when everything is there."""
     from cmfleet.errors import missing_tool
@@ -102,9 +113,10 @@ def _missing_tool(repo, config, names: tuple[str, ...]) -> str | None:
         if not unit.is_module or (names and unit.name not in names):
             continue
         settings = config.for_module(unit.name)
-        program = settings.command[0] if settings.command else None
+        command = settings.command or ()
+        program = command[0] if command else None
         if program and "/" not in program:  # a path is the module's own file, run from its folder
-            problem = missing_tool(program, f"module {unit.name!r} (command = {list(settings.command)})")
+            problem = missing_tool(program, f"module {unit.name!r} (command = {list(command)})")
             if problem:
                 return problem
         elif settings.own_environment:
@@ -118,7 +130,7 @@ def _missing_tool(repo, config, names: tuple[str, ...]) -> str | None:
     return None
 
 
-def _print_env(env: dict[str, str], repo, module: str, runtime_port: int, python: str = "python") -> None:
+def _print_env(env: dict[str, str], repo: Repository, module: str, runtime_port: int, python: str = "python") -> None:
     import shlex
 
     folder = repo.root / "modules" / module  # checked by manual_environment (a command-only module included)
@@ -129,7 +141,7 @@ def _print_env(env: dict[str, str], repo, module: str, runtime_port: int, python
         click.echo(f"export {key}={shlex.quote(value)}")
 
 
-def _serve(root, config, modules: list[str]) -> None:
+def _serve(root: Path, config: DevConfig, modules: list[str]) -> None:
     import asyncio
     import gc
     import signal
@@ -165,7 +177,7 @@ def _serve(root, config, modules: list[str]) -> None:
         fail(str(exc), EXIT_USAGE)
 
 
-def _run(coro) -> None:
+def _run(coro: Coroutine[Any, Any, None]) -> None:
     """Run ``coro`` on uvloop when it is installed (less CPU per job), else on asyncio's own loop."""
     import asyncio
 
@@ -181,22 +193,22 @@ def _run(coro) -> None:
 class _legacy:
     """``asyncio.Runner`` stand-in for Python 3.10 (uvloop installed as the policy)."""
 
-    def __enter__(self):
+    def __enter__(self) -> _legacy:
         import uvloop
 
         uvloop.install()
         return self
 
-    def run(self, coro):
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
         import asyncio
 
         return asyncio.run(coro)
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         return False
 
 
-def _banner(runtime) -> None:
+def _banner(runtime: Runtime) -> None:
     from rich.console import Console
 
     from cmfleet.discovery import DiscoveryError
@@ -229,6 +241,6 @@ def _banner(runtime) -> None:
 
 
 @hookimpl
-def cmfleet_register_commands(cli):
+def cmfleet_register_commands(cli: click.Group) -> None:
     """Register ``cmfleet dev``."""
     cli.add_command(dev_command)

@@ -64,6 +64,6 @@ def new_command(name: str, shared: bool, dry_run: bool, command: str | None) -> 
 
 
 @hookimpl
-def cmfleet_register_commands(cli):
+def cmfleet_register_commands(cli: click.Group) -> None:
     """Register ``cmfleet new``."""
     cli.add_command(new_command)
