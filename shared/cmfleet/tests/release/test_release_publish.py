@@ -188,3 +188,47 @@ def test_publish_to_a_missing_remote_is_a_usage_error(fleet):
     fleet.change("modules/hello/app.py", "fix: a fix")
     result = fleet.cmfleet("publish", "nowhere")
     assert result.returncode == 2 and "cannot read the remote 'nowhere'" in result.stderr
+
+
+def test_publish_refuses_a_release_below_one_the_remote_holds(tmp_path, fleet):
+    """A stale clone releases hello below the version someone published meanwhile, merges theirs with a pull that
+    fetched no tag, and publishes: refused (a dev build after both would be versioned below theirs), re-planned."""
+    remote = bare_remote(tmp_path, fleet)
+    fleet.change("modules/hello/app.py", "feat: greet")
+    assert fleet.cmfleet("release", "hello").returncode == 0 and fleet.cmfleet("publish").returncode == 0
+    alice = clone(tmp_path, remote, "alice", fleet)
+    bob = clone(tmp_path, remote, "bob", fleet)
+    alice.change("modules/hello/app.py", "feat: alice's feature")
+    assert alice.cmfleet("release", "hello").returncode == 0
+    assert alice.cmfleet("publish").returncode == 0
+    assert sorted(remote_tags(remote)) == ["hello/v0.1.0", "hello/v0.2.0"]
+    bob.change("modules/hello/notes.txt", "fix: bob's fix")
+    assert bob.cmfleet("release", "hello").returncode == 0  # 0.1.1: he has not seen 0.2.0
+    assert bob.cmfleet("publish").returncode == 1  # rejected: alice published first
+    # bob ignores the advice: he merges theirs (no tag fetched), resolves the changelog conflict, commits
+    bob.git("pull", "-q", "--no-rebase", "origin", "main", check=False)
+    bob.git("checkout", "--ours", "modules/hello/CHANGELOG.md")
+    bob.commit("Merge branch 'main' of origin", "modules/hello/CHANGELOG.md")
+    assert "hello/v0.2.0" not in bob.tags()
+    status = json.loads(bob.cmfleet("status", "hello", "--json").stdout)[0]["tag_problems"]
+    pending = [p for p in status if p["tag"] == "hello/v0.2.0"]
+    assert pending and "origin has it" in pending[0]["detail"], status
+    assert pending[0]["fix"].startswith("git fetch --tags origin"), status
+    ours = [p for p in status if p["tag"] == "hello/v0.1.1"]
+    assert ours and "not above hello/v0.2.0" in ours[0]["detail"] and ours[0]["fix"].startswith("re-plan"), status
+
+    before = remote_git(remote, "rev-parse", "main")
+    result = bob.cmfleet("publish")
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "hello/v0.1.1 is not above hello/v0.2.0" in result.stderr and "Nothing was pushed" in result.stderr
+    assert "git tag -d hello/v0.1.1" in result.stderr and "cmfleet release hello" in result.stderr
+    assert remote_git(remote, "rev-parse", "main") == before
+    assert sorted(remote_tags(remote)) == ["hello/v0.1.0", "hello/v0.2.0"]
+
+    # the re-plan, as printed, lands bob's fix as 0.2.1 on top of alice's release
+    run_replan(bob, result.stderr)
+    tags = remote_tags(remote)
+    assert sorted(tags) == ["hello/v0.1.0", "hello/v0.2.0", "hello/v0.2.1"]
+    assert tags["hello/v0.2.1"] == remote_git(remote, "rev-parse", "main").strip() == bob.head()
+    assert "fix: bob's fix" in bob.git("log", "--format=%s", "hello/v0.2.0..HEAD")
+    assert orphan_tags(remote) == []

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cmfleet.release.tagging import unit_of_tag
-from cmfleet.release.versions import TagFormat
+from cmfleet.release.versions import TagFormat, Version, VersionError
 from cmfleet.repo.git import Git, GitError
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ class RemoteRefs:
 
     heads: dict[str, str] = field(default_factory=dict)
     tags: dict[str, tuple[str, str]] = field(default_factory=dict)
+    remote_name: str = ""
 
 
 def remote_refs(git: Git, remote: str) -> RemoteRefs:
@@ -44,7 +45,7 @@ def remote_refs(git: Git, remote: str) -> RemoteRefs:
         out = git.run("ls-remote", "--heads", "--tags", remote)
     except GitError as exc:
         raise PublishError(f"cannot read the remote {remote!r}: {exc}; check `git remote -v`", code=2) from None
-    refs = RemoteRefs()
+    refs = RemoteRefs(remote_name=remote)
     for line in out.splitlines():
         sha, _, name = line.partition("\t")
         if name.startswith("refs/heads/"):
@@ -145,6 +146,12 @@ def publish(repo: Repository, remote: str | None = None, git: Git | None = None)
                 f"tag {name} on {remote} points at {theirs[1][:7]}, yours at {tag.commit[:7]}: someone released "
                 f"{name} first. Nothing was pushed.\n" + replan_commands(repo, git, remote, target, [name], ours),
             )
+    for name, unit, held, version, at in not_above_held(repo, git, tags, ours, before):
+        raise PublishError(
+            f"tag {name} is not above {held}, which {at}: a {unit} build after both would be versioned below "
+            f"{version}. Someone released {unit} since you planned yours; release again above theirs. Nothing "
+            f"was pushed.\n" + replan_commands(repo, git, remote, target, tags, ours)
+        )
     if before.heads.get(target) == head and not tags:
         return PublishResult(remote, branch, target, head, [], False)
     refspecs = [f"HEAD:refs/heads/{target}", *(f"refs/tags/{t}:refs/tags/{t}" for t in tags)]
@@ -180,6 +187,39 @@ def publish(repo: Repository, remote: str | None = None, git: Git | None = None)
     if wrong:
         raise PublishError(f"{remote} holds other objects for {', '.join(wrong)} than yours; inspect git ls-remote")
     return PublishResult(remote, branch, target, head, tags, True)
+
+
+def not_above_held(
+    repo: Repository, git: Git, tags: list[str], ours: dict[str, LocalTag], before: RemoteRefs
+) -> list[tuple[str, str, str, Version, str]]:
+    """``(tag, unit, higher tag, its version, where it is)`` for each tag to push whose version is not above a release
+    of its unit that the remote already holds, or that is in the history of the tag's own commit (another local
+    tag): pushed, it would be the newest tag on the branch while a higher release is older, so builds after it
+    (``git describe``) would be versioned below that release. A unit's former names (``renamed-from``) count."""
+    fmt = TagFormat.of(repo)
+    found = []
+    for name in tags:
+        parsed = unit_of_tag(repo, fmt, name)
+        if parsed is None:
+            continue
+        unit, version = parsed
+        names = [unit, *repo.get(unit).renamed_from]
+        held = {t: f"{before.remote_name} already holds (on {c[:7]})" for t, (_, c) in before.tags.items()}
+        for t in git.run("tag", "--list", "--merged", ours[name].commit).split():
+            if t != name and t in ours and t not in held:
+                held[t] = f"the history of {name} already holds (on {ours[t].commit[:7]})"
+        best: tuple[Version, str] | None = None
+        for t in held:
+            text = next((v for n in names if (v := fmt.version_text(n, t)) is not None), None)
+            try:
+                other = Version.parse(text) if text is not None else None
+            except VersionError:
+                other = None
+            if other is not None and other >= version and (best is None or other > best[0]):
+                best = (other, t)
+        if best is not None:
+            found.append((name, unit, best[1], best[0], held[best[1]]))
+    return found
 
 
 #: How git reports a push that lost a race (the atomic transaction then fails for every other ref too).
@@ -227,9 +267,17 @@ def replan_commands(
         lines.append(f"  git tag -d {' '.join(tags)}   # drop your release's tags")
     head = git.head()
     for commit in commits:
+        merges = _merges_after(git, commit, head)
         if commit == head:
             lines.append(f"  git reset --keep HEAD~1   # drop your release commit {commit[:7]} (other commits stay)")
             head = git.resolve("HEAD~1") if git.ok("rev-parse", "-q", "--verify", "HEAD~1") else head
+        elif merges:
+            # only merges follow it (a `git pull --no-rebase` of theirs): drop them too, the pull below redoes them
+            lines.append(
+                f"  git reset --keep {commit[:7]}~1   # drop your release commit {commit[:7]} and the {merges} "
+                "merge(s) after it (the pull below merges theirs again; other commits stay)"
+            )
+            head = git.resolve(f"{commit}~1")
         else:
             lines.append(f"  git rebase --onto {commit[:7]}~1 {commit[:7]}   # drop your release commit {commit[:7]}")
     lines.append(f"  git fetch --tags {remote}   # their release tags")
@@ -244,3 +292,13 @@ def replan_commands(
         lines.append(f"  cmfleet release {' '.join(units)}" + (f" --pre {pre.pop()}" if len(pre) == 1 else ""))
     lines.append(f"  cmfleet publish {remote}")
     return "\n".join(lines)
+
+
+def _merges_after(git: Git, commit: str, head: str) -> int:
+    """How many commits follow ``commit`` on ``head``'s first-parent line when every one of them is a merge (0 when
+    ``commit`` is not on that line, or a commit of yours follows it)."""
+    out = git.run("rev-list", "--first-parent", "--parents", f"{commit}..{head}")
+    rows = [line.split() for line in out.splitlines()]
+    if not rows or rows[-1][1] != commit or any(len(r) < 3 for r in rows):
+        return 0
+    return len(rows)
