@@ -232,3 +232,30 @@ def test_publish_refuses_a_release_below_one_the_remote_holds(tmp_path, fleet):
     assert tags["hello/v0.2.1"] == remote_git(remote, "rev-parse", "main").strip() == bob.head()
     assert "fix: bob's fix" in bob.git("log", "--format=%s", "hello/v0.2.0..HEAD")
     assert orphan_tags(remote) == []
+
+
+def test_publish_with_a_tag_moved_by_hand_advises_fixing_the_tag(tmp_path, fleet):
+    """A published tag moved by hand onto a later fix commit: refused, and the advice fixes the tag; it never tells
+    to drop the fix commit (it is no release commit)."""
+    remote = bare_remote(tmp_path, fleet)
+    fleet.change("modules/hello/app.py", "feat: greet")
+    assert fleet.cmfleet("release", "hello").returncode == 0 and fleet.cmfleet("publish").returncode == 0
+    released = fleet.head()
+    fix = fleet.change("modules/hello/app.py", "fix: after the release")
+    fleet.git("tag", "-f", "-a", "hello/v0.1.0", "-m", "moved", fix)
+    result = fleet.cmfleet("publish")
+    assert result.returncode == 1 and "Nothing was pushed" in result.stderr
+    assert "reset" not in result.stderr and "drop your release commit" not in result.stderr, result.stderr
+    assert f"{fix[:7]}, which is not a release commit" in result.stderr
+    fixes = result.stderr.split("Take origin's tag, then publish:\n", 1)[1].splitlines()
+    assert fixes[0].strip() == "git tag -d hello/v0.1.0 && git fetch --tags origin"
+    for line in filter(str.strip, fixes):
+        for part in line.split("#", 1)[0].split("&&"):
+            args = shlex.split(part)
+            if args[0] == "cmfleet":
+                done = fleet.cmfleet(*args[1:])
+                assert done.returncode == 0, (part, done.stdout, done.stderr)
+            else:
+                fleet.git(*args[1:])
+    assert fleet.head() == fix and fleet.git("rev-parse", "hello/v0.1.0^{commit}") == released
+    assert remote_git(remote, "rev-parse", "main").strip() == fix

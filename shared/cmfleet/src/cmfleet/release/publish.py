@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cmfleet.release.tagging import unit_of_tag
+from cmfleet.release.tagging import names_release, unit_of_tag
 from cmfleet.release.versions import TagFormat, Version, VersionError
 from cmfleet.repo.git import Git, GitError
 
@@ -142,6 +142,14 @@ def publish(repo: Repository, remote: str | None = None, git: Git | None = None)
         if theirs is None:
             tags.append(name)
         elif theirs[0] != tag.obj:
+            if not names_release(git, tag.commit, name):  # moved or made by hand: fix the tag, drop no commit
+                raise PublishError(
+                    f"tag {name} on {remote} points at {theirs[1][:7]}, yours at {tag.commit[:7]}, which is not a "
+                    f"release commit naming it (the tag was moved or made by hand?). Nothing was pushed.\n"
+                    f"Take {remote}'s tag, then publish:\n"
+                    f"  git tag -d {name} && git fetch --tags {remote}\n"
+                    f"  cmfleet publish {remote}"
+                )
             raise PublishError(
                 f"tag {name} on {remote} points at {theirs[1][:7]}, yours at {tag.commit[:7]}: someone released "
                 f"{name} first. Nothing was pushed.\n" + replan_commands(repo, git, remote, target, [name], ours),
@@ -262,7 +270,8 @@ def replan_commands(
     release again, publish."""
     fmt = TagFormat.of(repo)
     lines = ["Re-plan on top of theirs:"]
-    commits = list(dict.fromkeys(ours[t].commit for t in tags if t in ours))
+    # only a release commit (its trailers name the tag) is dropped; a tag on any other commit was made by hand
+    commits = list(dict.fromkeys(ours[t].commit for t in tags if t in ours and names_release(git, ours[t].commit, t)))
     if tags:
         lines.append(f"  git tag -d {' '.join(tags)}   # drop your release's tags")
     head = git.head()

@@ -52,6 +52,13 @@ def parse_trailers(message: str) -> tuple[list[str], str | None]:
     return tags, base.group(1) if base else None
 
 
+def names_release(git: Git, commit: str, tag: str) -> bool:
+    """Whether ``commit`` is a release commit of ``tag``: its message names it in a ``Cmfleet-Release`` trailer (a
+    release commit, or a squash commit carrying the PR description). A commit that ``tag --merged`` tagged because
+    it merged one is not: only a release commit is ever advised to be dropped."""
+    return tag in parse_trailers(git.run("log", "-1", "--format=%B", commit))[0]
+
+
 def unit_of_tag(repo: Repository, fmt: TagFormat, tag: str) -> tuple[str, Version] | None:
     """``(unit, version)`` when ``tag`` is one of a known unit's release tags, else None."""
     for name in repo.units:
