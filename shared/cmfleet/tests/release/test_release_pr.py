@@ -165,9 +165,33 @@ def test_stale_release_pr_is_refused_then_replanned(tmp_path, fleet):
     assert fleet.tags() == ["hello/v0.1.0"] and tag_target(fleet, "hello/v0.1.0") == merged
 
 
+def test_release_pr_merged_twice_is_tagged_once_and_the_others_still_are(fleet):
+    fleet.change("modules/hello/app.py", "feat: greet")
+    title, body = pr_parts(release_pr(fleet, "hello", "--pr", "release/hello").stdout)
+    fleet.change("modules/wordcount/app.py", "fix: count")
+    release_pr(fleet, "wordcount", "--pr", "release/wordcount")
+    fleet.git("merge", "-q", "--squash", "release/hello")
+    fleet.git("commit", "-q", "-m", f"{title} (#7)", "-m", body)
+    squash = fleet.head()
+    assert tag_merged(fleet).returncode == 0 and tag_target(fleet, "hello/v0.1.0") == squash
+    # the same PR branch merged again: its release commit arrives too, naming the same tag
+    merge(fleet, "release/hello")
+    merged = merge(fleet, "release/wordcount")
+    result = tag_merged(fleet)
+    assert result.returncode == 0, result.stderr
+    assert f"hello/v0.1.0: already on {squash[:7]}, which carries the same release: done" in result.stdout
+    assert f"Created wordcount/v0.0.1 on {merged[:7]}" in result.stdout
+    assert fleet.tags() == ["hello/v0.1.0", "wordcount/v0.0.1"] and tag_target(fleet, "hello/v0.1.0") == squash
+    assert all(not row["tag_problems"] for row in json.loads(fleet.cmfleet("status", "--json").stdout))
+    again = tag_merged(fleet)
+    assert again.returncode == 0 and "Nothing to tag" in again.stdout
+
+
 def test_second_pr_for_the_same_version_is_refused(fleet):
     fleet.change("modules/hello/app.py", "fix: one")
+    fleet.change("modules/wordcount/app.py", "fix: count")
     release_pr(fleet, "hello", "--pr", "release/a")
+    release_pr(fleet, "wordcount", "--pr", "release/wordcount")
     # a second person opens their own PR: run within the same second by the same identity, `release --pr` would
     # write the very same commit object (same tree, parent, message, dates), i.e. one PR, not two
     other = {"GIT_AUTHOR_NAME": "Second Releaser", "GIT_COMMITTER_NAME": "Second Releaser"}
@@ -179,10 +203,17 @@ def test_second_pr_for_the_same_version_is_refused(fleet):
     assert tag_merged(fleet).returncode == 0
     # both PRs wrote the same changelog section: git conflicts; someone merges keeping main's side
     fleet.git("merge", "-q", "--no-ff", "-X", "ours", "-m", "Merge pull request #2", "release/b")
+    # an unrelated release PR merged after it: the conflict does not keep it from being tagged
+    words = merge(fleet, "release/wordcount")
     result = tag_merged(fleet)
     assert result.returncode == 1
     assert f"hello/v0.0.1 already exists on {first[:7]}" in result.stderr
-    assert fleet.tags() == ["hello/v0.0.1"] and tag_target(fleet, "hello/v0.0.1") == first
+    assert "the other tags were created: wordcount/v0.0.1" in result.stderr
+    assert f"Created wordcount/v0.0.1 on {words[:7]}" in result.stdout
+    assert fleet.tags() == ["hello/v0.0.1", "wordcount/v0.0.1"] and tag_target(fleet, "hello/v0.0.1") == first
+    assert tag_target(fleet, "wordcount/v0.0.1") == words
+    again = tag_merged(fleet)  # still refused, nothing more to create
+    assert again.returncode == 1 and "nothing was created" in again.stderr
 
 
 def readme_flows(repo_root) -> list[list[str]]:

@@ -11,6 +11,7 @@ import click
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository
+    from cmfleet.release.tagging import TagPlan
 
 
 @click.command("publish")
@@ -76,9 +77,10 @@ def tag_command(merged: bool, pushed: tuple[str, ...], push_remote: str | None, 
 
     Each release commit names its tags in `Cmfleet-Release:` trailers; the tags go on the commit that brought it
     onto this branch (merge commit, squash commit, or the release commit itself). Idempotent: tags already there
-    are left alone, and with no untagged release commit nothing happens. Refused, creating nothing (exit 1): a
-    release whose units changed on the branch after it was planned, or whose tag exists elsewhere; re-plan with
-    a new release PR (it supersedes the refused one).
+    are left alone (also on another commit that names the same release: a PR merged twice), and with no untagged
+    release commit nothing happens. Refused (exit 1, after creating the other releases' tags): a release whose
+    units changed on the branch after it was planned, or whose tag exists elsewhere; re-plan with a new release PR
+    (it supersedes the refused one).
 
     --format github prints $GITHUB_OUTPUT lines: tags=[...] (a JSON list of {tag, unit, version, kind, path,
     commit}) and count=N, for a job that builds each new tag. --pushed TAG prints the same for existing tags (a
@@ -109,13 +111,6 @@ def tag_command(merged: bool, pushed: tuple[str, ...], push_remote: str | None, 
         return
     with _errors():
         plan = plan_merged_tags(repo, git)
-        if plan.problems:
-            lines = [
-                f"  {d.tag} (release commit {d.release.commit[:7]}, {d.release.subject}): {d.state}: {d.detail}"
-                for d in plan.problems
-            ]
-            hint = replan_hint(plan, git.branch() or "main", git.head())
-            fail("refused to tag, nothing was created:\n" + "\n".join(lines) + "\n" + hint, EXIT_FAILED)
         created = [] if dry_run else create_tags(git, plan)
         if push_remote and created:
             push_tags(git, push_remote, [d.tag for d in created])
@@ -127,13 +122,30 @@ def tag_command(merged: bool, pushed: tuple[str, ...], push_remote: str | None, 
         chosen_tags.append((d.tag, d.unit, d.version, d.target))
     entries = _tag_entries(repo, chosen_tags)
     decisions = {"dry_run": dry_run, "decisions": [d.as_json() for d in plan.decisions]}
-    if _print_entries(entries, fmt, decisions):
-        return
+    if not _print_entries(entries, fmt, decisions):
+        _print_decisions(plan, entries, dry_run, push_remote)
+    if plan.problems:
+        lines = [
+            f"  {d.tag} (release commit {d.release.commit[:7]}, {d.release.subject}): {d.state}: {d.detail}"
+            for d in plan.problems
+        ]
+        others = ", ".join(e["tag"] for e in entries)
+        verb = "would be created" if dry_run else "were created"
+        done = f"the other tags {verb}: {others}" if others else "nothing was created"
+        hint = replan_hint(plan, git.branch() or "main", git.head())
+        fail(f"refused to tag, {done}:\n" + "\n".join(lines) + "\n" + hint, EXIT_FAILED)
+
+
+def _print_decisions(plan: TagPlan, entries: list[dict[str, str]], dry_run: bool, push_remote: str | None) -> None:
+    """The text output of ``tag --merged``: skipped and already-done tags, then the tags created."""
     for d in plan.decisions:
         if d.state in ("superseded", "unknown"):
             click.echo(f"skipped {d.tag}: {d.detail}")
+        elif d.state == "done" and d.detail:
+            click.echo(f"{d.tag}: {d.detail}: done")
     if not entries:
-        click.echo("Nothing to tag: every release commit in HEAD's history has its tags.")
+        if not plan.problems:
+            click.echo("Nothing to tag: every release commit in HEAD's history has its tags.")
         return
     verb = "Would create" if dry_run else "Created"
     for e in entries:

@@ -16,6 +16,12 @@ branch between the release's base and its merge: its version and changelog were 
 it is refused, naming the commits, with the commands that re-plan it. A release commit is *superseded* when a
 later release commit in the history releases the same unit: that later one is the release, the older one is
 never tagged (this is how a refused release is replaced).
+
+A tag that already exists on another commit of HEAD's history that itself names it in its trailers (the same
+release merged twice: squash-merged, then its branch merged again) is *done*. Any other existing tag is a
+*conflict*. Each tag is decided on its own: a stale or conflicting release is refused (``tag --merged`` exits 1
+naming it) but does not keep the other releases' tags from being created, so one refused release PR does not hold
+back the ones merged after it.
 """
 
 from __future__ import annotations
@@ -109,7 +115,8 @@ class TagDecision:
 
 @dataclass
 class TagPlan:
-    """Every decision of one ``tag --merged`` run; it creates tags only when :attr:`problems` is empty."""
+    """Every decision of one ``tag --merged`` run; :attr:`to_create` are created even when :attr:`problems` (refused
+    releases, the command then exits 1) is not empty."""
 
     decisions: list[TagDecision] = field(default_factory=list)
 
@@ -188,7 +195,12 @@ def plan_merged_tags(repo: Repository, git: Git | None = None) -> TagPlan:
     plan = TagPlan()
     later: dict[str, str] = {}  # unit -> the target of the newest release commit releasing it
     decided: set[str] = set()
-    for release in release_commits(git):
+    releases = release_commits(git)
+    carriers: dict[str, set[str]] = {}  # tag -> the commits of HEAD's history whose trailers name it
+    for release in releases:
+        for tag in release.tags:
+            carriers.setdefault(tag, set()).add(release.commit)
+    for release in releases:
         for tag in release.tags:
             if tag in decided:  # the same release quoted twice (a merge message repeating the PR description)
                 continue
@@ -199,6 +211,9 @@ def plan_merged_tags(repo: Repository, git: Git | None = None) -> TagPlan:
             at = existing.get(tag)
             if at is not None and at in (release.target, release.commit):
                 decision.state = "done"
+            elif at is not None and at in carriers.get(tag, ()):  # the same release, merged twice
+                decision.state = "done"
+                decision.detail = f"already on {at[:7]}, which carries the same release"
             elif unit is None:
                 decision.state, decision.detail = "unknown", "not a tag of any unit of this repository; skipped"
             elif unit in later and later[unit] != release.target:
@@ -250,7 +265,7 @@ def describe_tags(repo: Repository, git: Git, tags: list[str]) -> list[tuple[str
 
 
 def create_tags(git: Git, plan: TagPlan) -> list[TagDecision]:
-    """Create the annotated tags of ``plan`` (only call when it has no problems); returns them."""
+    """Create the annotated tags of ``plan`` that it decided to create (its problems create nothing); returns them."""
     created = []
     for d in plan.to_create:
         git.run("tag", "-a", d.tag, "-m", f"{d.unit} {d.version}", d.target)
