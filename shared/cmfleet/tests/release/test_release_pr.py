@@ -314,3 +314,36 @@ def test_rebase_merged_release_pr_is_tagged_on_its_copy(fleet):
     result = tag_merged(fleet)
     assert result.returncode == 0, result.stderr
     assert fleet.tags() == ["hello/v0.0.1"] and tag_target(fleet, "hello/v0.0.1") == copy
+
+
+def test_reverted_release_is_not_tagged(fleet):
+    """A release PR merged then reverted (`git revert -m 1` of the merge, `git revert` of a squash) is not tagged;
+    a later release of the unit is."""
+    fleet.change("modules/hello/app.py", "feat: greet")
+    fleet.change("modules/wordcount/app.py", "fix: count")
+    release_pr(fleet, "hello", "--pr", "release/hello")
+    title, body = pr_parts(release_pr(fleet, "wordcount", "--pr", "release/wordcount").stdout)
+    merge(fleet, "release/hello")
+    fleet.git("revert", "--no-edit", "-m", "1", "HEAD")
+    merge_revert = fleet.head()
+    fleet.git("merge", "-q", "--squash", "release/wordcount")
+    fleet.git("commit", "-q", "-m", f"{title} (#8)", "-m", body)
+    fleet.git("revert", "--no-edit", "HEAD")
+    squash_revert = fleet.head()
+
+    dry = tag_merged(fleet, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"skipped hello/v0.1.0: reverted by {merge_revert[:7]}: not tagged" in dry.stdout
+    assert f"skipped wordcount/v0.0.1: reverted by {squash_revert[:7]}: not tagged" in dry.stdout
+    assert "Would create" not in dry.stdout
+    result = tag_merged(fleet)
+    assert result.returncode == 0 and fleet.tags() == []
+    assert all(not row["tag_problems"] for row in json.loads(fleet.cmfleet("status", "--json").stdout))
+
+    # released again by a new PR: that release is tagged
+    fleet.change("modules/hello/app.py", "fix: greet politely")
+    release_pr(fleet, "hello", "--pr", "release/hello-again")
+    again = merge(fleet, "release/hello-again")
+    result = tag_merged(fleet)
+    assert result.returncode == 0, result.stderr
+    assert fleet.tags() == ["hello/v0.1.0"] and tag_target(fleet, "hello/v0.1.0") == again

@@ -78,9 +78,9 @@ def tag_command(merged: bool, pushed: tuple[str, ...], push_remote: str | None, 
     Each release commit names its tags in `Cmfleet-Release:` trailers; the tags go on the commit that brought it
     onto this branch (merge commit, squash commit, or the release commit itself). Idempotent: tags already there
     are left alone (also on another commit that names the same release: a PR merged twice), and with no untagged
-    release commit nothing happens. Refused (exit 1, after creating the other releases' tags): a release whose
-    units changed on the branch after it was planned, or whose tag exists elsewhere; re-plan with a new release PR
-    (it supersedes the refused one).
+    release commit nothing happens; a release reverted since (its changelog section is gone) is not tagged.
+    Refused (exit 1, after creating the other releases' tags): a release whose units changed on the branch after
+    it was planned, or whose tag exists elsewhere; re-plan with a new release PR (it supersedes the refused one).
 
     --format github prints $GITHUB_OUTPUT lines: tags=[...] (a JSON list of {tag, unit, version, kind, path,
     commit}) and count=N, for a job that builds each new tag. --pushed TAG prints the same for existing tags (a
@@ -139,7 +139,7 @@ def tag_command(merged: bool, pushed: tuple[str, ...], push_remote: str | None, 
 def _print_decisions(plan: TagPlan, entries: list[dict[str, str]], dry_run: bool, push_remote: str | None) -> None:
     """The text output of ``tag --merged``: skipped and already-done tags, then the tags created."""
     for d in plan.decisions:
-        if d.state in ("superseded", "unknown"):
+        if d.state in ("superseded", "reverted", "unknown"):
             click.echo(f"skipped {d.tag}: {d.detail}")
         elif d.state == "done" and d.detail:
             click.echo(f"{d.tag}: {d.detail}: done")

@@ -15,7 +15,9 @@ A release is *stale* when a unit it releases (or a shared library in that unit's
 branch between the release's base and its merge: its version and changelog were decided without that change, so
 it is refused, naming the commits, with the commands that re-plan it. A release commit is *superseded* when a
 later release commit in the history releases the same unit: that later one is the release, the older one is
-never tagged (this is how a refused release is replaced).
+never tagged (this is how a refused release is replaced). A release commit whose changes were *reverted* later in
+HEAD's history (its changelog section is gone at HEAD, see :func:`_reverted_by`) is not tagged and supersedes
+nothing.
 
 A tag that already exists on another commit of HEAD's history that itself names it in its trailers (the same
 release merged twice: squash-merged, then its branch merged again) is *done*. Any other existing tag is a
@@ -98,7 +100,7 @@ class TagDecision:
     version: str | None
     target: str
     release: MergedRelease
-    state: str  # create | done | superseded | conflict | stale | unknown
+    state: str  # create | done | superseded | reverted | conflict | stale | unknown
     detail: str = ""
 
     def as_json(self) -> dict[str, str | None]:
@@ -186,6 +188,30 @@ def _stale_commits(repo: Repository, git: Git, unit: str, base: str | None, targ
     return [line for line in out.splitlines() if line]
 
 
+def _reverted_by(repo: Repository, git: Git, unit: str, version: str, target: str) -> str | None:
+    """The commit that reverted the release of ``unit`` ``version`` brought in by ``target``, or None.
+
+    How a revert is recognised: by its effect on the tree, not by its message. Every release commit writes one
+    ``## <version> (<date>)`` section into each released unit's CHANGELOG.md (pins move only for shared libraries),
+    and any revert of it (``git revert -m 1`` of the merge commit, ``git revert`` of the squash commit or of a
+    rebased copy, a revert squashed with other changes, whatever its message) takes that section out again. So the
+    release is reverted when the section is in the unit's changelog at ``target`` and not at HEAD; a release made
+    by hand without its section is never judged reverted. The reverting commit named is the newest first-parent
+    commit after ``target`` whose parent still had the section."""
+    path = f"{repo.get(unit).rel}/CHANGELOG.md"
+    heading = re.compile(rf"^## {re.escape(version)}(?:[ \t(]|$)", re.MULTILINE)
+
+    def has_section(rev: str) -> bool:
+        return bool(heading.search(git.run("show", f"{rev}:{path}", check=False)))
+
+    if not version or has_section("HEAD") or not has_section(target):
+        return None
+    for commit in git.run("log", "--first-parent", "--format=%H", f"{target}..HEAD", "--", path).split():
+        if has_section(f"{commit}^1"):
+            return commit
+    return git.head()
+
+
 def plan_merged_tags(repo: Repository, git: Git | None = None) -> TagPlan:
     """Decide, for every tag that a release commit in HEAD's history names, whether to create it (see module doc)."""
     git = git or Git(repo.root)
@@ -219,6 +245,9 @@ def plan_merged_tags(repo: Repository, git: Git | None = None) -> TagPlan:
             elif unit in later and later[unit] != release.target:
                 decision.state = "superseded"
                 decision.detail = f"a later release commit releases {unit}; this one is never tagged"
+            elif at is None and (reverter := _reverted_by(repo, git, unit, version or "", release.target)):
+                decision.state = "reverted"
+                decision.detail = f"reverted by {reverter[:7]}: not tagged"
             elif at is not None:
                 decision.state = "conflict"
                 decision.detail = f"{tag} already exists on {at[:7]}, not on this release's commit"
@@ -231,7 +260,7 @@ def plan_merged_tags(repo: Repository, git: Git | None = None) -> TagPlan:
                         f"on {release.base[:7] if release.base else '?'}: " + "; ".join(stale[:5])
                     )
             plan.decisions.append(decision)
-            if unit is not None:
+            if unit is not None and decision.state != "reverted":  # a reverted release supersedes nothing
                 later.setdefault(unit, release.target)
     return plan
 
