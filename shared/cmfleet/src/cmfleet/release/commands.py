@@ -36,15 +36,30 @@ def _errors() -> Iterator[None]:
     from cmfleet.release.publish import PublishError
     from cmfleet.release.versions import VersionError
     from cmfleet.repo.git import GitError
+    from cmfleet.repo.interrupt import Interrupted
 
     try:
         yield
+    except Interrupted as exc:  # a release stopped by a signal says what it left (release.planner.apply_plan)
+        fail(str(exc), exc.exit_code)
     except PublishError as exc:
         fail(str(exc), exc.code)
     except ReleaseError as exc:
         fail(str(exc) + ("\nNothing was written." if exc.code == EXIT_FAILED else ""), exc.code)
     except (GitError, VersionError, PinError, DiscoveryError) as exc:
         fail(str(exc), EXIT_USAGE)
+
+
+@contextmanager
+def _interruptible(what: str) -> Iterator[None]:
+    """Ctrl-C while a release is planned (checks, tox envs): one line and exit 130 instead of click's
+    ``Aborted!``; nothing is written before the plan is complete."""
+    from cmfleet.cli import fail
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        fail(f"the {what} was interrupted (SIGINT) before anything was written; nothing was changed", 130)
 
 
 def _affected(since: str | None, uncommitted: bool) -> tuple[Repository, AffectedResult]:
@@ -270,7 +285,7 @@ def release_command(
     if use_affected == bool(names):
         fail("give unit names or --affected --since REF (not both)", EXIT_USAGE)
     repo = load_repository()
-    with _errors():
+    with _errors(), _interruptible("release"):
         _check_pr_branch(repo, pr_branch)
         if use_affected:
             from cmfleet.repo.affected import affected
@@ -409,7 +424,7 @@ def bump_shared_command(
     _validate_bump(request)
     _validate_pre(pre)
     repo = load_repository()
-    with _errors():
+    with _errors(), _interruptible("release"):
         _check_pr_branch(repo, pr_branch)
         bumped = plan_bump_shared(
             repo, lib, request, release_dependents=release_dependents, pre=pre, run_tests=not no_tests

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import signal
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,8 @@ from cmfleet.release.versions import (
     unit_releases,
     version_config_problems,
 )
-from cmfleet.repo.git import Git, GitError
+from cmfleet.repo.git import Git
+from cmfleet.repo.interrupt import Interrupted, signals_held, signals_raise
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository, Unit
@@ -708,28 +710,67 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
+class ReleaseInterrupted(Interrupted):
+    """A signal stopped :func:`apply_plan`: before the release commit existed (``commit`` None: every file and the
+    index were put back) or after it (its tags not all created: ``cmfleet tag --merged`` creates them)."""
+
+    def __init__(self, signum: int, commit: str | None, tags: list[str]) -> None:
+        self.commit = commit
+        self.tags = tags
+        name = signal.Signals(signum).name
+        if commit is None:
+            message = (
+                f"the release was interrupted ({name}) before its commit was made; nothing was changed "
+                "(every file it wrote and the index are as they were)"
+            )
+        else:
+            message = (
+                f"the release was interrupted ({name}) after its commit {commit[:7]}, before all its tags were "
+                f"created; create them with `cmfleet tag --merged` (tags: {', '.join(tags)})"
+            )
+        super().__init__(signum, message)
+
+
 def apply_plan(repo: Repository, plan: ReleasePlan, git: Git | None = None) -> str:
     """Write the files, make the one release commit, create the annotated tags; returns the commit sha.
 
-    If the commit fails (a hook refused it), every file is put back as it was and nothing is tagged.
+    If the commit is not made (a hook refused it, or a signal stopped it: Ctrl-C, SIGTERM, SIGHUP), every file is
+    put back as it was, the index too, and nothing is tagged; a signal then raises :class:`ReleaseInterrupted`.
     """
     git = git or Git(repo.root)
     files = plan.files()
     rel = [f.path.relative_to(repo.root).as_posix() for f in files]
-    try:
-        for f in files:
-            _write_atomic(f.path, f.new)
-        git.run("add", "--", *rel)
-        git.run("commit", "-q", "-m", plan.message, "--", *rel)
-    except GitError:
-        for f in files:
-            if f.old is None:
-                f.path.unlink(missing_ok=True)
-            else:
-                _write_atomic(f.path, f.old)
-        git.run("reset", "-q", "--", *rel, check=False)
-        raise
-    sha = git.head()
-    for p in plan.units:
-        git.run("tag", "-a", p.tag, "-m", f"{p.unit.name} {p.next}", sha)
+    before = git.head()
+    with signals_raise():
+        try:
+            for f in files:
+                _write_atomic(f.path, f.new)
+            git.run_to_end("add", "--", *rel)
+            git.run_to_end("commit", "-q", "-m", plan.message, "--", *rel)
+        except BaseException as exc:
+            with signals_held():
+                sha = git.head()
+                if sha == before:  # no release commit: undo every write
+                    _put_back(git, files, rel)
+            if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+                signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+                raise ReleaseInterrupted(signum, None if sha == before else sha, plan.tags) from None
+            raise
+        sha = git.head()
+        try:
+            for p in plan.units:
+                git.run_to_end("tag", "-a", p.tag, "-m", f"{p.unit.name} {p.next}", sha)
+        except (Interrupted, KeyboardInterrupt) as exc:
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            raise ReleaseInterrupted(signum, sha, plan.tags) from None
     return sha
+
+
+def _put_back(git: Git, files: list[FileEdit], rel: list[str]) -> None:
+    """The files as they were before :func:`apply_plan`, and their index entries as in HEAD."""
+    for f in files:
+        if f.old is None:
+            f.path.unlink(missing_ok=True)
+        else:
+            _write_atomic(f.path, f.old)
+    git.run("reset", "-q", "--", *rel, check=False)

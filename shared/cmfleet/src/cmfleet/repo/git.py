@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -84,6 +85,22 @@ class LogEntry:
         return self.sha[:7]
 
 
+def _stop_gently(proc: subprocess.Popen) -> None:
+    """End ``proc`` as Ctrl-C would (its own signal handlers run: git removes its lock files), SIGKILL only if it
+    does not stop; signals to this process are ignored meanwhile, so a second Ctrl-C cannot cut this short."""
+    from cmfleet.repo.interrupt import signals_held
+
+    with signals_held():
+        for step in (None, signal.SIGINT, signal.SIGKILL):
+            if step is not None and proc.poll() is None:
+                proc.send_signal(step)
+            try:
+                proc.communicate(timeout=0.5 if step is None else 10)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
 def _log_entry(record: str) -> LogEntry:
     """One commit of ``git log --format=%H%x1f%s%x1f%b``."""
     sha, subject, body = (record.strip("\n").split("\x1f") + ["", ""])[:3]
@@ -119,6 +136,34 @@ class Git:
             detail = (proc.stderr or proc.stdout).strip()
             raise GitError(f"`git {' '.join(args)}` failed in {self.root}: {detail}")
         return proc.stdout
+
+    def run_to_end(self, *args: str) -> str:
+        """``git args...`` for a step that changes the repository, as :meth:`run` but never memoised: when the
+        caller is interrupted while git runs (``KeyboardInterrupt``, :class:`~cmfleet.repo.interrupt.Interrupted`),
+        git gets SIGINT, unless the same signal reached it already, and is waited for before the exception goes on,
+        so it removes its lock files and the caller finds the repository as git left it (git killed outright would
+        leave ``.git/index.lock`` behind)."""
+        env = {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
+        try:
+            proc = subprocess.Popen(
+                ["git", *args],
+                cwd=self.root,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        except FileNotFoundError:
+            raise GitError("git is not installed or not on PATH; install git") from None
+        with proc:
+            try:
+                out, err = proc.communicate()
+            except BaseException:
+                _stop_gently(proc)
+                raise
+        if proc.returncode != 0:
+            raise GitError(f"`git {' '.join(args)}` failed in {self.root}: {(err or out).strip()}")
+        return out
 
     def ok(self, *args: str) -> bool:
         """Whether ``git args...`` exits 0."""
