@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from cmfleet.release.conventional import SECTIONS, Commit
 
 TITLE = "# Changelog"
 INTRO = "All notable changes of this unit, newest first. Written by `cmfleet release`."
+# a release's heading: ``## 1.2.0 (2024-05-01)`` as written here; ``## [1.2.0]`` and ``## v1.2.0`` read too
+_HEADING_RE = re.compile(r"^##[ \t]+\[?v?(\d[^\s\]]*)")
 
 
 def render_section(
@@ -52,3 +55,13 @@ def insert_section(existing: str | None, section: str) -> str:
             return "".join(lines[:i]) + section + "".join(lines[i:])
     text = existing if existing.endswith("\n") else existing + "\n"
     return f"{text}\n{section}"
+
+
+def recorded_versions(text: str) -> list[tuple[str, str]]:
+    """``(version text, heading line)`` of every release section of a changelog, newest first."""
+    found = []
+    for line in text.splitlines():
+        match = _HEADING_RE.match(line)
+        if match:
+            found.append((match.group(1), line.rstrip()))
+    return found

@@ -381,6 +381,9 @@ def status_command(names: tuple[str, ...], removed: bool, as_json: bool, remote:
             )
         )
     echo_table(columns, lines)
+    for r in rows:
+        for u in r["untagged_releases"]:
+            click.echo(f"untagged release {r['name']} {u['version']}: {u['detail']}; fix: {u['fix']}")
     for p in problems:
         click.echo(f"{p['problem']} tag {p['tag']}: {p['detail']}; fix: {p['fix']}")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import shlex
 import signal
 import tempfile
 from dataclasses import dataclass, field
@@ -22,10 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cmfleet.recipes import BUILD_CONFIG
-from cmfleet.release.changelog import insert_section, render_section
+from cmfleet.release.changelog import insert_section, recorded_versions, render_section
 from cmfleet.release.conventional import REVERTED_RELEASE, Commit, effective_level, highest, parse_commit
 from cmfleet.release.pins import PIN_FORMAT, FileEdit, pin_edits
-from cmfleet.release.tagging import render_trailers
+from cmfleet.release.tagging import named_tags, render_trailers
 from cmfleet.release.versions import (
     BUMP_LEVELS,
     ZERO,
@@ -261,6 +262,98 @@ def _tag_versions(fmt: TagFormat, unit: str, tags: list[str]) -> list[Version]:
     """The final versions of ``unit``'s ``tags`` (pre-releases left out)."""
     versions = (fmt.parse(unit, t) for t in tags if t)
     return [v for v in versions if not v.is_pre]
+
+
+@dataclass
+class UntaggedRelease:
+    """A version the unit's ``CHANGELOG.md`` has a section for, above every tag of the unit, that no tag has: a
+    release merged without its ``Cmfleet-Release`` trailers (a squash merge whose message dropped them), so
+    ``cmfleet tag --merged`` cannot know it. ``commit`` is the one that added the section (None if not found)."""
+
+    unit: str
+    version: Version
+    tag: str
+    changelog: str  # the changelog's repository path
+    commit: str | None
+
+    @property
+    def fix(self) -> str:
+        """The command that tags the release where it was merged."""
+        target = self.commit or f"$(git log -1 --format=%H -S'## {self.version} ' -- {self.changelog})"
+        return f"git tag -a {self.tag} -m {shlex.quote(f'{self.unit} {self.version}')} {target}"
+
+    def describe(self) -> str:
+        added = f" (added by {self.commit[:7]})" if self.commit else ""
+        return (
+            f"{self.changelog} has a section for {self.version}{added} but no tag {self.tag} exists: the release of "
+            f"{self.version} seems merged without its Cmfleet-Release trailers"
+        )
+
+    def as_json(self) -> dict[str, str | None]:
+        return {
+            "version": str(self.version),
+            "tag": self.tag,
+            "commit": self.commit,
+            "detail": self.describe(),
+            "fix": self.fix,
+        }
+
+
+def untagged_releases(
+    repo: Repository, git: Git, unit: Unit, fmt: TagFormat, *, history: bool = False
+) -> list[UntaggedRelease]:
+    """The versions the unit's changelog records that no tag of the unit has (on any branch, former names
+    included) and no release commit in HEAD's history names (``cmfleet tag --merged`` handles those: it tags them,
+    or reports them stale or superseded), newest first: only those above its last release in HEAD's history (none
+    for a unit never released: its sections may be from before cmfleet), unless ``history`` (all of them)."""
+    path = unit.path / CHANGELOG
+    if not path.is_file():
+        return []
+    tagged = {r.version for r in unit_releases(git, fmt, unit.name, merged=None, aliases=unit.renamed_from)}
+    reached = [r.version for r in unit_releases(git, fmt, unit.name, aliases=unit.renamed_from)]
+    top = max(reached, default=None)
+    if top is None and not history:
+        return []
+    rel = path.relative_to(repo.root).as_posix()
+    found: list[UntaggedRelease] = []
+    named: set[str] | None = None
+    for text, heading in recorded_versions(path.read_text(encoding="utf-8")):
+        try:
+            version = Version.parse(text)
+        except VersionError:
+            continue
+        if version in tagged or (top is not None and version <= top and not history):
+            continue
+        named = named_tags(git) if named is None else named
+        if fmt.tag(unit.name, version) in named:
+            continue
+        # the newest commit changing how often the heading occurs, while it is there: the one that added it
+        added = git.run("log", "-1", "--format=%H", "-S", heading, "HEAD", "--", rel, check=False).strip()
+        found.append(UntaggedRelease(unit.name, version, fmt.tag(unit.name, version), rel, added or None))
+    return found
+
+
+def _refuse_rewriting_a_release(repo: Repository, git: Git, unit: Unit, fmt: TagFormat, version: Version) -> None:
+    """Refuse ``version`` when the changelog records, untagged, that version or a higher one, or any version above
+    the unit's last release (a unit released before): the next release must follow that one, once tagged (its
+    changelog section would list that release's changes again)."""
+    above = {u.version for u in untagged_releases(repo, git, unit, fmt)}
+    blocking = [
+        u for u in untagged_releases(repo, git, unit, fmt, history=True) if version <= u.version or u.version in above
+    ]
+    if not blocking:
+        return
+    u = blocking[-1]  # the lowest: the release written again, or the first one a release above would follow
+    fixes = "; ".join(b.fix for b in reversed(blocking))
+    again = (
+        f"releasing {version} would write it again"
+        if version == u.version
+        else f"releasing {version} would {'go below' if version < u.version else 'list its changes again over'} it"
+    )
+    raise ReleaseError(
+        f"{unit.name}: {u.describe()} (a squash merge whose message dropped them?), and {again}; create the "
+        f"missing tag on the commit that merged it, then release again: {fixes}"
+    )
 
 
 @dataclass
@@ -523,6 +616,7 @@ def plan_release(
                 f"{unit.name}: tag {tag} already exists (on {git.tag_commit(tag)[:7]}); choose a higher version, "
                 f"or delete the tag if it was a mistake (git tag -d {tag})"
             )
+        _refuse_rewriting_a_release(repo, git, unit, fmt, version)
         # a pre-release lists what is new since the previous one; a final release everything since the last final
         commits, deps = (
             (analysis.new_commits, analysis.new_dependencies)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from cmfleet.release.planner import ReleaseSettings, analyze
+from cmfleet.release.planner import ReleaseSettings, analyze, untagged_releases
 from cmfleet.release.versions import TagFormat, check_tags_available, current_version, last_final, unit_releases
 from cmfleet.repo.git import Git, reading
 
@@ -55,6 +55,10 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
             needs, why = (True, [stale]) if stale else (False, why or [f"up to date with {a.last.tag}"])
         elif not needs:
             why = why or [f"builds as its static version {unit.project['version']}"]
+        unmarked = untagged_releases(repo, git, unit, fmt)
+        if unmarked:  # merged without its trailers: tag it before anything else
+            versions = ", ".join(str(u.version) for u in unmarked)
+            why = [f"untagged release {versions} in its CHANGELOG.md: tag it first (see below)", *why]
         return {
             "name": unit.name,
             "kind": unit.kind,
@@ -69,6 +73,7 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
             "needs_release": needs,
             "next_level": a.level,
             "why": why,
+            "untagged_releases": [u.as_json() for u in unmarked],
         }
 
     # Each unit's questions to git are separate processes: ask them for several units at once, and each distinct

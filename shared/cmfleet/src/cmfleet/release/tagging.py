@@ -67,6 +67,12 @@ def names_release(git: Git, commit: str, tag: str) -> bool:
     return tag in parse_trailers(git.run("log", "-1", "--format=%B", commit))[0]
 
 
+def named_tags(git: Git, rev: str = "HEAD") -> set[str]:
+    """Every tag a release commit (or a squash commit quoting one) in ``rev``'s history names."""
+    out = git.run("log", "-E", f"--grep=^{RELEASE_TRAILER}: ", "--format=%B%x1e", rev)
+    return {tag for message in out.split("\x1e") for tag in parse_trailers(message)[0]}
+
+
 def unit_of_tag(repo: Repository, fmt: TagFormat, tag: str) -> tuple[str, Version] | None:
     """``(unit, version)`` when ``tag`` is one of a known unit's release tags, else None."""
     for name in repo.units:
