@@ -278,7 +278,8 @@ def release_command(
     cmfleet release --affected --since origin/main; cmfleet release hello --pr release/hello
     """
     from cmfleet.cli import EXIT_USAGE, fail, load_repository
-    from cmfleet.release.planner import plan_release
+    from cmfleet.release.planner import plan_release, refuse_in_progress
+    from cmfleet.repo.git import Git
 
     _validate_bump(bump)
     _validate_pre(pre)
@@ -286,6 +287,7 @@ def release_command(
         fail("give unit names or --affected --since REF (not both)", EXIT_USAGE)
     repo = load_repository()
     with _errors(), _interruptible("release"):
+        refuse_in_progress(Git(repo.root))
         _check_pr_branch(repo, pr_branch)
         if use_affected:
             from cmfleet.repo.affected import affected
@@ -319,11 +321,11 @@ def status_command(names: tuple[str, ...], removed: bool, as_json: bool, remote:
     from cmfleet.cli import emit_json, load_repository
     from cmfleet.release.status import repository_status
     from cmfleet.release.tag_status import add_tag_problems
+    from cmfleet.repo.git import Git
 
     repo = load_repository()
     if removed:
         from cmfleet.release.rename import removed_units
-        from cmfleet.repo.git import Git
 
         with _errors():
             gone = removed_units(repo, Git(repo.root))
@@ -336,8 +338,11 @@ def status_command(names: tuple[str, ...], removed: bool, as_json: bool, remote:
                 click.echo("No removed unit: every unit with release tags has a folder.")
         return
     with _errors():
+        busy = Git(repo.root).in_progress()
         rows = repository_status(repo, list(names) or None)
         problems = add_tag_problems(repo, rows, remote, offline)
+    if busy is not None:  # first, on stderr for --json (stdout stays JSON)
+        click.echo(f"Warning: {busy.describe()}: the rows describe HEAD, not its result; {busy.how}", err=as_json)
     if as_json:
         emit_json(rows)
         return
@@ -420,6 +425,8 @@ def bump_shared_command(
     """
     from cmfleet.cli import EXIT_USAGE, fail, load_repository
     from cmfleet.release.bump import plan_bump_shared
+    from cmfleet.release.planner import refuse_in_progress
+    from cmfleet.repo.git import Git
 
     if version and bump:
         fail("give either VERSION or --bump, not both", EXIT_USAGE)
@@ -428,6 +435,7 @@ def bump_shared_command(
     _validate_pre(pre)
     repo = load_repository()
     with _errors(), _interruptible("release"):
+        refuse_in_progress(Git(repo.root))
         _check_pr_branch(repo, pr_branch)
         bumped = plan_bump_shared(
             repo, lib, request, release_dependents=release_dependents, pre=pre, run_tests=not no_tests

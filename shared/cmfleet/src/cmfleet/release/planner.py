@@ -487,9 +487,18 @@ def untracked_in_units(repo: Repository, git: Git, units: set[str] | None = None
     return [p for p in git.untracked_paths() if (name := owner(repo, p)) and (units is None or name in units)]
 
 
+def refuse_in_progress(git: Git, what: str = "a release commit") -> None:
+    """Refuse while a rebase, merge, cherry-pick, revert, bisect or ``git am`` is stopped half-way, naming it and
+    how to finish or abort it (its detached HEAD or conflicted files are not the problem to fix)."""
+    git.ensure_repo()
+    found = git.in_progress()
+    if found is not None:
+        raise ReleaseError(f"{found.describe()}: {what} cannot go on top of it; {found.how}, then try again")
+
+
 def preflight(repo: Repository, git: Git) -> str:
     """Refuse states a release cannot start from; returns the branch name."""
-    git.ensure_repo()
+    refuse_in_progress(git)
     check_tags_available(git)
     branch = git.branch()
     if branch is None:
@@ -563,6 +572,7 @@ def plan_release(
     from cmfleet.discovery import UnknownUnitError
 
     git = git or Git(repo.root)
+    refuse_in_progress(git)
     for name in requests:
         if name not in repo.units:
             raise ReleaseError(str(UnknownUnitError(name, sorted(repo.units))), code=2)

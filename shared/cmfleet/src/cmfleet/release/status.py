@@ -27,6 +27,8 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
     git = git or Git(repo.root)
     git.ensure_repo()
     check_tags_available(git)
+    # a rebase or merge stopped on a conflict: the rows describe HEAD, not what the operation will leave
+    busy = git.in_progress()
     fmt = TagFormat.of(repo)
     settings = ReleaseSettings.of(repo)
     from cmfleet.release.rename import unit_for_old_name
@@ -52,7 +54,12 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
         if not needs and a.last is not None:
             # nothing of its own changed, but a library its build holds did: `cmfleet build` refuses it too
             stale = library_changes(repo, unit)
-            needs, why = (True, [stale]) if stale else (False, why or [f"up to date with {a.last.tag}"])
+            current = (
+                f"nothing since {a.last.tag} as of HEAD, but {busy.describe()}"
+                if busy
+                else f"up to date with {a.last.tag}"
+            )
+            needs, why = (True, [stale]) if stale else (False, why or [current])
         elif not needs:
             why = why or [f"builds as its static version {unit.project['version']}"]
         unmarked = untagged_releases(repo, git, unit, fmt)

@@ -85,6 +85,39 @@ class LogEntry:
         return self.sha[:7]
 
 
+@dataclass(frozen=True)
+class InProgress:
+    """A git operation stopped half-way (git's own state files say which), and how to finish or abort it."""
+
+    name: str  # rebase, merge, cherry-pick, revert, bisect, am
+    state: str  # the state file or folder, relative to the working tree (.git/rebase-merge)
+    unmerged: tuple[str, ...]
+    how: str
+
+    def describe(self) -> str:
+        """``a rebase is in progress (.git/rebase-merge; unmerged: a.py)``."""
+        files = ", ".join(self.unmerged[:3]) + (f" and {len(self.unmerged) - 3} more" if len(self.unmerged) > 3 else "")
+        return f"a {self.name} is in progress ({self.state}" + (f"; unmerged: {files}" if files else "") + ")"
+
+
+_RESOLVE = "resolve the conflicts and `git add` the files, then "
+#: git's state file or folder of each operation, in the order they are looked for (a rebase stopped on a conflict
+#: may hold other files too), with how to finish or abort it.
+_IN_PROGRESS = (
+    ("rebase-merge", "rebase", f"finish it ({_RESOLVE}`git rebase --continue`) or abort it (`git rebase --abort`)"),
+    ("rebase-apply/applying", "am", f"finish it ({_RESOLVE}`git am --continue`) or abort it (`git am --abort`)"),
+    ("rebase-apply", "rebase", f"finish it ({_RESOLVE}`git rebase --continue`) or abort it (`git rebase --abort`)"),
+    ("MERGE_HEAD", "merge", f"finish it ({_RESOLVE}`git commit`) or abort it (`git merge --abort`)"),
+    (
+        "CHERRY_PICK_HEAD",
+        "cherry-pick",
+        f"finish it ({_RESOLVE}`git cherry-pick --continue`) or abort it (`git cherry-pick --abort`)",
+    ),
+    ("REVERT_HEAD", "revert", f"finish it ({_RESOLVE}`git revert --continue`) or abort it (`git revert --abort`)"),
+    ("BISECT_LOG", "bisect", "end it (`git bisect reset` goes back to the branch it started from)"),
+)
+
+
 def _stop_gently(proc: subprocess.Popen) -> None:
     """End ``proc`` as Ctrl-C would (its own signal handlers run: git removes its lock files), SIGKILL only if it
     does not stop; signals to this process are ignored meanwhile, so a second Ctrl-C cannot cut this short."""
@@ -232,6 +265,22 @@ class Git:
                 + ("; this is a shallow clone: run `git fetch --tags --unshallow`" if self.is_shallow() else "")
             )
         return out
+
+    def in_progress(self) -> InProgress | None:
+        """The rebase, merge, cherry-pick, revert, bisect or ``git am`` stopped half-way in this working tree (its
+        state files, found with ``git rev-parse --git-path``: worktrees included), or None."""
+        names = [entry[0] for entry in _IN_PROGRESS]
+        args = [arg for name in names for arg in ("--git-path", name)]
+        paths = self.run("rev-parse", *args, check=False).splitlines()
+        if len(paths) != len(names):
+            return None
+        for (_, name, how), path in zip(_IN_PROGRESS, paths, strict=True):
+            found = self.root / path
+            if found.exists():
+                unmerged = self.run("diff", "--name-only", "-z", "--diff-filter=U", check=False).split("\0")
+                state = os.path.relpath(found, self.root)
+                return InProgress(name, state, tuple(p for p in unmerged if p), how)
+        return None
 
     def dirty_paths(self) -> list[str]:
         """Tracked files with staged or unstaged changes (untracked files are not counted)."""
