@@ -223,3 +223,26 @@ def test_discovery_cache_lives_in_git_dir_and_sees_edits(fleet):
     fleet.change("shared/fmtlib/src/fmtlib/__init__.py", "fix: x")
     assert {"hello", "fmtlib", "report"} <= set(affected(repo, base).units)
     assert fleet.git("status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize(
+    ("since", "suggested"),
+    [("main~1..HEAD", "main~1"), ("main~1...HEAD", "main~1"), ("..HEAD", "HEAD"), ("^main~1", "main~1")],
+)
+def test_a_range_is_refused_where_one_ref_is_taken(fleet, since, suggested):
+    fleet.change("modules/hello/app.py", "fix: x")
+    snapshot = fleet.snapshot()
+    for command in (
+        ("affected", "--since", since),
+        ("matrix", "--since", since),
+        ("release", "--affected", "--since", since),
+        ("build", "--affected", "--since", since, "--check"),
+    ):
+        result = fleet.cmfleet(*command)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert result.stderr.splitlines() == [
+            f"Error: --since takes one ref, not a range ({since!r}): use --since {suggested}"
+        ], command
+    assert fleet.snapshot() == snapshot
+    with pytest.raises(GitError, match="not a range"):
+        affected(Repository.load(fleet.root), since)

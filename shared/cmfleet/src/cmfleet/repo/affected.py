@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from cmfleet.discovery import MODULES_DIR, RECIPES_DIR, SHARED_DIR, TOOLKIT
 from cmfleet.release.pins import BUILD_CONFIG_PATH, changed_keys, parse_build_config, units_using_key
-from cmfleet.repo.git import Change, Git
+from cmfleet.repo.git import Change, Git, refuse_range
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository
@@ -165,6 +165,7 @@ def collect_changes(git: Git, since: str | None, uncommitted: bool) -> tuple[str
     changes: list[Change] = []
     base = None
     if since is not None:
+        refuse_range(since)
         ref, head = git.resolve_with_head(since)
         base = git.merge_base(ref, head)
         changes += git.changes(base, head, three_dot=False)

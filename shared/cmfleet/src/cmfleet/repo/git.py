@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -83,6 +84,23 @@ class LogEntry:
     @property
     def short(self) -> str:
         return self.sha[:7]
+
+
+_RANGE_END = re.compile(r"\^(?:!|@|-\d*)$")  # A^! (A alone), A^@ (its parents), A^-N (A^N..A)
+
+
+def refuse_range(ref: str, option: str = "--since") -> None:
+    """Raise GitError when ``ref`` is a revision range (``A..B``, ``A...B``, ``^A``, ``A^!``, ``A^@``, ``A^-``)
+    where one ref is taken: git would answer with several commits, and the errors that follow name none of them."""
+    if ".." in ref:
+        base = ref.split("..", 1)[0] or "HEAD"
+    elif ref.startswith("^"):
+        base = ref[1:]
+    elif _RANGE_END.search(ref):
+        base = _RANGE_END.sub("", ref)
+    else:
+        return
+    raise GitError(f"{option} takes one ref, not a range ({ref!r}): use {option} {base}")
 
 
 @dataclass(frozen=True)
