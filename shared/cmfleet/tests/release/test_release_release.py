@@ -272,3 +272,16 @@ def test_plan_release_library_refusal_is_typed(fleet):
     with pytest.raises(ReleaseError) as info:
         plan_release(Repository.load(fleet.root), {"ghost": "auto"})
     assert info.value.code == 2
+
+
+def test_since_without_affected_is_refused(fleet):
+    fleet.change("modules/hello/app.py", "fix: x")
+    snapshot = fleet.snapshot()
+    result = release(fleet, "hello", "--since", "HEAD~1")
+    assert result.returncode == 2
+    assert "--since goes with --affected" in result.stderr
+    assert fleet.snapshot() == snapshot
+    # CMFLEET_SINCE, set for a whole CI job, is not a --since given by hand: a named release still goes ahead
+    named = fleet.cmfleet("release", "hello", env={"CMFLEET_SINCE": "HEAD~1"})
+    assert named.returncode == 0, named.stderr
+    assert fleet.tags() == ["hello/v0.0.1"]

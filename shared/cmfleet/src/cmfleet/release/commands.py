@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from cmfleet.hookspecs import hookimpl
 
@@ -285,6 +286,12 @@ def release_command(
     _validate_pre(pre)
     if use_affected == bool(names):
         fail("give unit names or --affected --since REF (not both)", EXIT_USAGE)
+    given = click.get_current_context().get_parameter_source("since")
+    if since is not None and not use_affected and given is ParameterSource.COMMANDLINE:
+        # CMFLEET_SINCE, set for a whole CI job, is no request: only a --since typed here is refused
+        fail(
+            f"--since goes with --affected: `cmfleet release --affected --since {since}`, or name the units", EXIT_USAGE
+        )
     repo = load_repository()
     with _errors(), _interruptible("release"):
         refuse_in_progress(Git(repo.root))
