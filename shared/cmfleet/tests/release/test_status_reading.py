@@ -6,6 +6,7 @@ commits since, uncommitted changes, and a history with a merge (where git is ask
 from __future__ import annotations
 
 import contextlib
+import json
 
 import pytest
 
@@ -62,3 +63,21 @@ def test_status_rows_equal_asking_git_unit_by_unit_with_a_merge(fleet):
     fast, slow = _both(fleet.root)
     assert fast == slow
     assert {r["name"]: r for r in fast}["hello"]["commits_since"] >= 1
+
+
+def test_names_of_one_unit_give_one_row(fleet):
+    """A unit and its former name (cmfleet rename), or a name given twice: one row each, in the order first given."""
+    result = fleet.cmfleet("rename", "hello", "greeter")
+    assert result.returncode == 0, result.stderr
+    fleet.commit("refactor: rename hello to greeter")
+    for names, expected in (
+        (("greeter", "hello"), ["greeter"]),
+        (("hello", "wordcount", "greeter", "wordcount"), ["greeter", "wordcount"]),
+        (("wordcount", "hello"), ["wordcount", "greeter"]),
+        (("hello", "wordcount", "greeter"), ["greeter", "wordcount"]),
+    ):
+        status = fleet.cmfleet("status", *names, "--json", "--offline")
+        assert status.returncode == 0, status.stderr
+        assert [r["name"] for r in json.loads(status.stdout)] == expected, names
+        table = fleet.cmfleet("status", *names, "--offline").stdout.splitlines()
+        assert [line.split()[0] for line in table[1:]] == expected, table

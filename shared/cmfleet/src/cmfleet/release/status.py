@@ -33,9 +33,10 @@ def repository_status(repo: Repository, names: list[str] | None = None, git: Git
     settings = ReleaseSettings.of(repo)
     from cmfleet.release.rename import unit_for_old_name
 
-    # a former name (``cmfleet rename``) answers for the unit it became
-    units = [repo.get(n) if n in repo.units else (unit_for_old_name(repo, n) or repo.get(n)) for n in names or []]
-    units = units or list(repo.units.values())
+    # a former name (``cmfleet rename``) answers for the unit it became; names of one unit give one row, in the
+    # place of the first
+    named = [repo.get(n) if n in repo.units else (unit_for_old_name(repo, n) or repo.get(n)) for n in names or []]
+    units = list({u.name: u for u in named}.values()) or list(repo.units.values())
     last_of: dict[str, str | None] = {}
 
     def last_version(name: str) -> str | None:
