@@ -136,7 +136,7 @@ _IN_PROGRESS = (
 )
 
 
-def _stop_gently(proc: subprocess.Popen) -> None:
+def _stop_gently(proc: subprocess.Popen[str]) -> None:
     """End ``proc`` as Ctrl-C would (its own signal handlers run: git removes its lock files), SIGKILL only if it
     does not stop; signals to this process are ignored meanwhile, so a second Ctrl-C cannot cut this short."""
     from cmfleet.repo.interrupt import signals_held
