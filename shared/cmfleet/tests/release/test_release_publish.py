@@ -234,6 +234,25 @@ def test_publish_refuses_a_release_below_one_the_remote_holds(tmp_path, fleet):
     assert orphan_tags(remote) == []
 
 
+def test_a_release_on_a_branch_without_the_higher_one_is_published(tmp_path, fleet):
+    """The refusal above counts only the remote's releases in what is pushed: a fix released on a maintenance
+    branch cut from an older release (whose builds never describe from the newer tag) is published."""
+    remote = bare_remote(tmp_path, fleet)
+    fleet.change("modules/hello/app.py", "feat: greet")
+    assert fleet.cmfleet("release", "hello").returncode == 0 and fleet.cmfleet("publish").returncode == 0
+    fleet.change("modules/hello/app.py", "feat: more")
+    assert fleet.cmfleet("release", "hello").returncode == 0 and fleet.cmfleet("publish").returncode == 0
+    assert sorted(remote_tags(remote)) == ["hello/v0.1.0", "hello/v0.2.0"]
+    fleet.git("switch", "-q", "-c", "maint-0.1", "hello/v0.1.0")
+    fleet.change("modules/hello/notes.txt", "fix: backported")
+    assert fleet.cmfleet("release", "hello").returncode == 0
+    assert "hello/v0.1.1" in fleet.tags()
+    result = fleet.cmfleet("publish", "origin")
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert sorted(remote_tags(remote)) == ["hello/v0.1.0", "hello/v0.1.1", "hello/v0.2.0"]
+    assert remote_git(remote, "rev-parse", "maint-0.1").strip() == fleet.head()
+
+
 def test_publish_with_a_tag_moved_by_hand_advises_fixing_the_tag(tmp_path, fleet):
     """A published tag moved by hand onto a later fix commit: refused, and the advice fixes the tag; it never tells
     to drop the fix commit (it is no release commit)."""

@@ -203,7 +203,8 @@ def not_above_held(
     """``(tag, unit, higher tag, its version, where it is)`` for each tag to push whose version is not above a release
     of its unit that the remote already holds, or that is in the history of the tag's own commit (another local
     tag): pushed, it would be the newest tag on the branch while a higher release is older, so builds after it
-    (``git describe``) would be versioned below that release. A unit's former names (``renamed-from``) count."""
+    (``git describe``) would be versioned below that release. Only remote tags on commits in HEAD's history count
+    (what the push makes the branch). A unit's former names (``renamed-from``) count."""
     fmt = TagFormat.of(repo)
     found = []
     for name in tags:
@@ -212,7 +213,14 @@ def not_above_held(
             continue
         unit, version = parsed
         names = [unit, *repo.get(unit).renamed_from]
-        held = {t: f"{before.remote_name} already holds (on {c[:7]})" for t, (_, c) in before.tags.items()}
+        # only the remote's tags on commits in what is pushed: a release on another branch (a maintenance one,
+        # say) is no reason to refuse, builds of this branch never describe from it
+        held = {
+            t: f"{before.remote_name} already holds (on {c[:7]})"
+            for t, (_, c) in before.tags.items()
+            if any(fmt.version_text(n, t) is not None for n in names)
+            and git.ok("merge-base", "--is-ancestor", c, "HEAD")
+        }
         for t in git.run("tag", "--list", "--merged", ours[name].commit).split():
             if t != name and t in ours and t not in held:
                 held[t] = f"the history of {name} already holds (on {ours[t].commit[:7]})"
