@@ -5,6 +5,9 @@ describe``, and so hatch-vcs alone, would count them), and the build then equals
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from buildrepo import RUNTIME_WHEEL, git, leftovers, manifest, run_build
@@ -81,3 +84,26 @@ def test_a_changed_pin_the_recipe_reads_makes_it_a_dev_build(fresh_repo):
     expected = "wordcount: changed since wordcount/v2.0.0: pin textkit in conda_recipes/conda_build_config.yaml"
     assert expected in proc.stderr
     assert "textkit: changed since" not in proc.stderr  # its own recipe does not read its pin
+
+
+def test_a_renamed_modules_dev_build_follows_its_former_names_release(fresh_repo):
+    """`cmfleet rename hello greeter` after hello/v1.0.0: greeter's dev build is 1.0.1.devN (its wheel too, as
+    hatch-vcs reads it), not 0.0.0.devN, until its first release as greeter."""
+    repo = fresh_repo()
+    env = {k: v for k, v in os.environ.items() if k != "CMFLEET_ROOT"}
+    rename = subprocess.run(
+        [sys.executable, "-m", "cmfleet", "rename", "hello", "greeter"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert rename.returncode == 0, rename.stderr
+    git(repo, "commit", "-q", "-m", "refactor: rename hello to greeter")
+    proc = run_build(repo, "greeter", "--dev")
+    assert proc.returncode == 0, proc.stderr
+    short = git(repo, "rev-parse", "--short=7", "HEAD").strip()
+    assert f"greeter 1.0.1.dev1+g{short} (dev)" in proc.stdout
+    version = f"1.0.1.dev1+g{short}"
+    assert manifest(repo / f"dist/greeter/{version}")["module"]["version"] == version
+    assert (repo / f"dist/greeter/{version}/wheels/greeter-{version}-py3-none-any.whl").exists()

@@ -259,7 +259,8 @@ def test_rename_moves_a_unit_everywhere_and_keeps_its_releases(fleet):
     assert (fleet.root / "shared/txt/src/txt/__init__.py").exists()
     assert (fleet.root / "conda_recipes/txt/meta.yaml").exists()
     pyproject = (fleet.root / "shared/txt/pyproject.toml").read_text()
-    assert 'name = "txt"' in pyproject and "'^txt/v" in pyproject and '"txt/v*"' in pyproject
+    assert 'name = "txt"' in pyproject and "'^(?:txt|textkit)/v(?P<version>" in pyproject
+    assert '"--match", "txt/v*", "--match", "textkit/v*"]' in pyproject  # builds read textkit's tags too
     assert 'renamed-from = ["textkit"]' in pyproject
     assert '"txt",' in (fleet.root / "shared/fmtlib/pyproject.toml").read_text()
     assert "import txt" in (fleet.root / "shared/fmtlib/src/fmtlib/__init__.py").read_text()

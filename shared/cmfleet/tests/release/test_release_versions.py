@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 from wheelversion import build_wheel_version
 
+from cmfleet.artifacts.versions import unit_version
 from cmfleet.discovery import Repository
 from cmfleet.release.git import Git
 from cmfleet.release.versions import (
@@ -117,3 +120,85 @@ def test_version_config_problems_name_the_fix(fleet):
         "modules/hello/pyproject.toml: [tool.hatch.version.raw-options] git_describe_command should pass "
         "--match hello/v*"
     ]
+
+
+def test_a_renamed_unit_builds_above_its_former_names_releases(fleet):
+    """After `cmfleet rename hello greeter`, hello's tags are greeter's releases for its builds too: cmfleet's own
+    reading (status, a dev build's version) and hatch-vcs (a real wheel build) give a dev version above the last
+    release, never 0.0.0.devN; a second rename keeps both former names; after a release under the new name its
+    own tags give the version."""
+    out = fleet.root.parent / "dist"
+    fleet.change("modules/hello/app.py", "feat: greet")
+    fleet.tag("hello/v0.2.0")
+    fleet.change("modules/hello/app.py", "fix: after the release")
+    result = fleet.cmfleet("rename", "hello", "greeter")
+    assert result.returncode == 0, result.stderr
+    fleet.commit("refactor: rename hello to greeter")
+
+    def status(name: str) -> dict:
+        result = fleet.cmfleet("status", name, "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)[0]
+
+    row = status("greeter")
+    assert row["last_release"] == "0.2.0" and row["version"] == "0.2.1.dev2" and row["builds_as"] is None
+    repo = Repository.load(fleet.root)
+    dev = unit_version(repo, repo.get("greeter"))
+    assert dev.tag == "hello/v0.2.0" and (dev.dev_version or "").startswith("0.2.1.dev2+g")
+    assert build_wheel_version(fleet.root / "modules/greeter", out) == "0.2.1.dev2"
+    assert version_config_problems(repo.get("greeter"), TagFormat.of(repo), pre=True) == []
+    assert fleet.cmfleet("check").returncode == 0
+
+    result = fleet.cmfleet("rename", "greeter", "welcome")
+    assert result.returncode == 0, result.stderr
+    fleet.commit("refactor: rename greeter to welcome")
+    pyproject = (fleet.root / "modules/welcome/pyproject.toml").read_text()
+    assert 'renamed-from = ["hello", "greeter"]' in pyproject
+    assert r"tag-pattern = '^(?:welcome|hello|greeter)/v(?P<version>" in pyproject
+    assert '"--match", "welcome/v*", "--match", "hello/v*", "--match", "greeter/v*"]' in pyproject
+    assert status("welcome")["version"] == "0.2.1.dev3"
+    assert build_wheel_version(fleet.root / "modules/welcome", out) == "0.2.1.dev3"
+
+    result = fleet.cmfleet("release", "welcome")
+    assert result.returncode == 0, result.stderr
+    assert "welcome/v0.2.1" in fleet.tags()
+    row = status("welcome")
+    assert (row["last_release"], row["version"], row["builds_as"]) == ("0.2.1", "0.2.1", "0.2.1")
+    assert build_wheel_version(fleet.root / "modules/welcome", out) == "0.2.1"
+    fleet.change("modules/welcome/app.py", "fix: after the first release as welcome")
+    assert status("welcome")["version"] == "0.2.2.dev1"  # counted from welcome/v0.2.1, the nearest tag
+    assert build_wheel_version(fleet.root / "modules/welcome", out) == "0.2.2.dev1"
+
+
+def test_version_config_of_a_renamed_unit_reads_its_former_names_tags(fleet):
+    fmt = TagFormat()
+    section = hatch_version_section("greeter", fmt, former=["hello"])
+    assert section["tag-pattern"] == r"^(?:greeter|hello)/v(?P<version>\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?)$"
+    command = section["raw-options"]["git_describe_command"]  # type: ignore[index]
+    assert command[-4:] == ["--match", "greeter/v*", "--match", "hello/v*"]
+    custom = TagFormat("rel-{unit}@{version}-final")
+    pattern = custom.hatch_pattern("new.mod", former=["old-mod"])
+    assert pattern == r"^rel\-(?:new\.mod|old\-mod)@(?P<version>\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?)\-final$"
+    assert re.match(pattern, "rel-old-mod@1.2.3-final").group("version") == "1.2.3"
+    assert not re.match(pattern, "rel-newXmod@1.2.3-final")
+    assert custom.parse_any(["new.mod", "old-mod"], "rel-old-mod@1.2.3rc1-final") == Version(1, 2, 3, ("rc", 1))
+
+    # a renamed unit still configured for its own tags only: a problem, with the exact fix
+    pyproject = fleet.root / "modules/hello/pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + '\n[tool.cmfleet]\nrenamed-from = ["hi"]\n')
+    repo = Repository.load(fleet.root)
+    problems = version_config_problems(repo.get("hello"), fmt)
+    why = (
+        " (a renamed unit: the tags of its former names hi are its releases too, and without them its builds go "
+        "back to 0.0.0.devN)"
+    )
+    assert problems == [
+        "modules/hello/pyproject.toml: [tool.hatch.version.raw-options] git_describe_command should pass "
+        "--match hello/v* --match hi/v*" + why,
+        "modules/hello/pyproject.toml: [tool.hatch.version] tag-pattern should be "
+        + repr(fmt.hatch_pattern("hello", former=["hi"]))
+        + why
+        + r"; in TOML: tag-pattern = '^(?:hello|hi)/v(?P<version>\d+\.\d+\.\d+(?:(?:a|b|rc)\d+)?)$'",
+    ]
+    # without former names, the plain configuration is the right one
+    assert version_config_problems(Repository.load(fleet.root).get("wordcount"), fmt) == []

@@ -28,7 +28,7 @@ class UnitVersion:
 
     unit: str
     static: str | None  # [project].version, when not dynamic
-    tag: str | None  # the newest <unit>/v* tag reachable from HEAD (a pre-release tag too)
+    tag: str | None  # the newest <unit>/v* tag reachable from HEAD (a pre-release tag too; a former name's too)
     tag_version: str | None  # X.Y.Z, or X.Y.ZrcN
     distance: int = 0  # commits since that tag, in the whole repository
     dirty: bool = False  # uncommitted changes anywhere in the repository
@@ -81,13 +81,17 @@ def git(root: Path, *args: str) -> str:
     return remembered(root, ("versions.git", *args), run)
 
 
-def tag_prefix(repo: Repository, unit: Unit) -> str:
-    """``hello/v`` for the tag format ``{unit}/v{version}``."""
-    return repo.tag_format.split("{version}")[0].replace("{unit}", unit.name)
+def tag_version(repo: Repository, unit: Unit, tag: str) -> str:
+    """``1.2.0`` for ``hello/v1.2.0``: the version part of a tag of the unit or of one of its former names."""
+    from cmfleet.release.versions import TagFormat
+
+    fmt = TagFormat.of(repo)
+    return next(text for name in (unit.name, *unit.renamed_from) if (text := fmt.version_text(name, tag)) is not None)
 
 
 def unit_version(repo: Repository, unit: Unit) -> UnitVersion:
-    """Read the unit's static version or its newest own tag (``git describe --match <unit>/v*``)."""
+    """Read the unit's static version or its newest own tag (``git describe --match <unit>/v*``; a renamed unit's
+    former names' tags count too)."""
     static = unit.project.get("version")
     if static is not None and "version" not in unit.project.get("dynamic", []):
         return UnitVersion(unit.name, str(static), None, None)
@@ -100,7 +104,7 @@ def unit_version(repo: Repository, unit: Unit) -> UnitVersion:
     tag, distance, dirty = described
     changes = changed_since(repo, unit, tag) if distance or dirty else ()
     dev = dev_version(repo, unit, dirty) if changes else None
-    return UnitVersion(unit.name, None, tag, tag[len(tag_prefix(repo, unit)) :], distance, dirty, changes, dev)
+    return UnitVersion(unit.name, None, tag, tag_version(repo, unit, tag), distance, dirty, changes, dev)
 
 
 def dev_version(repo: Repository, unit: Unit, dirty: bool) -> str:
@@ -196,9 +200,9 @@ def commit_of(repo: Repository) -> str:
 
 
 def describe_config_problems(repo: Repository, unit: Unit) -> list[str]:
-    """Problems in how the unit's pyproject reads its tags (hatch-vcs must match only ``<unit>/v*``), as the
-    release tooling defines them. When the tag a build reads is a pre-release, the tag-pattern must take
-    pre-releases (the earlier ``X.Y.Z``-only pattern makes hatch-vcs fail on it)."""
+    """Problems in how the unit's pyproject reads its tags (hatch-vcs must match only ``<unit>/v*``, and a renamed
+    unit's former names' tags), as the release tooling defines them. When the tag a build reads is a pre-release,
+    the tag-pattern must take pre-releases (the earlier ``X.Y.Z``-only pattern makes hatch-vcs fail on it)."""
     from cmfleet.release.versions import TagFormat, VersionError, describe, version_config_problems
 
     fmt = TagFormat.of(repo)
@@ -206,7 +210,7 @@ def describe_config_problems(repo: Repository, unit: Unit) -> list[str]:
     if "version" in unit.project.get("dynamic", []):
         described = describe(repo, unit.name)
         try:
-            pre = described is not None and fmt.parse(unit.name, described[0]).is_pre
+            pre = described is not None and fmt.parse_any([unit.name, *unit.renamed_from], described[0]).is_pre
         except VersionError as exc:
             return [str(exc)]
     return version_config_problems(unit, fmt, pre=pre)

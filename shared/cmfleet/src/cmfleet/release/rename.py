@@ -1,11 +1,13 @@
 """``cmfleet rename OLD NEW``: move a module or shared library everywhere its name is written, keeping its history.
 
 What moves: the folder (``git mv``; a library's ``conda_recipes/<name>`` and ``src/<name>`` package too), the
-pyproject's project name, hatch-vcs tag pattern and ``git describe --match`` glob, the recipe, the unit's tests,
+pyproject's project name, hatch-vcs tag pattern and ``git describe --match`` globs, the recipe, the unit's tests,
 the library's pins (conda_build_config.yaml key, dependents' requirements, recipes and imports), other units'
 ``test-uses``, the root workspace member, and a note at the top of the changelog. ``[tool.cmfleet] renamed-from``
 records the old name, so the old tags (``OLD/vX.Y.Z``) still count as the unit's releases: its next release
-follows them. Everything is computed first; a refusal writes nothing. The result is staged, not committed.
+follows them, and its builds read them too (the tag pattern alternates the names, ``^(?:NEW|OLD)/v...``, and
+``git describe`` gets a ``--match`` for each), so its dev versions follow them, never back to 0.0.0.devN.
+Everything is computed first; a refusal writes nothing. The result is staged, not committed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cmfleet.release.planner import CHANGELOG, ReleaseError
-from cmfleet.release.versions import TagFormat
+from cmfleet.release.versions import TagFormat, is_legacy_pattern
 
 if TYPE_CHECKING:
     from cmfleet.discovery import Repository, Unit
@@ -84,8 +86,7 @@ def plan_rename(repo: Repository, git: Git, old: str, new: str) -> RenamePlan:
         if updated != text:
             writes[key] = updated
 
-    old_prefix, new_prefix = fmt.tag(old, ""), fmt.tag(new, "")
-    edit(unit.pyproject, lambda t: _rename_pyproject(t, old, new, old_prefix, new_prefix))
+    edit(unit.pyproject, lambda t: _rename_pyproject(t, old, new, fmt))
     recipe = unit.recipe
     if recipe.exists():
         edit(recipe, lambda t: word.sub(new, t))
@@ -122,10 +123,13 @@ def plan_rename(repo: Repository, git: Git, old: str, new: str) -> RenamePlan:
     return RenamePlan(old, new, moves, writes)
 
 
-def _rename_pyproject(text: str, old: str, new: str, old_prefix: str, new_prefix: str) -> str:
-    """Project name, tag pattern, describe glob, wheel packages, and ``renamed-from`` recorded."""
+def _rename_pyproject(text: str, old: str, new: str, fmt: TagFormat) -> str:
+    """Project name, tag pattern, describe globs, wheel packages, and ``renamed-from`` recorded. The hatch-vcs
+    tag-pattern and ``git_describe_command`` are written as :func:`hatch_version_section` has them for the unit and
+    all its former names (an ``X.Y.Z``-only pattern stays ``X.Y.Z``-only)."""
     import tomlkit
 
+    old_prefix, new_prefix = fmt.tag(old, ""), fmt.tag(new, "")
     for spelt in {re.escape(old_prefix), old_prefix}:  # scaffolded patterns leave '-' unescaped
         text = text.replace(f"'^{spelt}", f"'^{re.escape(new_prefix)}")
     text = text.replace(f'"{old_prefix}*"', f'"{new_prefix}*"').replace(f'"src/{old}"', f'"src/{new}"')
@@ -134,7 +138,22 @@ def _rename_pyproject(text: str, old: str, new: str, old_prefix: str, new_prefix
     tool = doc.setdefault("tool", tomlkit.table())
     cmfleet = tool.setdefault("cmfleet", tomlkit.table())
     earlier = [str(n) for n in cmfleet.get("renamed-from", [])]
-    cmfleet["renamed-from"] = [*earlier, old] if old not in earlier else earlier
+    former = [*earlier, old] if old not in earlier else earlier
+    cmfleet["renamed-from"] = former
+    version = tool.get("hatch", {}).get("version")
+    if version is not None and version.get("source") == "vcs":
+        pattern = version.get("tag-pattern")
+        if isinstance(pattern, str):
+            new_pattern = fmt.hatch_pattern(new, legacy=is_legacy_pattern(pattern), former=former)
+            version["tag-pattern"] = tomlkit.string(new_pattern, literal="'" not in new_pattern)
+        raw = version.get("raw-options", {})
+        command = raw.get("git_describe_command")
+        if isinstance(command, list) and "--match" in command:  # every --match replaced: one per name
+            kept = [str(c) for i, c in enumerate(command) if c != "--match" and (i == 0 or command[i - 1] != "--match")]
+            raw["git_describe_command"] = [
+                *kept,
+                *(arg for glob in fmt.globs(new, former) for arg in ("--match", glob)),
+            ]
     return tomlkit.dumps(doc)
 
 

@@ -6,7 +6,9 @@ ordered as PEP 440 orders them (``packaging.version.Version``: ``1.3.0a1 < 1.3.0
 "The last release" of a unit is always its last *final* release: pre-releases never are the base of a bump.
 Builds read the same tags through hatch-vcs with ``git describe --match '<unit>/v*'``;
 :func:`current_version` computes what that build would say, and :func:`hatch_version_section` is the
-configuration that makes them agree.
+configuration that makes them agree. A renamed unit (``[tool.cmfleet] renamed-from``, see ``cmfleet rename``)
+reads its former names' tags too: one ``--match`` per name (``git describe`` takes the nearest tag matching any)
+and a tag-pattern alternating the names, so its builds continue from its last release under any name.
 """
 
 from __future__ import annotations
@@ -150,12 +152,22 @@ class TagFormat:
         prefix, suffix = self.tag(unit, "\0").split("\0")
         return prefix, suffix
 
-    def hatch_pattern(self, unit: str, *, legacy: bool = False) -> str:
+    def globs(self, unit: str, former: list[str] | tuple[str, ...] = ()) -> list[str]:
+        """The globs of ``unit``'s tags and of its ``former`` names' (``cmfleet rename``), its own first."""
+        return [self.glob(name) for name in (unit, *former)]
+
+    def hatch_pattern(self, unit: str, *, legacy: bool = False, former: list[str] | tuple[str, ...] = ()) -> str:
         """hatch-vcs ``tag-pattern``: a regex with a ``version`` group taking ``X.Y.Z`` and its pre-releases
-        (``legacy``: the earlier pattern, ``X.Y.Z`` only, which still reads final tags)."""
-        prefix, suffix = self._parts(unit)
+        (``legacy``: the earlier pattern, ``X.Y.Z`` only, which still reads final tags). With ``former`` names
+        (a renamed unit) the unit part alternates them: ``^(?:greeter|hello)/v(?P<version>...)$``."""
         version = _LEGACY_PATTERN_VERSION if legacy else _PATTERN_VERSION
-        return f"^{re.escape(prefix)}(?P<version>{version}){re.escape(suffix)}$"
+        if not former:
+            prefix, suffix = self._parts(unit)
+            return f"^{re.escape(prefix)}(?P<version>{version}){re.escape(suffix)}$"
+        head, _, rest = self.fmt.partition("{unit}")
+        between, _, suffix = rest.partition("{version}")
+        names = "|".join(re.escape(name) for name in (unit, *former))
+        return f"^{re.escape(head)}(?:{names}){re.escape(between)}(?P<version>{version}){re.escape(suffix)}$"
 
     def version_text(self, unit: str, tag: str) -> str | None:
         """The version part of ``tag`` if it is spelt like ``unit``'s tags, else None."""
@@ -163,6 +175,12 @@ class TagFormat:
         if tag.startswith(prefix) and tag.endswith(suffix) and len(tag) > len(prefix) + len(suffix):
             return tag[len(prefix) : len(tag) - len(suffix)] if suffix else tag[len(prefix) :]
         return None
+
+    def parse_any(self, names: list[str] | tuple[str, ...], tag: str) -> Version:
+        """The version of a tag of any of ``names`` (a unit and its former names); VersionError as :meth:`parse`
+        (naming the first name) when it is none of theirs."""
+        name = next((n for n in names if self.version_text(n, tag) is not None), names[0])
+        return self.parse(name, tag)
 
     def parse(self, unit: str, tag: str) -> Version:
         """The version of one of ``unit``'s tags; a tag that does not parse raises VersionError."""
@@ -265,7 +283,7 @@ def current_version(repo: Repository, unit: Unit | str, git: Git | None = None) 
     if described is None:
         return f"{ZERO}.dev{git.count('HEAD')}"
     tag, distance, dirty = described
-    version = TagFormat.of(repo).parse(name, tag)
+    version = TagFormat.of(repo).parse_any(_names(repo, name), tag)
     if distance == 0 and not dirty:
         return str(version)
     if version.pre is not None:
@@ -273,32 +291,47 @@ def current_version(repo: Repository, unit: Unit | str, git: Git | None = None) 
     return f"{version.bump('patch')}.dev{distance}"
 
 
+def _names(repo: Repository, name: str) -> list[str]:
+    """``name`` and, for a renamed unit, its former names (``[tool.cmfleet] renamed-from``): whose tags are its."""
+    unit = repo.units.get(name)
+    return [name, *(unit.renamed_from if unit is not None else [])]
+
+
 def describe(repo: Repository, name: str, git: Git | None = None) -> tuple[str, int, bool] | None:
     """``(tag, commits since it, dirty tree)`` of ``name``'s nearest own tag, as hatch-vcs sees it
-    (``git describe --dirty --tags --long --match <unit glob>``); ``None`` for an untagged unit."""
+    (``git describe --dirty --tags --long --match <unit glob>``, one ``--match`` per name of a renamed unit: the
+    nearest tag of any); ``None`` for an untagged unit."""
     git = git or Git(repo.root)
-    glob = TagFormat.of(repo).glob(name)
-    if reading_now() and not git.tags(glob, merged=None):  # no tag of the unit at all: nothing to describe
+    globs = TagFormat.of(repo).globs(name, _names(repo, name)[1:])
+    if reading_now() and not any(git.tags(glob, merged=None) for glob in globs):  # no tag at all: nothing to describe
         return None
-    out = git.run("describe", "--dirty", "--tags", "--long", "--match", glob, check=False)
+    matches = [arg for glob in globs for arg in ("--match", glob)]
+    out = git.run("describe", "--dirty", "--tags", "--long", *matches, check=False)
     match = _DESCRIBE_RE.match(out.strip()) if out else None
     if match is None:
         return None
     return match.group("tag"), int(match.group("distance")), bool(match.group("dirty"))
 
 
-def hatch_version_section(unit: str, fmt: TagFormat) -> dict[str, object]:
-    """The ``[tool.hatch.version]`` table that makes a build read ``unit``'s version from its tags only."""
+def hatch_version_section(unit: str, fmt: TagFormat, *, former: list[str] | tuple[str, ...] = ()) -> dict[str, object]:
+    """The ``[tool.hatch.version]`` table that makes a build read ``unit``'s version from its tags only (and from
+    its ``former`` names' tags, for a renamed unit: what ``cmfleet rename`` writes)."""
+    matches = [arg for glob in fmt.globs(unit, former) for arg in ("--match", glob)]
     return {
         "source": "vcs",
-        "tag-pattern": fmt.hatch_pattern(unit),
+        "tag-pattern": fmt.hatch_pattern(unit, former=former),
         "fallback-version": "0.0.0.dev0",
         "raw-options": {
             "root": "../..",
             "local_scheme": "no-local-version",
-            "git_describe_command": ["git", "describe", "--dirty", "--tags", "--long", "--match", fmt.glob(unit)],
+            "git_describe_command": ["git", "describe", "--dirty", "--tags", "--long", *matches],
         },
     }
+
+
+def is_legacy_pattern(pattern: str) -> bool:
+    """Whether a hatch-vcs tag-pattern has the earlier ``X.Y.Z``-only version group (see TagFormat.hatch_pattern)."""
+    return f"(?P<version>{_LEGACY_PATTERN_VERSION})" in pattern
 
 
 def version_config_problems(unit: Unit, fmt: TagFormat, *, pre: bool = False) -> list[str]:
@@ -307,6 +340,11 @@ def version_config_problems(unit: Unit, fmt: TagFormat, *, pre: bool = False) ->
     The tag-pattern may be the current one (final and pre-release tags) or the earlier ``X.Y.Z``-only one, which
     existing repositories still have and which reads final tags; with ``pre`` (a pre-release tag is, or is about
     to be, the unit's newest tag) only the current one does: hatch-vcs fails on a tag its pattern does not match.
+
+    A renamed unit (``[tool.cmfleet] renamed-from``) must also read its former names' tags: a ``--match`` for each
+    and a tag-pattern alternating the names (:func:`hatch_version_section`). Its plain own-tags configuration is
+    a problem, reported with the exact fix: with it a build finds no tag of the unit until its first release under
+    the new name, and its version goes back to ``0.0.0.devN``. A unit without former names keeps the plain one.
     """
     from cmfleet.discovery import read_toml
 
@@ -317,7 +355,14 @@ def version_config_problems(unit: Unit, fmt: TagFormat, *, pre: bool = False) ->
     if "version" not in dynamic:
         return []  # a static version is the author's choice; releases still tag it
     section = data.get("tool", {}).get("hatch", {}).get("version", {})
-    expected = hatch_version_section(unit.name, fmt)
+    former = unit.renamed_from
+    expected = hatch_version_section(unit.name, fmt, former=former)
+    why = (
+        f" (a renamed unit: the tags of its former names {', '.join(former)} are its releases too, and without "
+        "them its builds go back to 0.0.0.devN)"
+        if former
+        else ""
+    )
     problems = []
     if section.get("source") != "vcs":
         problems.append('[tool.hatch.version] source should be "vcs"')
@@ -325,13 +370,16 @@ def version_config_problems(unit: Unit, fmt: TagFormat, *, pre: bool = False) ->
     command = raw.get("git_describe_command") or raw.get("scm", {}).get("git", {}).get("describe_command")
     if isinstance(command, str):
         command = command.replace("'", "").replace('"', "").split()
-    glob = fmt.glob(unit.name)
-    if not command or "--match" not in command or glob not in command:
-        problems.append(f"[tool.hatch.version.raw-options] git_describe_command should pass --match {glob}")
+    globs = fmt.globs(unit.name, former)
+    matched = [command[i + 1] for i in range(len(command) - 1) if command[i] == "--match"] if command else []
+    if any(glob not in matched for glob in globs):
+        wanted = " ".join(f"--match {glob}" for glob in globs)
+        problems.append(f"[tool.hatch.version.raw-options] git_describe_command should pass {wanted}{why}")
     pattern = section.get("tag-pattern")
     if pattern != expected["tag-pattern"]:
-        if pattern != fmt.hatch_pattern(unit.name, legacy=True):
-            problems.append(f"[tool.hatch.version] tag-pattern should be {expected['tag-pattern']!r}")
+        if pattern != fmt.hatch_pattern(unit.name, legacy=True, former=former):
+            toml = f"; in TOML: tag-pattern = '{expected['tag-pattern']}'" if former else ""
+            problems.append(f"[tool.hatch.version] tag-pattern should be {expected['tag-pattern']!r}{why}{toml}")
         elif pre:
             problems.append(
                 f"[tool.hatch.version] tag-pattern should be {expected['tag-pattern']!r}: the current one takes "
