@@ -120,6 +120,42 @@ def test_a_file_that_does_not_parse_is_one_finding_at_its_line(cmfleet, tmp_path
     assert findings[0]["message"] == "syntax error: invalid syntax" and "fix the syntax" in findings[0]["fix"]
 
 
+def test_a_version_read_from_other_tags_is_reported_where_it_is_set(cmfleet, tmp_path, repo_root):
+    # a renamed unit whose version config reads only its new name's tags: its builds would go back to 0.0.0.devN
+    root = make_repo(tmp_path)
+    text = (repo_root / "modules" / "hello" / "pyproject.toml").read_text().replace("hello", "good")
+    text += '\n[tool.cmfleet]\nrenamed-from = ["hi"]\n'
+    pyproject = root / "modules" / "good" / "pyproject.toml"
+    pyproject.write_text(text)
+    lines = {t.split(" ", 1)[0]: n for n, t in enumerate(text.splitlines(), 1)}
+    _, findings = check(cmfleet, root, "good")
+    found = {f["location"]: f for f in by_rule(findings, "version-config")}
+    pattern = found.pop(f"modules/good/pyproject.toml:{lines['tag-pattern']}")
+    describe = found.pop(f"modules/good/pyproject.toml:{lines['git_describe_command']}")
+    assert found == {}, found
+    assert "(?:good|hi)" in pattern["message"] and "--match hi/v*" in describe["message"]
+    assert "cmfleet rename" in pattern["fix"]
+    # as `cmfleet rename` writes it: nothing to report
+    fixed = text.replace("'^good/v(", "'^(?:good|hi)/v(")
+    fixed = fixed.replace('"--match", "good/v*"]', '"--match", "good/v*", "--match", "hi/v*"]')
+    pyproject.write_text(fixed)
+    _, findings = check(cmfleet, root, "good")
+    assert by_rule(findings, "version-config") == [], findings
+
+
+def test_a_dashed_module_name_reads_its_tags_as_new_writes_them(cmfleet, tmp_path, repo_root):
+    # `cmfleet new demo-app` writes ^demo-app/v...; releases once expected ^demo\-app/v... and refused it
+    root = make_repo(tmp_path)
+    text = (repo_root / "modules" / "hello" / "pyproject.toml").read_text().replace("hello", "good-one")
+    (root / "modules" / "good").rename(root / "modules" / "good-one")
+    pyproject = root / "modules" / "good-one" / "pyproject.toml"
+    for spelling in (text, text.replace("'^good-one/v(", "'^good\\-one/v(")):
+        assert "good-one/v(" in spelling or "good\\-one/v(" in spelling
+        pyproject.write_text(spelling)
+        _, findings = check(cmfleet, root, "good-one")
+        assert by_rule(findings, "version-config") == [], findings
+
+
 def test_module_without_app_py(cmfleet, tmp_path):
     root = make_repo(tmp_path, "app_location")
     proc, findings = check(cmfleet, root, "no_app")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 @hookimpl
 def cmfleet_register_checks(register: CheckRegistrar) -> None:
     """The built-in rules."""
-    from cmfleet.checks import artifact, endpoints, graph, layout, live, lockfile, packaging
+    from cmfleet.checks import artifact, endpoints, graph, layout, live, lockfile, packaging, versioning
 
     register("unit-graph", graph.unit_graph, applies_to="any")
     register("app-location", layout.app_at_fixed_place, applies_to="module")
@@ -36,6 +36,7 @@ def cmfleet_register_checks(register: CheckRegistrar) -> None:
     register("requirements-lock", lockfile.lock_current, applies_to="module")
     register("artifact-imports", artifact.imports_in_artifact, applies_to="module")
     register("third-party-declared", artifact.third_party_declared, applies_to="module")
+    register("version-config", versioning.version_config, applies_to="any")
 
 
 @click.command("check")

@@ -163,11 +163,11 @@ class TagFormat:
         version = _LEGACY_PATTERN_VERSION if legacy else _PATTERN_VERSION
         if not former:
             prefix, suffix = self._parts(unit)
-            return f"^{re.escape(prefix)}(?P<version>{version}){re.escape(suffix)}$"
+            return f"^{_literal(prefix)}(?P<version>{version}){_literal(suffix)}$"
         head, _, rest = self.fmt.partition("{unit}")
         between, _, suffix = rest.partition("{version}")
-        names = "|".join(re.escape(name) for name in (unit, *former))
-        return f"^{re.escape(head)}(?:{names}){re.escape(between)}(?P<version>{version}){re.escape(suffix)}$"
+        names = "|".join(_literal(name) for name in (unit, *former))
+        return f"^{_literal(head)}(?:{names}){_literal(between)}(?P<version>{version}){_literal(suffix)}$"
 
     def version_text(self, unit: str, tag: str) -> str | None:
         """The version part of ``tag`` if it is spelt like ``unit``'s tags, else None."""
@@ -334,6 +334,17 @@ def is_legacy_pattern(pattern: str) -> bool:
     return f"(?P<version>{_LEGACY_PATTERN_VERSION})" in pattern
 
 
+def _literal(text: str) -> str:
+    """``text`` as a regex literal, spelt as ``cmfleet new`` writes unit names: ``re.escape`` without escaping
+    ``-``, which is literal outside a character class (``demo-app``, not ``demo\\-app``)."""
+    return re.escape(text).replace("\\-", "-")
+
+
+def _same_regex(pattern: object) -> object:
+    """A tag-pattern with escaped ``-`` spelt plain (the two mean the same; earlier releases wrote ``\\-``)."""
+    return pattern.replace("\\-", "-") if isinstance(pattern, str) else pattern
+
+
 def version_config_problems(unit: Unit, fmt: TagFormat, *, pre: bool = False) -> list[str]:
     """Why ``unit``'s pyproject would not read its version from its own tags (empty when it would).
 
@@ -376,8 +387,8 @@ def version_config_problems(unit: Unit, fmt: TagFormat, *, pre: bool = False) ->
         wanted = " ".join(f"--match {glob}" for glob in globs)
         problems.append(f"[tool.hatch.version.raw-options] git_describe_command should pass {wanted}{why}")
     pattern = section.get("tag-pattern")
-    if pattern != expected["tag-pattern"]:
-        if pattern != fmt.hatch_pattern(unit.name, legacy=True, former=former):
+    if _same_regex(pattern) != expected["tag-pattern"]:
+        if _same_regex(pattern) != fmt.hatch_pattern(unit.name, legacy=True, former=former):
             toml = f"; in TOML: tag-pattern = '{expected['tag-pattern']}'" if former else ""
             problems.append(f"[tool.hatch.version] tag-pattern should be {expected['tag-pattern']!r}{why}{toml}")
         elif pre:
