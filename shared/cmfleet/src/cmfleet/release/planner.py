@@ -306,14 +306,21 @@ def untagged_releases(
     included) and no release commit in HEAD's history names (``cmfleet tag --merged`` handles those: it tags them,
     or reports them stale or superseded), newest first: only those above its last release in HEAD's history (none
     for a unit never released: its sections may be from before cmfleet), unless ``history`` (all of them)."""
+    return _untagged(repo, git, unit, fmt, history)[0]
+
+
+def _untagged(
+    repo: Repository, git: Git, unit: Unit, fmt: TagFormat, history: bool
+) -> tuple[list[UntaggedRelease], Version | None]:
+    """:func:`untagged_releases`, and the unit's last release in HEAD's history (None for a unit never released)."""
     path = unit.path / CHANGELOG
     if not path.is_file():
-        return []
+        return [], None
     tagged = {r.version for r in unit_releases(git, fmt, unit.name, merged=None, aliases=unit.renamed_from)}
     reached = [r.version for r in unit_releases(git, fmt, unit.name, aliases=unit.renamed_from)]
     top = max(reached, default=None)
     if top is None and not history:
-        return []
+        return [], top
     rel = path.relative_to(repo.root).as_posix()
     found: list[UntaggedRelease] = []
     named: set[str] | None = None
@@ -323,24 +330,23 @@ def untagged_releases(
         except VersionError:
             continue
         if version in tagged or (top is not None and version <= top and not history):
-            continue
+            continue  # below the last release: a section from before cmfleet, say (costs no git query)
         named = named_tags(git) if named is None else named
         if fmt.tag(unit.name, version) in named:
             continue
         # the newest commit changing how often the heading occurs, while it is there: the one that added it
         added = git.run("log", "-1", "--format=%H", "-S", heading, "HEAD", "--", rel, check=False).strip()
         found.append(UntaggedRelease(unit.name, version, fmt.tag(unit.name, version), rel, added or None))
-    return found
+    return found, top
 
 
 def _refuse_rewriting_a_release(repo: Repository, git: Git, unit: Unit, fmt: TagFormat, version: Version) -> None:
     """Refuse ``version`` when the changelog records, untagged, that version or a higher one, or any version above
     the unit's last release (a unit released before): the next release must follow that one, once tagged (its
     changelog section would list that release's changes again)."""
-    above = {u.version for u in untagged_releases(repo, git, unit, fmt)}
-    blocking = [
-        u for u in untagged_releases(repo, git, unit, fmt, history=True) if version <= u.version or u.version in above
-    ]
+    every, top = _untagged(repo, git, unit, fmt, history=True)
+    # the versions untagged_releases reports (above the last release) block any version
+    blocking = [u for u in every if version <= u.version or (top is not None and u.version > top)]
     if not blocking:
         return
     u = blocking[-1]  # the lowest: the release written again, or the first one a release above would follow
@@ -857,17 +863,20 @@ def apply_plan(repo: Repository, plan: ReleasePlan, git: Git | None = None) -> s
                 if sha == before:  # no release commit: undo every write
                     _put_back(git, files, rel)
             if isinstance(exc, (Interrupted, KeyboardInterrupt)):
-                signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-                raise ReleaseInterrupted(signum, None if sha == before else sha, plan.tags) from None
+                raise ReleaseInterrupted(_signum(exc), None if sha == before else sha, plan.tags) from None
             raise
         sha = git.head()
         try:
             for p in plan.units:
                 git.run_to_end("tag", "-a", p.tag, "-m", f"{p.unit.name} {p.next}", sha)
         except (Interrupted, KeyboardInterrupt) as exc:
-            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-            raise ReleaseInterrupted(signum, sha, plan.tags) from None
+            raise ReleaseInterrupted(_signum(exc), sha, plan.tags) from None
     return sha
+
+
+def _signum(exc: Interrupted | KeyboardInterrupt) -> int:
+    """The signal that stopped a step (Python's own SIGINT handler raises KeyboardInterrupt)."""
+    return exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
 
 
 def _put_back(git: Git, files: list[FileEdit], rel: list[str]) -> None:

@@ -158,6 +158,15 @@ def _log_entry(record: str) -> LogEntry:
     return LogEntry(sha.strip(), subject.strip(), body.strip())
 
 
+_NO_GIT = "git is not installed or not on PATH; install git"
+
+
+def _git_env() -> dict[str, str]:
+    """Git's environment (read at each call: callers change os.environ): plain-C messages, as they are parsed,
+    and never a credential prompt."""
+    return {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
+
+
 class Git:
     """Runs git in one working tree."""
 
@@ -171,7 +180,6 @@ class Git:
         return self._run(args, check, input)
 
     def _run(self, args: tuple[str, ...], check: bool, input: str | None) -> str:
-        env = {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
         try:
             proc = subprocess.run(
                 ["git", *args],
@@ -179,14 +187,16 @@ class Git:
                 capture_output=True,
                 text=True,
                 input=input,
-                env=env,
+                env=_git_env(),
             )
         except FileNotFoundError:
-            raise GitError("git is not installed or not on PATH; install git") from None
+            raise GitError(_NO_GIT) from None
         if check and proc.returncode != 0:
-            detail = (proc.stderr or proc.stdout).strip()
-            raise GitError(f"`git {' '.join(args)}` failed in {self.root}: {detail}")
+            raise self._failed(args, proc.stdout, proc.stderr)
         return proc.stdout
+
+    def _failed(self, args: tuple[str, ...], out: str, err: str) -> GitError:
+        return GitError(f"`git {' '.join(args)}` failed in {self.root}: {(err or out).strip()}")
 
     def run_to_end(self, *args: str) -> str:
         """``git args...`` for a step that changes the repository, as :meth:`run` but never memoised: when the
@@ -194,7 +204,6 @@ class Git:
         git gets SIGINT, unless the same signal reached it already, and is waited for before the exception goes on,
         so it removes its lock files and the caller finds the repository as git left it (git killed outright would
         leave ``.git/index.lock`` behind)."""
-        env = {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
         try:
             proc = subprocess.Popen(
                 ["git", *args],
@@ -202,10 +211,10 @@ class Git:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                env=env,
+                env=_git_env(),
             )
         except FileNotFoundError:
-            raise GitError("git is not installed or not on PATH; install git") from None
+            raise GitError(_NO_GIT) from None
         with proc:
             try:
                 out, err = proc.communicate()
@@ -213,7 +222,7 @@ class Git:
                 _stop_gently(proc)
                 raise
         if proc.returncode != 0:
-            raise GitError(f"`git {' '.join(args)}` failed in {self.root}: {(err or out).strip()}")
+            raise self._failed(args, out, err)
         return out
 
     def ok(self, *args: str) -> bool:
@@ -359,8 +368,10 @@ class Git:
         the repository's committed ``.gitignore`` files still count), and tracked files flagged
         assume-unchanged or skip-worktree whose content is not HEAD's. A build packs the files on disk, so
         these would ship although no commit holds them."""
-        in_tree_rules = self.run("ls-files", "-z", "--others", "--exclude-per-directory=.gitignore", "--", *paths)
-        reported = set(self.untracked_paths())  # untracked and not ignored at all: the callers' own check
+        others = ("ls-files", "-z", "--others")
+        in_tree_rules = self.run(*others, "--exclude-per-directory=.gitignore", "--", *paths)
+        # untracked and not ignored at all: the callers' own check names them (only ``paths`` are walked here)
+        reported = set(self.run(*others, "--exclude-standard", "--", *paths).split("\0"))
         found = [(p, "untracked, hidden by this clone's ignore rules") for p in in_tree_rules.split("\0") if p]
         found = [(p, why) for p, why in found if p not in reported]
         flagged: dict[str, str] = {}
